@@ -1,0 +1,86 @@
+"""jotguard's own issuer: signs RFC 9068 access tokens and verifies them."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+
+from backends.compact import UnverifiedToken
+from backends.keyring import Keyring
+from backends.principal import Principal
+from backends.verifier import JWTVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    jti: str
+    expires_at: int
+    claims: Mapping[str, Any]
+
+
+class LocalIssuer:
+    """Signs access tokens with the keyring's current key."""
+
+    def __init__(self, keyring: Keyring, *, issuer: str, audience: str, ttl: int) -> None:
+        self.keyring = keyring
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+
+    def claims_for(
+        self,
+        subject: str,
+        *,
+        scopes: Iterable[str] = (),
+        client_id: str | None = None,
+        audience: str | None = None,
+        ttl: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        now = int(time.time())
+        claims: dict[str, Any] = dict(extra or {})
+        claims.update(
+            iss=self.issuer,
+            sub=subject,
+            aud=audience or self.audience,
+            iat=now,
+            exp=now + (ttl if ttl is not None else self.ttl),
+            jti=secrets.token_urlsafe(16),
+            client_id=client_id or subject,
+            scope=" ".join(sorted(set(scopes))),
+        )
+        return claims
+
+    def sign(self, claims: dict[str, Any]) -> IssuedToken:
+        """Sign ``claims`` now; CPU-bound for RSA, so servers call :meth:`sign_async`."""
+        key = self.keyring.current
+        header = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
+        token = jwt.encode(header, claims, key.key, algorithms=[key.alg])
+        return IssuedToken(token, claims["jti"], claims["exp"], claims)
+
+    async def sign_async(self, claims: dict[str, Any]) -> IssuedToken:
+        return await asyncio.to_thread(self.sign, claims)
+
+
+class LocalKeyBackend:
+    """Verifies tokens signed by this issuer's keyring."""
+
+    def __init__(self, keyring: Keyring, *, issuer: str, audience: str, leeway: int) -> None:
+        self.issuer = issuer
+        self.verifier = JWTVerifier(
+            issuer=issuer,
+            audiences=[audience],
+            keys=keyring,
+            algorithms=[keyring.alg],
+            leeway=leeway,
+        )
+
+    async def authenticate(self, token: UnverifiedToken) -> Principal:
+        return await self.verifier.verify(token)

@@ -1,0 +1,150 @@
+"""The base handlers library users inherit from, and the scope decorators.
+
+``JsonHandler`` answers every error as JSON and never with a traceback.
+``AuthenticatedHandler`` authenticates the bearer token in its async
+``prepare()`` (``get_current_user`` cannot be a coroutine) and exposes the
+verified :class:`~backends.principal.Principal` as ``self.current_user``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from tornado.httputil import HTTPServerRequest
+from tornado.web import HTTPError, RequestHandler
+
+from backends.auth import Authenticator
+from backends.errors import AuthError, InsufficientScope, MalformedRequest, MissingCredentials
+from backends.principal import Principal
+from webapp.errors import ApiError, from_auth_error
+
+# RFC 6750 §2.1 b64token.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+_GENERIC_ERRORS = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def bearer_token(request: HTTPServerRequest) -> str | None:
+    """The bearer token of ``request``, or None when it offers no bearer credentials.
+
+    :raises MalformedRequest: two Authorization headers, an empty token or extra parts.
+    """
+    values = request.headers.get_list("Authorization")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise MalformedRequest("Send exactly one Authorization header")
+    parts = values[0].split()
+    if not parts:
+        raise MalformedRequest("The Authorization header is empty")
+    if parts[0].lower() != "bearer":
+        return None  # another scheme (Basic, ...) offers no bearer credentials
+    if len(parts) != 2 or not _B64TOKEN.fullmatch(parts[1]):
+        raise MalformedRequest("The Authorization header must be 'Bearer <token>'")
+    return parts[1]
+
+
+class JsonHandler(RequestHandler):
+    """Errors as JSON ``{"error", "error_description"}``, with the headers they carry."""
+
+    def set_default_headers(self) -> None:
+        self.clear_header("Server")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+            body = {"error": exc.error, "error_description": exc.description}
+        elif status_code < 500:
+            reason = exc.reason if isinstance(exc, HTTPError) else None
+            body = {
+                "error": _GENERIC_ERRORS.get(status_code, "invalid_request"),
+                "error_description": reason or HTTPStatus(status_code).phrase,
+            }
+        else:
+            body = {"error": "server_error", "error_description": "Internal server error"}
+        self.finish(body)
+
+    def fail(self, exc: AuthError) -> ApiError:
+        """The HTTP form of a backend's ``AuthError``, to ``raise``."""
+        return from_auth_error(exc)
+
+
+class AuthenticatedHandler(JsonHandler):
+    """Requires a valid bearer token on every method except ``OPTIONS``.
+
+    Set ``auth_required = False`` to let anonymous requests through while still
+    refusing a bad token. The authenticator comes from the application setting
+    ``authenticator``.
+    """
+
+    auth_required: bool = True
+    current_user: Principal | None
+
+    async def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return
+        authenticator: Authenticator = self.settings["authenticator"]
+        try:
+            token = bearer_token(self.request)
+            if token is None:
+                if self.auth_required:
+                    raise MissingCredentials()
+                self.current_user = None
+                return
+            self.current_user = await authenticator.authenticate(token)
+        except AuthError as exc:
+            raise self.fail(exc) from None
+
+    def require_principal(self) -> Principal:
+        if self.current_user is None:
+            raise self.fail(MissingCredentials())
+        return self.current_user
+
+
+Method = TypeVar("Method", bound=Callable[..., Awaitable[Any] | None])
+
+
+def _scope_guard(required: tuple[str, ...], any_of: bool) -> Callable[[Method], Method]:
+    if not required or any(not s or " " in s for s in required):
+        raise ValueError("scopes must be non-empty strings without spaces")
+
+    def decorate(method: Method) -> Method:
+        @functools.wraps(method)
+        def wrapper(self: AuthenticatedHandler, *args: Any, **kwargs: Any) -> Any:
+            principal = self.require_principal()
+            allowed = (
+                principal.has_any_scope(required) if any_of else principal.has_scopes(required)
+            )
+            if not allowed:
+                raise self.fail(InsufficientScope(required, any_of=any_of))
+            return method(self, *args, **kwargs)
+
+        wrapper.required_scopes = required  # type: ignore[attr-defined]
+        wrapper.any_scope = any_of  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def requires_scopes(*scopes: str) -> Callable[[Method], Method]:
+    """The handler method needs every one of ``scopes`` (403 ``insufficient_scope``)."""
+    return _scope_guard(scopes, any_of=False)
+
+
+def requires_any_scope(*scopes: str) -> Callable[[Method], Method]:
+    """The handler method needs at least one of ``scopes``."""
+    return _scope_guard(scopes, any_of=True)

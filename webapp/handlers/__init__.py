@@ -1,0 +1,1 @@
+"""Request handlers of the jotguard service, one module per area."""

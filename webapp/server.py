@@ -1,0 +1,53 @@
+"""Run the service until SIGINT/SIGTERM, then shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from webapp.app import make_app
+from webapp.services import Services
+from webapp.settings import Settings
+
+log = logging.getLogger("jotguard")
+
+SHUTDOWN_GRACE_SECONDS = 4.0
+
+
+async def serve(settings: Settings) -> None:
+    services = await Services.start(settings)
+    app = make_app(services)
+    server = HTTPServer(app)
+    sockets = bind_sockets(settings.port, settings.host)
+    server.add_sockets(sockets)
+    log.info("jotguard listening on %s (issuer %s)", _address(sockets[0]), settings.issuer_url)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+    log.info("shutting down: no new connections, finishing requests in flight")
+    server.stop()
+    if not await app.wait_idle(SHUTDOWN_GRACE_SECONDS):
+        log.warning(
+            "%d requests still in flight after %.0fs", app.in_flight, SHUTDOWN_GRACE_SECONDS
+        )
+    try:
+        await asyncio.wait_for(server.close_all_connections(), timeout=1.0)
+    except asyncio.TimeoutError:
+        log.warning("some connections did not close in time")
+    await services.close()
+    log.info("stopped")
+
+
+def _address(sock: object) -> str:
+    host, port = sock.getsockname()[:2]  # type: ignore[attr-defined]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
