@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
+from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
+
+# RFC 9864 deprecates the polymorphic "EdDSA" name, but it is what deployed verifiers
+# understand; jotguard offers it by choice, so the per-token warning is noise.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
 JoseKey = RSAKey | ECKey | OKPKey | OctKey
 

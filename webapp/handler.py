@@ -109,7 +109,9 @@ class AuthenticatedHandler(JsonHandler):
         except AuthError as exc:
             raise self.fail(exc) from None
 
-    def require_principal(self) -> Principal:
+    @property
+    def principal(self) -> Principal:
+        """The verified caller; 401 when the request was anonymous (``auth_required = False``)."""
         if self.current_user is None:
             raise self.fail(MissingCredentials())
         return self.current_user
@@ -125,7 +127,7 @@ def _scope_guard(required: tuple[str, ...], any_of: bool) -> Callable[[Method], 
     def decorate(method: Method) -> Method:
         @functools.wraps(method)
         def wrapper(self: AuthenticatedHandler, *args: Any, **kwargs: Any) -> Any:
-            principal = self.require_principal()
+            principal = self.principal
             allowed = (
                 principal.has_any_scope(required) if any_of else principal.has_scopes(required)
             )

@@ -1,0 +1,88 @@
+"""Run the real ``jotguard`` command in a subprocess, as an operator would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from email.message import Message
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOTGUARD_", "AUTH0_"))}
+    env.update(JOTGUARD_DATA_DIR=str(data_dir), JOTGUARD_ENV_FILE=str(data_dir / "absent.env"))
+    env.update(extra)
+    return env
+
+
+def jotguard(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 60):
+    return subprocess.run(
+        [sys.executable, "-m", "webapp", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, bytes, Message]:
+    """(status, body, headers); the headers look up names case-insensitively."""
+    request = urllib.request.Request(url)  # noqa: S310 - loopback URL built by the test
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, response.read(), response.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers
+
+
+class Server:
+    """``jotguard serve`` in a subprocess; waits until /healthz answers."""
+
+    def __init__(self, env: dict[str, str], port: int, *args: str) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "webapp", "serve", "--port", str(port), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited early: {self.process.stderr.read()}")
+            try:
+                if http_get(self.url + "/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.process.kill()
+        raise RuntimeError("serve did not become healthy")
+
+    def stop(self, timeout: float = 10) -> tuple[int, float, str]:
+        started = time.monotonic()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        _, err = self.process.communicate()
+        return self.process.returncode, time.monotonic() - started, err

@@ -1,0 +1,157 @@
+"""The jotguard command as operators use it: serve, token issue, keys, bad settings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+import pytest
+
+from tests.cli import Server, cli_env, free_port, http_get, jotguard
+
+pytestmark = pytest.mark.slow
+
+
+def header_of(token: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+
+
+@pytest.fixture
+def env(tmp_path):
+    return cli_env(tmp_path / "data")
+
+
+def test_token_issue_prints_only_the_token(env):
+    result = jotguard("token", "issue", "--sub", "alice", "--scope", "a b", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].count(".") == 2
+    assert header_of(lines[0])["typ"] == "at+jwt"
+
+
+def test_token_ttl_beyond_the_maximum_is_refused(env):
+    result = jotguard("token", "issue", "--sub", "a", "--ttl", "999999", env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "--ttl" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("JOTGUARD_PORT", "eighty"),
+        ("JOTGUARD_PORT", "70000"),
+        ("JOTGUARD_SIGNING_ALG", "none"),
+        ("JOTGUARD_SIGNING_ALG", "HS512"),
+        ("JOTGUARD_ACCESS_TOKEN_TTL", "-5"),
+        ("JOTGUARD_LEEWAY", "x"),
+        ("JOTGUARD_ISSUER", "ftp://x/"),
+        ("JOTGUARD_LOG_LEVEL", "LOUD"),
+        ("JOTGUARD_HOST", "a b"),
+    ],
+)
+def test_bad_setting_stops_startup_with_one_line(tmp_path, variable, value):
+    env = cli_env(tmp_path / "data", **{variable: value})
+    result = jotguard("serve", env=env, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_flag_names_the_flag(env):
+    result = jotguard("serve", "--port", "nope", env=env, timeout=30)
+    assert result.returncode == 2
+    assert "--port" in result.stderr
+
+
+def test_dotenv_file_is_read_and_env_and_flags_override_it(tmp_path):
+    data = tmp_path / "data"
+    env_file = tmp_path / "settings.env"
+    env_file.write_text("JOTGUARD_AUDIENCE=from-file\nJOTGUARD_ACCESS_TOKEN_TTL=120\n")
+    env = cli_env(data, JOTGUARD_ENV_FILE=str(env_file))
+    token = jotguard("token", "issue", "--sub", "a", env=env).stdout.strip()
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["aud"] == "from-file"
+    assert claims["exp"] - claims["iat"] == 120
+
+    env["JOTGUARD_AUDIENCE"] = "from-env"
+    token = jotguard("token", "issue", "--sub", "a", env=env).stdout.strip()
+    assert json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["aud"] == "from-env"
+
+    token = jotguard("token", "issue", "--sub", "a", "--audience", "from-flag", env=env)
+    claims = json.loads(base64.urlsafe_b64decode(token.stdout.split(".")[1] + "=="))
+    assert claims["aud"] == "from-flag"
+
+
+def test_keys_generate_rotate_list(env):
+    first = jotguard("keys", "generate", env=env)
+    assert first.returncode == 0
+    assert first.stdout.startswith("created ")
+    again = jotguard("keys", "generate", env=env)
+    assert again.stdout.startswith("kept ")
+    rotated = jotguard("keys", "rotate", env=env).stdout.strip()
+    listing = jotguard("keys", "list", env=env).stdout.splitlines()
+    assert len(listing) == 2
+    assert listing[-1].startswith(rotated)
+    assert "current" in listing[-1]
+    assert "retired (accepted until" in listing[0]
+
+
+def test_serve_end_to_end_with_rotation_and_sigterm(tmp_path):
+    port = free_port()
+    env = cli_env(tmp_path / "data")
+    server = Server(env, port)
+    try:
+        assert http_get(server.url + "/test")[:2] == (200, b"This is an unprotected route.")
+        status, _, headers = http_get(server.url + "/test-auth")
+        assert status == 401
+        assert headers["WWW-Authenticate"].startswith('Bearer realm="jotguard"')
+
+        issue = ("token", "issue", "--sub", "alice", "--port", str(port))
+        before = jotguard(*issue, env=env).stdout.strip()
+        assert http_get(server.url + "/test-auth", before)[0] == 200
+
+        new_kid = jotguard("keys", "rotate", env=env).stdout.strip()
+        after = jotguard(*issue, env=env).stdout.strip()
+        assert header_of(after)["kid"] == new_kid
+        # The server re-reads the keyring on the first unknown kid: no restart.
+        assert http_get(server.url + "/test-auth", after)[0] == 200
+        assert http_get(server.url + "/test-auth", before)[0] == 200
+        jwks = json.loads(http_get(server.url + "/.well-known/jwks.json")[1])
+        assert new_kid in {k["kid"] for k in jwks["keys"]}
+        assert len(jwks["keys"]) == 2
+        discovery = json.loads(http_get(server.url + "/.well-known/openid-configuration")[1])
+        assert discovery["issuer"] == f"http://127.0.0.1:{port}/"
+        assert discovery["jwks_uri"] == f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    finally:
+        code, seconds, stderr = server.stop()
+    assert code == 0, stderr
+    assert seconds < 5
+    assert "Traceback" not in stderr
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
+    port = free_port()
+    env = cli_env(tmp_path / "data")
+    server = Server(env, port)
+    import socket
+
+    # A request whose body is still arriving when SIGTERM lands: routed, not finished.
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(b"POST /test HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+    time.sleep(0.3)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    time.sleep(0.5)
+    sock.sendall(b"hello")
+    reply = sock.recv(4096)
+    sock.close()
+    stopper.join()
+    assert reply.startswith(b"HTTP/1.1 405")
+    assert server.process.returncode == 0
