@@ -186,3 +186,17 @@ def documented_settings() -> list[tuple[str, str, str, str]]:
         flag = "--" + f.name.replace("_", "-") if f.metadata["flag"] else ""
         rows.append((f.metadata["env"], flag, str(f.default), f.metadata["help"]))
     return rows
+
+
+def markdown_table() -> str:
+    """The README's configuration table; regenerate with ``python -m webapp.settings``."""
+    lines = ["| variable | flag | default | meaning |", "|---|---|---|---|"]
+    for env, flag, default, help in documented_settings():
+        flag_cell = f"`{flag}`" if flag else ""
+        default_cell = f"`{default}`" if default else "(none)"
+        lines.append(f"| `{env}` | {flag_cell} | {default_cell} | {help} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
