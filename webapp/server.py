@@ -20,6 +20,12 @@ SHUTDOWN_GRACE_SECONDS = 4.0
 
 async def serve(settings: Settings) -> None:
     services = await Services.start(settings)
+    if not services.revocations.durable:
+        log.warning(
+            "REVOCATIONS ARE NOT DURABLE: JOTGUARD_REVOCATION_STORE=memory:// keeps them in this"
+            " process only; a restart un-revokes every token and `jotguard revoke` cannot reach"
+            " this server. Use sqlite:///, redis:// or mongodb:// in production."
+        )
     app = make_app(services)
     server = HTTPServer(app)
     sockets = bind_sockets(settings.port, settings.host)

@@ -11,6 +11,8 @@ from typing import Any
 from backends.auth import AuthBackend, Authenticator
 from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
+from backends.revocation.base import RevocationStore
+from backends.revocation.factory import open_store
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -31,12 +33,20 @@ def local_issuer(settings: Settings, keyring: Keyring) -> LocalIssuer:
     )
 
 
+def revocation_store(settings: Settings) -> RevocationStore:
+    """The configured store; it connects lazily, so a store that is down does not stop start-up."""
+    return open_store(
+        settings.revocation_store_url, leeway=settings.leeway, max_token_ttl=settings.max_token_ttl
+    )
+
+
 @dataclass
 class Services:
     settings: Settings
     keyring: Keyring
     issuer: LocalIssuer
     authenticator: Authenticator
+    revocations: RevocationStore
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -53,11 +63,18 @@ class Services:
                 leeway=settings.leeway,
             )
         ]
+        revocations = revocation_store(settings)
         services = cls(
             settings=settings,
             keyring=keyring,
             issuer=local_issuer(settings, keyring),
-            authenticator=Authenticator(backends),
+            authenticator=Authenticator(
+                backends,
+                revocations=revocations,
+                fail_open=settings.revocation_fail_open,
+                max_token_lifetime=settings.max_token_ttl + settings.leeway,
+            ),
+            revocations=revocations,
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
         return services
@@ -82,3 +99,4 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.revocations.close()

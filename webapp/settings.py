@@ -87,6 +87,34 @@ def _log_level(raw: str) -> str:
     return value
 
 
+REVOCATION_STORE_SCHEMES = ("sqlite", "redis", "rediss", "mongodb", "mongodb+srv", "memory")
+
+
+def _store_url(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in REVOCATION_STORE_SCHEMES:
+        raise ValueError(
+            "must be sqlite:///path, redis://host[:port]/db, mongodb://host/db or memory://"
+        )
+    if parts.scheme == "sqlite" and (
+        not value.startswith("sqlite:///") or value.rstrip("/") == "sqlite:"
+    ):
+        raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+    if parts.scheme not in {"sqlite", "memory"} and not parts.netloc:
+        raise ValueError(f"a {parts.scheme} URL needs a host")
+    return value
+
+
+def _scope_name(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c.isspace() or c in '"\\' for c in value):
+        raise ValueError("must be one scope name (no spaces or quotes)")
+    return value
+
+
 def setting(
     env: str, default: Any, parse: Callable[[str], Any], help: str, *, flag: bool = True
 ) -> Any:
@@ -129,6 +157,23 @@ class Settings:
     env_file: Path = setting(
         "JOTGUARD_ENV_FILE", Path(".env"), lambda s: Path(s.strip()), "The .env file to read."
     )
+    # -- revocation ---------------------------------------------------------------------
+    revocation_store: str = setting(
+        "JOTGUARD_REVOCATION_STORE",
+        "",
+        _store_url,
+        "Revocation store URL: sqlite:///path, redis://..., mongodb://..., memory://;"
+        " default an SQLite file in the data directory.",
+    )
+    revocation_fail_open: bool = setting(
+        "JOTGUARD_REVOCATION_FAIL_OPEN",
+        False,
+        _bool,
+        "Let tokens through (logging each) when the revocation store is down, instead of 503.",
+    )
+    admin_scope: str = setting(
+        "JOTGUARD_ADMIN_SCOPE", "admin", _scope_name, "Scope the admin API requires."
+    )
 
     @property
     def issuer_url(self) -> str:
@@ -146,6 +191,12 @@ class Settings:
     @property
     def key_retention(self) -> int:
         return self.max_token_ttl + self.leeway
+
+    @property
+    def revocation_store_url(self) -> str:
+        if self.revocation_store:
+            return self.revocation_store
+        return "sqlite:///" + str(self.data_dir / "revocations.sqlite3")
 
     @classmethod
     def load(
