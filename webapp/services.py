@@ -13,6 +13,7 @@ from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
+from backends.tokencache import VerifiedTokenCache
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -38,6 +39,11 @@ def revocation_store(settings: Settings) -> RevocationStore:
     return open_store(
         settings.revocation_store_url, leeway=settings.leeway, max_token_ttl=settings.max_token_ttl
     )
+
+
+def token_cache(settings: Settings) -> VerifiedTokenCache | None:
+    size = settings.token_cache_size
+    return VerifiedTokenCache(size) if size > 0 else None
 
 
 @dataclass
@@ -73,6 +79,7 @@ class Services:
                 revocations=revocations,
                 fail_open=settings.revocation_fail_open,
                 max_token_lifetime=settings.max_token_ttl + settings.leeway,
+                token_cache=token_cache(settings),
             ),
             revocations=revocations,
         )
@@ -81,6 +88,7 @@ class Services:
 
     async def _follow_keyring(self) -> None:
         # Picks up `jotguard keys rotate` run beside the server: signing moves to the new key.
+        known = {k.kid for k in self.keyring.all_keys()}
         while True:
             await asyncio.sleep(KEYRING_POLL_SECONDS)
             try:
@@ -88,6 +96,12 @@ class Services:
                     log.info("keyring reloaded; current key %s", self.keyring.current.kid)
             except Exception:
                 log.exception("keyring reload failed; keeping the keys already loaded")
+            # A key gone from the keyring (however it was reloaded) takes the tokens it
+            # verified out of the cache with it.
+            kids = {k.kid for k in self.keyring.all_keys()}
+            if known - kids:
+                self.authenticator.forget_verified()
+            known = kids
 
     def tornado_settings(self) -> dict[str, Any]:
         return {"authenticator": self.authenticator, "services": self}

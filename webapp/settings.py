@@ -174,6 +174,14 @@ class Settings:
     admin_scope: str = setting(
         "JOTGUARD_ADMIN_SCOPE", "admin", _scope_name, "Scope the admin API requires."
     )
+    # -- performance --------------------------------------------------------------------
+    token_cache_size: int = setting(
+        "JOTGUARD_TOKEN_CACHE_SIZE",
+        10_000,
+        _int_between(0, 1_000_000),
+        "Verified tokens remembered so each signature is checked once (never past its exp);"
+        " 0 turns the cache off.",
+    )
 
     @property
     def issuer_url(self) -> str:
