@@ -13,6 +13,7 @@ from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
+from backends.revocation.mirror import RevocationMirror
 from backends.tokencache import VerifiedTokenCache
 from webapp.settings import Settings
 
@@ -46,6 +47,22 @@ def token_cache(settings: Settings) -> VerifiedTokenCache | None:
     return VerifiedTokenCache(size) if size > 0 else None
 
 
+async def followed(settings: Settings, store: RevocationStore) -> RevocationStore:
+    """``store`` behind an in-memory mirror of its change feed, loaded and followed.
+
+    The memory store is in-process already: it is its own mirror.
+    """
+    if settings.revocation_store_url.startswith("memory:"):
+        return store
+    mirror = RevocationMirror(
+        store,
+        poll_interval=settings.revocation_poll_interval,
+        freshness=settings.revocation_freshness,
+    )
+    await mirror.start()
+    return mirror
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -69,7 +86,7 @@ class Services:
                 leeway=settings.leeway,
             )
         ]
-        revocations = revocation_store(settings)
+        revocations = await followed(settings, revocation_store(settings))
         services = cls(
             settings=settings,
             keyring=keyring,

@@ -115,6 +115,19 @@ def _scope_name(raw: str) -> str:
     return value
 
 
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
 def setting(
     env: str, default: Any, parse: Callable[[str], Any], help: str, *, flag: bool = True
 ) -> Any:
@@ -182,6 +195,29 @@ class Settings:
         "Verified tokens remembered so each signature is checked once (never past its exp);"
         " 0 turns the cache off.",
     )
+    revocation_poll_interval: float = setting(
+        "JOTGUARD_REVOCATION_POLL_INTERVAL",
+        1.0,
+        _seconds_between(0.05, 60),
+        "Seconds between polls of the revocation store's change feed by each process's"
+        " in-memory mirror (Redis also notifies at once).",
+    )
+    revocation_freshness: float = setting(
+        "JOTGUARD_REVOCATION_FRESHNESS",
+        5.0,
+        _seconds_between(0.5, 3600),
+        "Protected requests get 503 when the mirror has not confirmed it is current for"
+        " this many seconds (store down); longer than the poll interval.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.revocation_freshness <= self.revocation_poll_interval:
+            raise SettingsError(
+                "JOTGUARD_REVOCATION_FRESHNESS",
+                "must be longer than JOTGUARD_REVOCATION_POLL_INTERVAL"
+                f" ({self.revocation_poll_interval:g}s)",
+                f"{self.revocation_freshness:g}",
+            )
 
     @property
     def issuer_url(self) -> str:
