@@ -200,3 +200,9 @@ def test_serve_warns_loudly_with_the_memory_store(env):
     server = Server({**env, "JOTGUARD_REVOCATION_STORE": "memory://"})
     server.stop()
     assert any("REVOCATIONS ARE NOT DURABLE" in line for line in server.log)
+
+
+def test_cli_refuses_the_memory_store(env, monkeypatch, capsys):
+    monkeypatch.setenv("JOTGUARD_REVOCATION_STORE", "memory://")
+    assert run_cli("--sub", "alice") == 2
+    assert "reach no server" in capsys.readouterr().err

@@ -152,6 +152,15 @@ async def test_unrevoke_restores_the_token(fetch, issue_token, admin):
     assert body_json(again)["error"] == "not_found"
 
 
+async def test_unrevoke_reason_is_checked(admin):
+    entry = body_json(await admin("POST", "/admin/revocations", {"sub": "alice"}))
+    for query in ("reason=" + "x" * 501, "reason=a&reason=b"):
+        response = await admin("DELETE", f"/admin/revocations/{entry['id']}?{query}")
+        assert response.code == 400, query
+    assert (await admin("GET", "/admin/revocations")).code == 200
+    assert len(body_json(await admin("GET", "/admin/revocations"))["revocations"]) == 1
+
+
 async def test_unknown_or_malformed_id_is_404(admin):
     assert (await admin("DELETE", "/admin/revocations/nope")).code == 404
     assert (await admin("DELETE", "/admin/revocations/no%20pe")).code == 404

@@ -38,7 +38,7 @@ class RevocationRequest:
     issuer: str | None = None
 
 
-def _text(name: str, value: Any, limit: int) -> str:
+def checked_text(name: str, value: Any, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise RevocationInputError(f"'{name}' must be a non-empty string")
     if len(value) > limit:
@@ -58,10 +58,10 @@ def parse_request(body: Mapping[str, Any]) -> RevocationRequest:
         raise RevocationInputError("send exactly one of 'jti', 'sub', 'client_id' or 'token'")
     field = targets[0]
     limit = 8192 if field == "token" else MAX_VALUE_LENGTH
-    value = _text(field, body[field], limit)
+    value = checked_text(field, body[field], limit)
     reason = body.get("reason")
     if reason is not None:
-        reason = _text("reason", reason, MAX_REASON_LENGTH)
+        reason = checked_text("reason", reason, MAX_REASON_LENGTH)
     exp = body.get("exp")
     if exp is not None:
         if field != "jti":
@@ -72,7 +72,7 @@ def parse_request(body: Mapping[str, Any]) -> RevocationRequest:
     if issuer is not None:
         if field == "token":
             raise RevocationInputError("'iss' is read from the token itself")
-        issuer = _text("iss", issuer, MAX_VALUE_LENGTH)
+        issuer = checked_text("iss", issuer, MAX_VALUE_LENGTH)
     return RevocationRequest(field, value, reason, exp, issuer)
 
 
@@ -163,6 +163,14 @@ async def revoke_from_cli(settings: Settings, fields: Mapping[str, Any]) -> int:
         print(f"jotguard revoke: {exc}", file=sys.stderr)
         return 2
     services = await Services.start(settings)
+    if not services.revocations.durable:
+        await services.close()
+        print(
+            "jotguard revoke: the memory:// store lives inside each process; a revocation"
+            " written here would reach no server. Configure sqlite://, redis:// or mongodb://.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         entry = await apply_request(services, request, actor=_operator())
     except RevocationInputError as exc:

@@ -14,7 +14,13 @@ from backends.errors import BackendUnavailable, InsufficientScope
 from backends.principal import Principal
 from webapp.errors import ApiError
 from webapp.handler import AuthenticatedHandler
-from webapp.revoking import MAX_REASON_LENGTH, RevocationInputError, apply_request, entry_json
+from webapp.revoking import (
+    MAX_REASON_LENGTH,
+    RevocationInputError,
+    apply_request,
+    checked_text,
+    entry_json,
+)
 from webapp.revoking import parse_request as parse_revocation
 from webapp.services import Services
 
@@ -104,8 +110,11 @@ class RevocationsHandler(AdminHandler):
 class RevocationHandler(AdminHandler):
     async def delete(self, entry_id: str) -> None:
         reason = self.single_argument("reason")
-        if reason is not None and len(reason) > MAX_REASON_LENGTH:
-            raise bad_request(f"'reason' must be at most {MAX_REASON_LENGTH} characters")
+        try:
+            if reason is not None:
+                reason = checked_text("reason", reason, MAX_REASON_LENGTH)
+        except RevocationInputError as exc:
+            raise bad_request(str(exc)) from None
         try:
             removed = await self.services.revocations.unrevoke(
                 entry_id, reason=reason, actor=self.admin.subject
