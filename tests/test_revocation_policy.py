@@ -41,7 +41,9 @@ def test_jti_entries_match_issuer_and_id():
 def test_description_never_carries_the_operators_reason():
     for kind in ("jti", "sub", "client"):
         assert "internal note" not in describe(entry(kind))
-    assert describe(entry(cutoff=0.0)).endswith("issued before 1970-01-01T00:00:00Z was")
+    assert describe(entry(cutoff=0.0)).endswith(
+        "its subject issued up to 1970-01-01T00:00:00Z are refused"
+    )
 
 
 def test_tokens_that_would_outlive_their_subject_entry_are_flagged():
