@@ -7,12 +7,14 @@ from typing import Any
 
 from tornado.web import Application, RequestHandler
 
+from webapp.handlers.admin import AuditHandler, RevocationHandler, RevocationsHandler
 from webapp.handlers.basic import (
     HealthHandler,
     NotFoundHandler,
     ProtectedHandler,
     UnprotectedHandler,
 )
+from webapp.handlers.oauth import IntrospectHandler, RevokeHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
 from webapp.services import Services
 
@@ -55,6 +57,12 @@ def routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/\.well-known/jwks\.json", JWKSHandler),
         (r"/\.well-known/openid-configuration", DiscoveryHandler),
         (r"/\.well-known/oauth-authorization-server", DiscoveryHandler),
+        # -- revocation --
+        (r"/admin/revocations", RevocationsHandler),
+        (r"/admin/revocations/([A-Za-z0-9_-]{1,64})", RevocationHandler),
+        (r"/admin/audit", AuditHandler),
+        (r"/oauth/revoke", RevokeHandler),
+        (r"/oauth/introspect", IntrospectHandler),
     ]
 
 
