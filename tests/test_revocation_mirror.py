@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 
 import pytest
+from redis.asyncio import Redis
 
 from backends.compact import parse_compact
 from backends.errors import BackendUnavailable
@@ -20,7 +22,11 @@ from backends.principal import Principal
 from backends.revocation.factory import open_store
 from backends.revocation.memory import MemoryRevocationStore
 from backends.revocation.mirror import PURGE_CHUNK, RevocationMirror
-from tests.conftest import TEST_ISSUER
+from backends.revocation.notify import notifier_for
+from tests.conftest import TEST_ISSUER, redis_url, require_service
+from tests.revocation_http_support import Proxy
+from tests.revocation_stores import STORE_KINDS, delete_prefix, open_test_store, reachable
+from tests.revocation_stores import Clock as StoreClock
 from webapp import services as services_module
 from webapp.settings import Settings, SettingsError
 
@@ -327,3 +333,95 @@ async def test_expired_entries_are_purged_in_chunks():
 def test_freshness_must_exceed_the_poll_interval():
     with pytest.raises(ValueError, match="shorter than freshness"):
         RevocationMirror(MemoryRevocationStore(), poll_interval=5, freshness=5)
+
+
+# -- every store: the mirror follows its feed and decides as it does -----------------------
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+async def test_the_mirror_follows_every_store(kind, tmp_path):
+    clock = StoreClock()
+    now = clock.now
+    async with open_test_store(kind, tmp_path, clock) as store:
+        mirror = RevocationMirror(store, poll_interval=0.05, freshness=1, clock=clock)
+        await store.revoke_token("j1", issuer=TEST_ISSUER, expires_at=now + 900)
+        await store.revoke_subject("alice", before=now - 100)
+        undone = await store.revoke_client("bad-app", before=now, issuer=TEST_ISSUER)
+        await store.unrevoke(undone.id)
+        cases = [
+            principal("bob", "j1", iat=int(now)),
+            principal("alice", "j3", iat=int(now - 200)),
+            principal("alice", "j4", iat=int(now - 10)),
+            principal("bob", "j5", iat=int(now - 5), client="bad-app"),
+        ]
+        expected = [await store.is_revoked(p) for p in cases]
+        assert [e is not None for e in expected] == [True, True, False, False]
+
+        async def agrees() -> bool:
+            await mirror.sync()  # MongoDB's feed holds back changes younger than `settle`
+            return [await mirror.is_revoked(p) for p in cases] == expected
+
+        assert await eventually(agrees)
+
+
+# -- Redis: pub/sub wakes the mirror at once -------------------------------------------------
+
+
+@pytest.fixture
+async def redis_prefix():
+    require_service("Redis", reachable(redis_url()))
+    prefix = f"jotguard-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = Redis.from_url(redis_url())
+    await delete_prefix(client, prefix)
+    await client.aclose()
+
+
+def slow_polling_mirror(url: str) -> RevocationMirror:
+    """Polls once a minute: only a pub/sub announcement can bring a change in sooner."""
+    store = open_store(url)
+    return RevocationMirror(store, poll_interval=60, freshness=120, notifier=notifier_for(store))
+
+
+@pytest.mark.redis
+async def test_redis_announcements_wake_the_mirror_without_waiting_for_a_poll(redis_prefix):
+    url = f"{redis_url()}?prefix={redis_prefix}"
+    mirror = slow_polling_mirror(url)
+    writer = open_store(url)  # another instance, or the CLI
+    await mirror.start()
+    try:
+        victim = principal("alice", "j1", iat=int(time.time()))
+        assert await mirror.is_revoked(victim) is None
+        await writer.revoke_token("j1", issuer=TEST_ISSUER, expires_at=time.time() + 900)
+
+        async def revoked() -> bool:
+            return await mirror.is_revoked(victim) is not None
+
+        assert await eventually(revoked)
+    finally:
+        await mirror.close()
+        await writer.close()
+
+
+@pytest.mark.redis
+async def test_redis_announcements_resume_after_the_connection_drops(redis_prefix):
+    proxy = Proxy(redis_url())
+    await proxy.up()
+    mirror = slow_polling_mirror(f"redis://127.0.0.1:{proxy.port}/15?prefix={redis_prefix}")
+    writer = open_store(f"{redis_url()}?prefix={redis_prefix}")
+    await mirror.start()
+    try:
+        await proxy.down()  # cuts the subscription
+        await asyncio.sleep(0.05)
+        await proxy.up()
+        victim = principal("bob", "j2", iat=int(time.time()))
+        await writer.revoke_token("j2", issuer=TEST_ISSUER, expires_at=time.time() + 900)
+
+        async def revoked() -> bool:
+            return await mirror.is_revoked(victim) is not None
+
+        assert await eventually(revoked)
+    finally:
+        await mirror.close()
+        await writer.close()
+        await proxy.down()

@@ -14,6 +14,7 @@ from backends.local import LocalIssuer, LocalKeyBackend
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
 from backends.revocation.mirror import RevocationMirror
+from backends.revocation.notify import notifier_for
 from backends.tokencache import VerifiedTokenCache
 from webapp.settings import Settings
 
@@ -48,7 +49,8 @@ def token_cache(settings: Settings) -> VerifiedTokenCache | None:
 
 
 async def followed(settings: Settings, store: RevocationStore) -> RevocationStore:
-    """``store`` behind an in-memory mirror of its change feed, loaded and followed.
+    """``store`` behind an in-memory mirror of its change feed, loaded and followed
+    (polled, and woken at once by the store's announcements where it makes them).
 
     The memory store is in-process already: it is its own mirror.
     """
@@ -58,6 +60,7 @@ async def followed(settings: Settings, store: RevocationStore) -> RevocationStor
         store,
         poll_interval=settings.revocation_poll_interval,
         freshness=settings.revocation_freshness,
+        notifier=notifier_for(store),
     )
     await mirror.start()
     return mirror
@@ -73,7 +76,9 @@ class Services:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, settings: Settings) -> Services:
+    async def start(cls, settings: Settings, *, mirror: bool = True) -> Services:
+        """``mirror=False``: check and write the store directly (one-shot commands such as
+        ``jotguard revoke``, which need not load the whole revocation list)."""
         keyring = local_keyring(settings)
         # RSA key generation takes a while: keep it off the loop.
         if await asyncio.to_thread(keyring.ensure):
@@ -86,7 +91,9 @@ class Services:
                 leeway=settings.leeway,
             )
         ]
-        revocations = await followed(settings, revocation_store(settings))
+        revocations = revocation_store(settings)
+        if mirror:
+            revocations = await followed(settings, revocations)
         services = cls(
             settings=settings,
             keyring=keyring,

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from backends.errors import BackendUnavailable
 from backends.principal import Principal
@@ -34,6 +35,9 @@ from backends.revocation.base import (
     RevocationStore,
 )
 from backends.revocation.policy import Denylist, describe
+
+if TYPE_CHECKING:
+    from backends.revocation.notify import ChangeNotifier
 
 log = logging.getLogger("jotguard.revocation")
 
@@ -94,6 +98,8 @@ class RevocationMirror:
     :param freshness: seconds without a successful poll after which checks fail closed.
     :param clock: wall clock, for entry expiry (entries carry epoch times).
     :param monotonic: for freshness; never jumps with the wall clock.
+    :param notifier: the store's change announcements (Redis pub/sub): each one wakes
+        the follower to poll at once.
     """
 
     def __init__(
@@ -104,6 +110,7 @@ class RevocationMirror:
         freshness: float = DEFAULT_FRESHNESS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        notifier: ChangeNotifier | None = None,
     ) -> None:
         if not 0 < poll_interval < freshness:
             raise ValueError("the poll interval must be positive and shorter than freshness")
@@ -113,6 +120,7 @@ class RevocationMirror:
         self.freshness = freshness
         self.clock = clock
         self.monotonic = monotonic
+        self.notifier = notifier
         self.denylist = _MirrorDenylist()
         self.cursor = 0
         self.confirmed_at: float | None = None
@@ -126,6 +134,9 @@ class RevocationMirror:
 
     async def start(self) -> None:
         """Load the store's list (if it answers) and follow its feed from then on."""
+        if self.notifier is not None:
+            listening = self.notifier.listen(self.wake)
+            self._tasks.append(asyncio.create_task(listening, name="revocation-notifications"))
         await self.poll()
         self._tasks.append(asyncio.create_task(self._follow(), name="revocation-mirror"))
 
