@@ -140,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from webapp.server import serve
 
+            if settings.workers > 1:
+                from webapp.workers import serve_workers
+
+                return serve_workers(settings)
             asyncio.run(serve(settings))
             return 0
         if args.command == "token":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -19,7 +20,8 @@ log = logging.getLogger("jotguard")
 SHUTDOWN_GRACE_SECONDS = 4.0
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; on ``sockets`` already bound (a worker), or bind them."""
     services = await Services.start(settings)
     log.info("revocation store: %s", redact(settings.revocation_store_url))
     if not services.revocations.durable:
@@ -30,7 +32,8 @@ async def serve(settings: Settings) -> None:
         )
     app = make_app(services)
     server = HTTPServer(app)
-    sockets = bind_sockets(settings.port, settings.host)
+    if sockets is None:
+        sockets = bind_sockets(settings.port, settings.host)
     server.add_sockets(sockets)
     log.info("jotguard listening on %s (issuer %s)", _address(sockets[0]), settings.issuer_url)
 

@@ -210,6 +210,14 @@ class Settings:
         " this many seconds (store down); longer than the poll interval.",
     )
 
+    workers: int = setting(
+        "JOTGUARD_WORKERS",
+        1,
+        _int_between(1, 64),
+        "Processes `serve` runs on the one port, each with its own revocation mirror;"
+        " about one per CPU.",
+    )
+
     def __post_init__(self) -> None:
         if self.revocation_freshness <= self.revocation_poll_interval:
             raise SettingsError(
