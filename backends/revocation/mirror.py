@@ -20,7 +20,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from backends.errors import BackendUnavailable
@@ -63,14 +62,17 @@ class _MirrorDenylist(Denylist):
 
     def apply_compact(self, change: Change) -> None:
         entry = change.entry
-        # The decision needs neither the operator's reason nor who revoked: the store
-        # keeps them (list, audit); the mirror keeps what decides.
-        slim = replace(
-            entry,
-            kind=self._shared(entry.kind),  # type: ignore[arg-type]
-            issuer=self._shared(entry.issuer),
-            reason=None,
-            actor=None,
+        # The decision needs no id, time of revocation, reason or actor: the store keeps
+        # them (list, audit); the mirror keeps what decides (kind, issuer, value, cutoff,
+        # expiry), about a fifth less memory per entry.
+        slim = Revocation(
+            "",
+            self._shared(entry.kind),  # type: ignore[arg-type]
+            entry.value,
+            self._shared(entry.issuer),
+            entry.cutoff,
+            entry.expires_at,
+            0.0,
         )
         self.apply(Change(change.seq, slim, change.removed))
 
@@ -152,20 +154,29 @@ class RevocationMirror:
         """
         async with self._sync_lock:
             started = self.monotonic()
+            # Until the first load completes no request is answered from the mirror, so
+            # pages go in as they arrive (a million entries never sit in a backlog). Once
+            # current, a backlog goes in at once after its last page: no request sees half.
+            loading = self.confirmed_at is None
             cursor = self.cursor
             changes: list[Change] = []
             while True:
                 batch = await self.store.changes(cursor, limit=FEED_PAGE)
-                changes.extend(batch.changes)
                 cursor = max(cursor, batch.cursor)
+                if loading:
+                    self._apply(batch.changes, cursor)
+                else:
+                    changes.extend(batch.changes)
                 if len(batch.changes) < FEED_PAGE:
                     break
-            # Applied together, after the last page: no request sees half a backlog.
-            for change in changes:
-                self.denylist.apply_compact(change)
-            self.cursor = cursor
+            self._apply(changes, cursor)
             if self.confirmed_at is None or started > self.confirmed_at:
                 self.confirmed_at = started
+
+    def _apply(self, changes: list[Change], cursor: int) -> None:
+        for change in changes:
+            self.denylist.apply_compact(change)
+        self.cursor = cursor
 
     async def poll(self) -> bool:
         """One sync, logging (once per outage) rather than raising; True if it succeeded."""
