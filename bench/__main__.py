@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import memory
+from bench.lag import measure_lag
 from bench.load import CONNECTIONS, LoadGenerator, LoadResult, cpu_count
 from bench.targets import (
     PEER_TYPES,
@@ -26,11 +28,18 @@ from bench.targets import (
     Jotguard,
     Target,
     Unavailable,
+    Variant,
+    cleanup_redis,
     issue_token,
     new_port,
 )
 
 ROUTES = ("/test", "/test-auth")
+# (variant, random wait before each revocation: one poll interval where B polls)
+LAG_VARIANTS = [
+    (Variant("redis (pub/sub)", "redis"), 0.0),
+    (Variant("sqlite (polls every 1 s)", "sqlite"), 1.0),
+]
 
 
 @dataclass
@@ -80,6 +89,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--redis-url",
         default=os.environ.get("JOTGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
         help="Redis for the redis variants (a fresh key prefix per run)",
+    )
+    parser.add_argument(
+        "--lag-trials",
+        type=int,
+        default=100,
+        help="revocation lag trials between two instances, per store; 0 skips",
+    )
+    parser.add_argument(
+        "--memory-entries",
+        type=int,
+        default=1_000_000,
+        help="revoked jtis for the mirror's memory measurement; 0 skips",
     )
     parser.add_argument("--keep", action="store_true", help="keep this run's temp directory")
     return parser.parse_args(argv)
@@ -208,12 +229,25 @@ def main(argv: list[str] | None = None) -> int:
     ctx.token = issue_token(ctx, ttl=int(min(86400, max(3600, budget * 2))))
     try:
         print("starting targets ...")
-        running = start_all(targets, ctx)
-        results = measure(running, ctx, load, args.seconds, args.rounds)
+        try:
+            running = start_all(targets, ctx)
+            results = measure(running, ctx, load, args.seconds, args.rounds)
+        finally:
+            for target in targets:
+                target.stop()
         report(results)
+        if args.lag_trials > 0:
+            print()
+            print("revocation lag, from instance A's 201 until instance B answers 401:")
+            for variant, jitter in LAG_VARIANTS:
+                lag = measure_lag(ctx, variant, args.lag_trials, jitter=jitter)
+                print("  " + lag.line(), flush=True)
+        if args.memory_entries > 0:
+            print()
+            for line in memory.run(args.memory_entries):
+                print(line, flush=True)
     finally:
-        for target in targets:
-            target.stop()
+        cleanup_redis(ctx)
         if args.keep:
             print(f"kept {run_dir}")
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,7 @@ class Context:
     redis_url: str
     server_cpu: int | None
     token: str = ""
+    redis_prefixes: list[str] = field(default_factory=list)  # removed after the run
 
 
 def get(url: str, token: str | None = None, timeout: float = 5) -> int:
@@ -68,6 +70,9 @@ class Target:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def log_path(self, ctx: Context) -> Path:
+        return ctx.run / (re.sub(r"[^\w.+-]+", "_", self.name) + ".log")
+
     def prepare(self, ctx: Context) -> None:
         """Install or seed what the target needs; raise :class:`Unavailable` to skip it."""
 
@@ -76,7 +81,7 @@ class Target:
 
     def start(self, ctx: Context) -> None:
         command, env, cwd = self.command(ctx)
-        log = (ctx.run / f"{self.name}.log").open("wb")
+        log = self.log_path(ctx).open("wb")
         self.process = subprocess.Popen(
             pinned(command, ctx.server_cpu), env=env, cwd=cwd, stdout=log, stderr=log
         )
@@ -86,7 +91,7 @@ class Target:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                tail = (ctx.run / f"{self.name}.log").read_text(errors="replace")[-2000:]
+                tail = self.log_path(ctx).read_text(errors="replace")[-2000:]
                 raise Unavailable(f"exited at start:\n{tail}")
             try:
                 if get(self.url + "/test", timeout=1) == 200:
@@ -183,14 +188,16 @@ class Jotguard(Target):
         return command, env, REPO
 
 
-def issue_token(ctx: Context, ttl: int) -> str:
-    """The one token every target is measured with, from jotguard's own CLI."""
+def issue_token(
+    ctx: Context, ttl: int, *, sub: str = "bench-user", scope: str = "read:bench"
+) -> str:
+    """A token from jotguard's own CLI (by default the one every target is measured with)."""
     env = _clean_env(
         JOTGUARD_DATA_DIR=str(ctx.data_dir),
         JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
         JOTGUARD_ISSUER=ctx.issuer,
     )
-    issue = ["token", "issue", "--sub", "bench-user", "--scope", "read:bench", "--ttl", str(ttl)]
+    issue = ["token", "issue", "--sub", sub, "--scope", scope, "--ttl", str(ttl)]
     done = subprocess.run(
         [*JOTGUARD, *issue],
         env=env,
@@ -282,6 +289,23 @@ class FastAPIPeer(Target):
         command = [str(uvicorn), "fastapi_peer:app", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--no-access-log", "--log-level", "warning"]
         return command, _peer_env(ctx, self.port), PEERS
+
+
+def cleanup_redis(ctx: Context) -> None:
+    """Delete every key this run wrote to Redis (its own prefixes only)."""
+    if not ctx.redis_prefixes:
+        return
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        client = Redis.from_url(ctx.redis_url)
+        for prefix in ctx.redis_prefixes:
+            for key in client.scan_iter(match=prefix + "*", count=1000):
+                client.delete(key)
+        client.close()
+    except RedisError as exc:
+        print(f"could not remove the run's Redis keys ({exc})")
 
 
 PEER_TYPES: dict[str, Callable[[int], Target]] = {"express": ExpressPeer, "fastapi": FastAPIPeer}
