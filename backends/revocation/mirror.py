@@ -33,7 +33,7 @@ from backends.revocation.base import (
     Revocation,
     RevocationStore,
 )
-from backends.revocation.policy import Denylist, describe
+from backends.revocation.policy import Denylist, candidate_keys, describe
 
 if TYPE_CHECKING:
     from backends.revocation.notify import ChangeNotifier
@@ -75,6 +75,15 @@ class _MirrorDenylist(Denylist):
             0.0,
         )
         self.apply(Change(change.seq, slim, change.removed))
+
+    def covering(self, principal: Principal, clock: Callable[[], float]) -> Revocation | None:
+        """:meth:`decide`, without running the policy when no entry at all is kept under a
+        key that could cover the token: the per-request common case, and the policy
+        over no entries revokes nothing."""
+        states = self._states
+        if not any(key in states for key in candidate_keys(principal)):
+            return None
+        return self.decide(principal, clock())
 
     def keys(self) -> list[EntryKey]:
         return list(self._states)
@@ -224,15 +233,16 @@ class RevocationMirror:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _require_current(self) -> None:
+    async def find(self, principal: Principal) -> Revocation | None:
+        """The entry that revokes ``principal``'s token, or None: on every protected request.
+
+        :raises BackendUnavailable: the mirror is older than the freshness bound.
+        """
         if not self.is_current():
             raise BackendUnavailable(
                 "The revocation list cannot be confirmed current", retry_after=5
             )
-
-    async def find(self, principal: Principal) -> Revocation | None:
-        self._require_current()
-        return self.denylist.decide(principal, self.clock())
+        return self.denylist.covering(principal, self.clock)
 
     async def is_revoked(self, principal: Principal) -> str | None:
         found = await self.find(principal)
