@@ -13,6 +13,7 @@ from webapp.handlers.basic import (
     ProtectedHandler,
     UnprotectedHandler,
 )
+from webapp.handlers.get_token import GetTokenHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
 from webapp.services import Services
 
@@ -55,6 +56,7 @@ def routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/\.well-known/jwks\.json", JWKSHandler),
         (r"/\.well-known/openid-configuration", DiscoveryHandler),
         (r"/\.well-known/oauth-authorization-server", DiscoveryHandler),
+        (r"/get-token", GetTokenHandler),
     ]
 
 

@@ -8,9 +8,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from tornado.httpclient import AsyncHTTPClient
+
 from backends.auth import AuthBackend, Authenticator
 from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
+from backends.remote import RemoteIssuerBackend
+from backends.token_exchange import ClientCredentialsExchange
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -20,6 +24,25 @@ KEYRING_POLL_SECONDS = 2.0
 
 def local_keyring(settings: Settings) -> Keyring:
     return Keyring(settings.keyring_path, settings.signing_alg, retention=settings.key_retention)
+
+
+def remote_backends(settings: Settings, http: AsyncHTTPClient) -> list[RemoteIssuerBackend]:
+    """One backend per remote issuer (Auth0 and JOTGUARD_REMOTE_ISSUERS), not yet started."""
+    return [
+        RemoteIssuerBackend(
+            config, policy=settings.jwks_policy, http_client=http, leeway=settings.leeway
+        )
+        for config in settings.remote_issuer_configs
+    ]
+
+
+def token_exchange(settings: Settings, http: AsyncHTTPClient) -> ClientCredentialsExchange | None:
+    credentials = settings.auth0_client_credentials
+    if credentials is None:
+        return None
+    return ClientCredentialsExchange(
+        credentials, http_client=http, timeout=settings.auth0_token_timeout
+    )
 
 
 def local_issuer(settings: Settings, keyring: Keyring) -> LocalIssuer:
@@ -38,6 +61,10 @@ class Services:
     issuer: LocalIssuer
     authenticator: Authenticator
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Remote issuers (Auth0 ...): their key sets' status feeds /readyz and /metrics.
+    remote_backends: list[RemoteIssuerBackend] = field(default_factory=list)
+    token_exchange: ClientCredentialsExchange | None = None
+    outbound_http: AsyncHTTPClient | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -53,13 +80,22 @@ class Services:
                 leeway=settings.leeway,
             )
         ]
+        # One client for every call to a remote issuer, closed with the services.
+        outbound_http = AsyncHTTPClient(force_instance=True)
+        remote = remote_backends(settings, outbound_http)
+        backends.extend(remote)
         services = cls(
             settings=settings,
             keyring=keyring,
             issuer=local_issuer(settings, keyring),
             authenticator=Authenticator(backends),
+            remote_backends=remote,
+            token_exchange=token_exchange(settings, outbound_http),
+            outbound_http=outbound_http,
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
+        for backend in remote:
+            backend.start()
         return services
 
     async def _follow_keyring(self) -> None:
@@ -82,3 +118,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for backend in self.remote_backends:
+            await backend.aclose()
+        if self.outbound_http is not None:
+            self.outbound_http.close()
