@@ -24,6 +24,8 @@ from webapp.errors import ApiError, from_auth_error
 
 # RFC 6750 §2.1 b64token.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 9110 §11.1 auth-scheme (a token).
+_AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 _GENERIC_ERRORS = {
     400: "invalid_request",
@@ -44,14 +46,19 @@ def bearer_token(request: HTTPServerRequest) -> str | None:
         return None
     if len(values) > 1:
         raise MalformedRequest("Send exactly one Authorization header")
-    parts = values[0].split()
-    if not parts:
+    # RFC 6750 §2.1: "Bearer" 1*SP b64token. Only SP separates: str.split() would also
+    # take CR, TAB, NBSP and other Unicode spaces for a separator.
+    scheme, _, credentials = values[0].strip(" \t").partition(" ")
+    if not scheme:
         raise MalformedRequest("The Authorization header is empty")
-    if parts[0].lower() != "bearer":
+    if not _AUTH_SCHEME.fullmatch(scheme):
+        raise MalformedRequest("The Authorization header must be '<scheme> <credentials>'")
+    if scheme.lower() != "bearer":
         return None  # another scheme (Basic, ...) offers no bearer credentials
-    if len(parts) != 2 or not _B64TOKEN.fullmatch(parts[1]):
+    token = credentials.lstrip(" ")
+    if not _B64TOKEN.fullmatch(token):
         raise MalformedRequest("The Authorization header must be 'Bearer <token>'")
-    return parts[1]
+    return token
 
 
 class JsonHandler(RequestHandler):
