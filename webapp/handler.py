@@ -12,15 +12,20 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from types import TracebackType
 from typing import Any, TypeVar
 
 from tornado.httputil import HTTPServerRequest
+from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
 
 from backends.auth import Authenticator
 from backends.errors import AuthError, InsufficientScope, MalformedRequest, MissingCredentials
 from backends.principal import Principal
+from webapp.cors import CorsPolicy
 from webapp.errors import ApiError, from_auth_error
+from webapp.requestid import request_id
+from webapp.routing import handler_methods
 
 # RFC 6750 §2.1 b64token.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -62,12 +67,63 @@ def bearer_token(request: HTTPServerRequest) -> str | None:
 
 
 class JsonHandler(RequestHandler):
-    """Errors as JSON ``{"error", "error_description"}``, with the headers they carry."""
+    """Errors as JSON ``{"error", "error_description"}``, with the headers they carry.
+
+    Every response carries ``X-Request-ID`` and, when the application setting
+    ``cors`` holds a :class:`~webapp.cors.CorsPolicy`, the CORS headers; both are
+    set here because ``send_error`` clears headers and then calls this again.
+    """
+
+    # What the access log reports besides status and timing; set while the request runs.
+    auth_outcome: str | None = None
+    error_code: str | None = None
+
+    @functools.cached_property
+    def request_id(self) -> str:
+        return request_id(self.request)
 
     def set_default_headers(self) -> None:
         self.clear_header("Server")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Request-ID", self.request_id)
+        cors: CorsPolicy | None = self.settings.get("cors")
+        if cors is not None:
+            for name, value in cors.response_headers(self.request.headers.get("Origin")).items():
+                self.set_header(name, value)
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """The route's methods, and a CORS preflight answer for allowed origins.
+
+        Never authenticated: a browser sends no credentials with a preflight.
+        """
+        methods = [*handler_methods(type(self)), "OPTIONS"]
+        self.set_header("Allow", ", ".join(methods))
+        cors: CorsPolicy | None = self.settings.get("cors")
+        if cors is not None:
+            origin = self.request.headers.get("Origin")
+            for name, value in cors.preflight_headers(origin, methods).items():
+                self.set_header(name, value)
+        self.set_status(204)
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # An HTTPError is an answer, not a fault: the access-log line carries its status
+        # and error code, so Tornado's extra warning line is left out.
+        if isinstance(value, HTTPError):
+            return
+        # Tornado's own line carries the full URI, query string included.
+        app_log.error(
+            "uncaught exception in %s %s request_id=%s",
+            self.request.method,
+            self.request.path,
+            self.request_id,
+            exc_info=(typ, value, tb),  # type: ignore[arg-type]
+        )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -83,10 +139,12 @@ class JsonHandler(RequestHandler):
             }
         else:
             body = {"error": "server_error", "error_description": "Internal server error"}
+        self.error_code = body["error"]
         self.finish(body)
 
     def fail(self, exc: AuthError) -> ApiError:
-        """The HTTP form of a backend's ``AuthError``, to ``raise``."""
+        """The HTTP form of a backend's ``AuthError``, to ``raise``; its reason is logged."""
+        self.auth_outcome = exc.reason
         return from_auth_error(exc)
 
 
@@ -113,6 +171,7 @@ class AuthenticatedHandler(JsonHandler):
                 self.current_user = None
                 return
             self.current_user = await authenticator.authenticate(token)
+            self.auth_outcome = "success"
         except AuthError as exc:
             raise self.fail(exc) from None
 

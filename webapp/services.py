@@ -11,6 +11,9 @@ from typing import Any
 from backends.auth import AuthBackend, Authenticator
 from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
+from webapp.cors import CorsPolicy
+from webapp.metrics import Metrics
+from webapp.readiness import Readiness
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -38,6 +41,11 @@ class Services:
     issuer: LocalIssuer
     authenticator: Authenticator
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # -- operability: a feature plugs in with services.readiness.add("name", store.ping)
+    # and services.metrics.watch(store) (a backends.telemetry.TelemetrySource).
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness = field(default_factory=lambda: Readiness(timeout=0.8))
+    cors: CorsPolicy | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -58,8 +66,11 @@ class Services:
             keyring=keyring,
             issuer=local_issuer(settings, keyring),
             authenticator=Authenticator(backends),
+            readiness=Readiness(settings.ready_timeout),
+            cors=CorsPolicy.from_origins(settings.cors_origins),
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
+        services.metrics.watch(keyring)
         return services
 
     async def _follow_keyring(self) -> None:
@@ -73,7 +84,12 @@ class Services:
                 log.exception("keyring reload failed; keeping the keys already loaded")
 
     def tornado_settings(self) -> dict[str, Any]:
-        return {"authenticator": self.authenticator, "services": self}
+        return {
+            "authenticator": self.authenticator,
+            "services": self,
+            "metrics": self.metrics,
+            "cors": self.cors,
+        }
 
     async def close(self) -> None:
         for task in self._tasks:
