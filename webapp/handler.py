@@ -139,6 +139,9 @@ class JsonHandler(RequestHandler):
             }
         else:
             body = {"error": "server_error", "error_description": "Internal server error"}
+        if status_code == 405:
+            # RFC 9110 §15.5.6: a 405 lists the methods the resource does allow.
+            self.set_header("Allow", ", ".join([*handler_methods(type(self)), "OPTIONS"]))
         self.error_code = body["error"]
         self.finish(body)
 

@@ -62,8 +62,9 @@ class JWKSHandler(WellKnownHandler):
         tags=["issuer"],
     )
     def get(self) -> None:
-        self.set_header("Content-Type", "application/jwk-set+json")
         self.write(self.services.keyring.public_jwks())
+        # After write(): writing a dict sets application/json.
+        self.set_header("Content-Type", "application/jwk-set+json")
 
 
 def discovery_document(services: Services) -> dict[str, Any]:
