@@ -9,7 +9,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from tests.helpers import ScopedHandler, app_with
 from webapp.app import JotguardApplication
-from webapp.handler import AuthenticatedHandler, JsonHandler
+from webapp.handler import AuthenticatedHandler, JsonHandler, requires_scopes
+from webapp.openapi import form_body, operation, text_response
 from webapp.routing import app_routes, handler_methods, route_template
 
 
@@ -104,6 +105,40 @@ async def test_actual_error_bodies_match_the_documented_codes(fetch, issue_token
         assert body["error"] in enum["enum"]
 
 
+def test_request_bodies_and_extra_errors_are_documented(services):
+    class Revoke(AuthenticatedHandler):
+        @operation(
+            "Revoke a token (RFC 7009)",
+            request_body=form_body(
+                {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {"token": {"type": "string"}},
+                }
+            ),
+            responses={200: text_response("Revoked, or never valid.")},
+            errors=[404],
+        )
+        @requires_scopes("revoke")
+        def post(self) -> None:
+            pass
+
+    class Limited(Revoke):
+        openapi_errors = (429,)
+
+    app = JotguardApplication(
+        [(r"/revoke", Revoke), (r"/limited", Limited)], **services.tornado_settings()
+    )
+    document = app.settings["openapi"]
+    OpenAPIV31SpecValidator(document).validate()
+    post = document["paths"]["/revoke"]["post"]
+    assert post["requestBody"]["required"] is True
+    assert "application/x-www-form-urlencoded" in post["requestBody"]["content"]
+    assert set(post["responses"]) == {"200", "400", "401", "403", "404", "503"}
+    limited = document["paths"]["/limited"]["post"]
+    assert limited["responses"]["429"] == {"$ref": "#/components/responses/TooManyRequests"}
+
+
 def test_an_undocumented_handler_method_stops_the_application(services):
     class Undocumented(AuthenticatedHandler):
         def delete(self) -> None:
@@ -114,8 +149,6 @@ def test_an_undocumented_handler_method_stops_the_application(services):
 
 
 def test_an_error_status_without_a_shared_response_is_refused(services):
-    from webapp.openapi import operation, text_response
-
     class Teapot(JsonHandler):
         @operation("Brew", responses={200: text_response("Tea.")}, errors=[418])
         def get(self) -> None:

@@ -72,6 +72,16 @@ def text_response(description: str, schema: Schema | None = None) -> dict[str, A
     }
 
 
+def json_body(schema: Schema, *, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def form_body(schema: Schema, *, required: bool = True) -> dict[str, Any]:
+    """An ``application/x-www-form-urlencoded`` body, as OAuth endpoints take (RFC 6749)."""
+    content = {"application/x-www-form-urlencoded": {"schema": schema}}
+    return {"required": required, "content": content}
+
+
 ERROR_SCHEMA: Schema = {
     "type": "object",
     "required": ["error", "error_description"],
