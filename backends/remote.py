@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tornado.httpclient import AsyncHTTPClient
@@ -11,6 +11,7 @@ from tornado.httpclient import AsyncHTTPClient
 from backends.compact import UnverifiedToken
 from backends.jwks import JWKSKeySource, JWKSPolicy, JWKSStatus
 from backends.principal import Principal
+from backends.telemetry import Sample
 from backends.verifier import JWTVerifier
 
 
@@ -99,3 +100,36 @@ class RemoteIssuerBackend:
 
     def status(self) -> JWKSStatus:
         return self.keys.status()
+
+    async def ready(self) -> None:
+        """Readiness: a usable key set is cached. Reads the cache, never fetches."""
+        status = self.keys.status()
+        if not status.has_keys:
+            raise RuntimeError(f"no usable key set for {self.issuer}: {status.last_error}")
+
+    def telemetry(self) -> Iterator[Sample]:
+        status = self.keys.status()
+        labels = {"issuer": self.issuer}
+        yield Sample("jwks_fetches_total", "counter", "JWKS fetches", status.fetches, labels)
+        yield Sample(
+            "jwks_fetch_failures_total", "counter", "Failed JWKS fetches", status.failures, labels
+        )
+        yield Sample(
+            "jwks_unknown_kid_throttled_total",
+            "counter",
+            "Unknown-kid refreshes refused by the per-minute budget",
+            status.unknown_kid_throttled,
+            labels,
+        )
+        yield Sample("jwks_keys", "gauge", "Usable keys cached", len(status.key_ids), labels)
+        yield Sample(
+            "jwks_fresh", "gauge", "1 if the key set is within max age", status.fresh, labels
+        )
+        if status.last_success_at is not None:
+            yield Sample(
+                "jwks_last_success_timestamp_seconds",
+                "gauge",
+                "When the key set was last fetched",
+                status.last_success_at,
+                labels,
+            )

@@ -307,3 +307,30 @@ class TestStoppedAfterFirstFetch:
         assert response.code == 503
         assert error_of(response) == "temporarily_unavailable"
         assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_readiness_and_metrics_report_the_key_set(fetch, fake_issuer, services):
+    assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200
+    ready = await fetch("/readyz")
+    assert ready.code == 200
+    assert f"jwks:{fake_issuer.issuer}" in json.loads(ready.body)["checks"]
+    metrics = (await fetch("/metrics")).body.decode()
+    assert f'jotguard_jwks_fetches_total{{issuer="{fake_issuer.issuer}"}} 1.0' in metrics
+    assert f'jotguard_jwks_keys{{issuer="{fake_issuer.issuer}"}}' in metrics
+
+
+@pytest.fixture
+def issuer_down_from_start(fake_issuer):
+    # Requested before `fetch`, so the issuer fails before the services start.
+    fake_issuer.jwks_mode = "status500"
+    return fake_issuer
+
+
+async def test_readiness_names_an_issuer_without_keys(issuer_down_from_start, fetch):
+    name = f"jwks:{issuer_down_from_start.issuer}"
+    ready = await fetch("/readyz")
+    assert ready.code == 503
+    assert name in json.loads(ready.body)["error_description"]
+    assert (await fetch("/healthz")).code == 200
+    token = issuer_down_from_start.sign()
+    assert (await fetch("/test-auth", token=token)).code == 503

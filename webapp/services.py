@@ -15,6 +15,9 @@ from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
 from backends.remote import RemoteIssuerBackend
 from backends.token_exchange import ClientCredentialsExchange
+from webapp.cors import CorsPolicy
+from webapp.metrics import Metrics
+from webapp.readiness import Readiness
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -65,6 +68,11 @@ class Services:
     remote_backends: list[RemoteIssuerBackend] = field(default_factory=list)
     token_exchange: ClientCredentialsExchange | None = None
     outbound_http: AsyncHTTPClient | None = None
+    # -- operability: a feature plugs in with services.readiness.add("name", store.ping)
+    # and services.metrics.watch(store) (a backends.telemetry.TelemetrySource).
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness = field(default_factory=lambda: Readiness(timeout=0.8))
+    cors: CorsPolicy | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -92,10 +100,15 @@ class Services:
             remote_backends=remote,
             token_exchange=token_exchange(settings, outbound_http),
             outbound_http=outbound_http,
+            readiness=Readiness(settings.ready_timeout),
+            cors=CorsPolicy.from_origins(settings.cors_origins),
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
+        services.metrics.watch(keyring)
         for backend in remote:
             backend.start()
+            services.metrics.watch(backend)
+            services.readiness.add(f"jwks:{backend.issuer}", backend.ready)
         return services
 
     async def _follow_keyring(self) -> None:
@@ -109,7 +122,12 @@ class Services:
                 log.exception("keyring reload failed; keeping the keys already loaded")
 
     def tornado_settings(self) -> dict[str, Any]:
-        return {"authenticator": self.authenticator, "services": self}
+        return {
+            "authenticator": self.authenticator,
+            "services": self,
+            "metrics": self.metrics,
+            "cors": self.cors,
+        }
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -91,6 +91,73 @@ def _log_level(raw: str) -> str:
     return value
 
 
+# -- operability (metrics, logs, readiness, CORS) ----------------------------------------
+
+
+def _metrics_exposure(raw: str) -> str:
+    value = raw.strip().lower()
+    if value in {"same", "off"}:
+        return value
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError("must be same, off, or a port number for a separate 127.0.0.1 listener")
+    return str(port)
+
+
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return value
+
+
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _origin(value: str) -> str:
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    if (
+        parts.scheme.lower() not in {"http", "https"}
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in {"", "/"}
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"{value!r} is not an origin such as https://app.example.com[:port]")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port") from None
+    # Browsers send the serialised origin: lower-case, default port left out.
+    default = {"http": 80, "https": 443}[parts.scheme.lower()]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme.lower()}://{host}{suffix}"
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(dict.fromkeys(_origin(o) for o in raw.replace(",", " ").split()))
+    if "*" in origins and len(origins) > 1:
+        raise ValueError("* already allows every origin; list origins or give * alone")
+    return origins
+
+
 def setting(
     env: str,
     default: Any,
@@ -145,6 +212,28 @@ class Settings:
     log_level: str = setting("JOTGUARD_LOG_LEVEL", "INFO", _log_level, "Logging level.")
     env_file: Path = setting(
         "JOTGUARD_ENV_FILE", Path(".env"), lambda s: Path(s.strip()), "The .env file to read."
+    )
+    # -- operability
+    metrics: str = setting(
+        "JOTGUARD_METRICS",
+        "same",
+        _metrics_exposure,
+        "/metrics: same (the service port), off, or a port of its own on 127.0.0.1.",
+    )
+    log_format: str = setting(
+        "JOTGUARD_LOG_FORMAT", "text", _log_format, "Log lines as text or JSON (one per line)."
+    )
+    ready_timeout: float = setting(
+        "JOTGUARD_READY_TIMEOUT",
+        0.8,
+        _seconds_between(0.05, 30.0),
+        "Seconds each /readyz check may take (under a 1 s probe timeout by default).",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "JOTGUARD_CORS_ORIGINS",
+        (),
+        _origins,
+        "Origins browsers may call from (comma-separated, or *); none by default.",
     )
 
     # -- Auth0 / remote issuers: the tutorial's AUTH0_* names, then jotguard's own ----
@@ -296,6 +385,11 @@ class Settings:
             audience=self.auth0_audience,
             client_secret=self.auth0_client_secret,
         )
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the separate 127.0.0.1 metrics listener, if there is one."""
+        return None if self.metrics in {"same", "off"} else int(self.metrics)
 
     @classmethod
     def load(

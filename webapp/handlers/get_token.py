@@ -12,7 +12,29 @@ from tornado.web import HTTPError
 from backends.token_exchange import ClientCredentialsExchange, ExchangeFailed
 from webapp.errors import ApiError
 from webapp.handler import JsonHandler
+from webapp.openapi import ERROR_SCHEMA, json_response, operation
 from webapp.services import Services
+
+_TOKEN_SCHEMA = {
+    "type": "object",
+    "required": ["access_token", "token_type"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"type": "string"},
+        "expires_in": {"type": "integer"},
+        "scope": {"type": "string"},
+    },
+}
+# An upstream OAuth error passed through: RFC 6749 §5.2 makes only "error" mandatory.
+_UPSTREAM_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "error_description": {"type": "string"},
+        "error_uri": {"type": "string"},
+    },
+}
 
 
 class GetTokenHandler(JsonHandler):
@@ -21,6 +43,22 @@ class GetTokenHandler(JsonHandler):
         services: Services = self.settings["services"]
         return services
 
+    @operation(
+        "The tutorial's route: a client-credentials token for the configured client",
+        description="Auth0 mode exchanges AUTH0_CLIENT_ID/AUTH0_CLIENT_SECRET at the issuer's "
+        "/oauth/token; the upstream's OAuth errors pass through without the secret.",
+        responses={
+            200: json_response("The issuer's token response.", _TOKEN_SCHEMA),
+            400: json_response("The issuer refused the exchange.", _UPSTREAM_ERROR),
+            401: json_response("The issuer refused the client.", _UPSTREAM_ERROR),
+            403: json_response("The issuer refused the client.", _UPSTREAM_ERROR),
+            429: json_response("The issuer rate-limited the exchange.", _UPSTREAM_ERROR),
+            502: json_response("The issuer is unreachable or answered nonsense.", ERROR_SCHEMA),
+            504: json_response("The issuer did not answer in time.", ERROR_SCHEMA),
+        },
+        errors=[404],
+        tags=["tokens"],
+    )
     async def get(self) -> None:
         exchange = self.services.token_exchange
         if exchange is None:
