@@ -114,19 +114,6 @@ def _log_format(raw: str) -> str:
     return value
 
 
-def _seconds_between(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            value = float("nan")
-        if not low <= value <= high:
-            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
 def _origin(value: str) -> str:
     if value == "*":
         return value
@@ -226,7 +213,7 @@ class Settings:
     ready_timeout: float = setting(
         "JOTGUARD_READY_TIMEOUT",
         0.8,
-        _seconds_between(0.05, 30.0),
+        remote_settings.seconds_between(0.05, 30.0),
         "Seconds each /readyz check may take (under a 1 s probe timeout by default).",
     )
     cors_origins: tuple[str, ...] = setting(
