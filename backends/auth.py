@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from backends.compact import UnverifiedToken, parse_compact
-from backends.errors import ConfigError, InvalidToken
+from backends.errors import BackendUnavailable, ConfigError, InvalidToken
 from backends.principal import Principal
+from backends.revocation.base import RevocationStore
+from backends.revocation.policy import outlives_denylist
+
+log = logging.getLogger("jotguard.auth")
 
 
 class AuthBackend(Protocol):
@@ -28,18 +34,79 @@ class AuthBackend(Protocol):
 
 
 class Authenticator:
-    """Picks the backend by the token's unverified ``iss``, never by trying every key."""
+    """Picks the backend by the token's unverified ``iss``, never by trying every key,
+    then checks the verified token against the revocation denylist.
 
-    def __init__(self, backends: Iterable[AuthBackend]) -> None:
+    :param revocations: the denylist; consulted only after signature and claims passed,
+        so garbage never reaches the store.
+    :param fail_open: when the denylist cannot answer, let the token through (and log
+        it) instead of answering 503.
+    :param max_token_lifetime: subject and client revocations expire this long after
+        their cutoff, so a token that could live longer is refused: it would come back
+        to life once the entry that revoked it is gone.
+    """
+
+    def __init__(
+        self,
+        backends: Iterable[AuthBackend],
+        *,
+        revocations: RevocationStore | None = None,
+        fail_open: bool = False,
+        max_token_lifetime: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.backends: dict[str, AuthBackend] = {}
         for backend in backends:
             if backend.issuer in self.backends:
                 raise ConfigError(f"two auth backends serve the issuer {backend.issuer!r}")
             self.backends[backend.issuer] = backend
+        self.revocations = revocations
+        self.fail_open = fail_open
+        self.max_token_lifetime = max_token_lifetime
+        self.clock = clock
 
-    async def authenticate(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Principal:
+        """Signature and claims only: the token is genuine, not necessarily still allowed."""
         parsed = parse_compact(token)
         backend = self.backends.get(parsed.issuer or "")
         if backend is None:
             raise InvalidToken("The token issuer is not trusted", reason="wrong_issuer")
         return await backend.authenticate(parsed)
+
+    async def authenticate(self, token: str) -> Principal:
+        principal = await self.verify(token)
+        await self.check_revocation(principal)
+        return principal
+
+    async def check_revocation(
+        self, principal: Principal, *, fail_open: bool | None = None
+    ) -> None:
+        """:raises InvalidToken: revoked. :raises BackendUnavailable: cannot tell (fail-closed).
+
+        ``fail_open`` overrides the authenticator's setting for one call.
+        """
+        if fail_open is None:
+            fail_open = self.fail_open
+        if self.revocations is None:
+            return
+        if self.max_token_lifetime is not None and outlives_denylist(
+            principal, self.clock(), self.max_token_lifetime
+        ):
+            raise InvalidToken(
+                "The token lives longer than this service accepts", reason="lifetime_too_long"
+            )
+        try:
+            why = await self.revocations.is_revoked(principal)
+        except BackendUnavailable:
+            if not fail_open:
+                raise
+            log.warning(
+                "revocation store unavailable: letting token jti=%s sub=%s iss=%s through "
+                "unchecked (JOTGUARD_REVOCATION_FAIL_OPEN)",
+                principal.token_id,
+                principal.subject,
+                principal.issuer,
+            )
+            return
+        if why is not None:
+            raise InvalidToken(why, reason="revoked")

@@ -50,13 +50,20 @@ async def test_healthz_is_ok_without_io(fetch):
     assert json.loads(response.body) == {"status": "ok"}
 
 
-async def test_readyz_with_no_checks_is_ready(fetch):
+async def test_readyz_on_embedded_defaults_checks_the_revocation_store(fetch):
     response = await fetch("/readyz")
     assert response.code == 200
-    assert json.loads(response.body) == {"status": "ready", "checks": {}}
+    assert json.loads(response.body) == {"status": "ready", "checks": {"revocation_store": "ok"}}
 
 
-async def test_readyz_is_ready_when_redis_answers(fetch, services, live_redis):
+@pytest.fixture
+def bare_readiness(services):
+    """Only the checks a test registers (the embedded revocation store's is dropped)."""
+    services.readiness.checks.clear()
+    return services.readiness
+
+
+async def test_readyz_is_ready_when_redis_answers(fetch, services, bare_readiness, live_redis):
     services.readiness.add("redis", live_redis.ping)
     response = await fetch("/readyz")
     assert response.code == 200
@@ -64,7 +71,7 @@ async def test_readyz_is_ready_when_redis_answers(fetch, services, live_redis):
 
 
 async def test_readyz_names_a_stopped_redis_while_healthz_stays_up(
-    fetch, services, live_redis, dead_redis
+    fetch, services, bare_readiness, live_redis, dead_redis
 ):
     services.readiness.add("revocation_store", live_redis.ping)
     services.readiness.add("redis", dead_redis.ping)
@@ -81,7 +88,9 @@ async def test_readyz_names_a_stopped_redis_while_healthz_stays_up(
     assert (await fetch("/healthz")).code == 200
 
 
-async def test_a_hanging_check_times_out_and_the_others_still_report(fetch, services):
+async def test_a_hanging_check_times_out_and_the_others_still_report(
+    fetch, services, bare_readiness
+):
     services.readiness.timeout = 0.05
     hung = asyncio.Event()
 
@@ -105,7 +114,9 @@ async def test_a_hanging_check_times_out_and_the_others_still_report(fetch, serv
     assert body["error_description"] == "Not ready: jwks:https://tenant.example/"
 
 
-async def test_a_check_that_raises_synchronously_is_a_failure_not_a_500(fetch, services):
+async def test_a_check_that_raises_synchronously_is_a_failure_not_a_500(
+    fetch, services, bare_readiness
+):
     def broken():  # not even a coroutine function
         raise RuntimeError("boom")
 

@@ -8,6 +8,7 @@ from typing import Any
 from tornado.web import Application, RequestHandler
 
 from webapp.access import record_request
+from webapp.handlers.admin import AuditHandler, RevocationHandler, RevocationsHandler
 from webapp.handlers.basic import (
     HealthHandler,
     NotFoundHandler,
@@ -15,6 +16,7 @@ from webapp.handlers.basic import (
     UnprotectedHandler,
 )
 from webapp.handlers.get_token import GetTokenHandler
+from webapp.handlers.oauth import IntrospectHandler, RevokeHandler
 from webapp.handlers.ops import MetricsHandler, OpenAPIHandler, ReadinessHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
 from webapp.openapi import build_document
@@ -78,6 +80,12 @@ def routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/get-token", GetTokenHandler),
         (r"/readyz", ReadinessHandler),
         (r"/openapi\.json", OpenAPIHandler),
+        # -- revocation --
+        (r"/admin/revocations", RevocationsHandler),
+        (r"/admin/revocations/(?P<entry_id>[A-Za-z0-9_-]{1,64})", RevocationHandler),
+        (r"/admin/audit", AuditHandler),
+        (r"/oauth/revoke", RevokeHandler),
+        (r"/oauth/introspect", IntrospectHandler),
     ]
 
 

@@ -233,7 +233,10 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
     if described.request_body is not None:
         document["requestBody"] = dict(described.request_body)
     if issubclass(handler, AuthenticatedHandler):
-        scopes: tuple[str, ...] = getattr(function, "required_scopes", ())
+        # A class may enforce scopes in prepare() (the admin API): it names them here.
+        scopes: tuple[str, ...] = getattr(function, "required_scopes", ()) or getattr(
+            handler, "openapi_scopes", ()
+        )
         if scopes and getattr(function, "any_scope", False):
             document["security"] = [{SECURITY_SCHEME: [scope]} for scope in scopes]
         elif scopes or handler.auth_required:

@@ -9,6 +9,7 @@ import signal
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from backends.revocation.factory import redact
 from webapp.app import make_app, make_metrics_app
 from webapp.services import Services
 from webapp.settings import Settings
@@ -21,6 +22,13 @@ METRICS_HOST = "127.0.0.1"
 
 async def serve(settings: Settings) -> None:
     services = await Services.start(settings)
+    log.info("revocation store: %s", redact(settings.revocation_store_url))
+    if not services.revocations.durable:
+        log.warning(
+            "REVOCATIONS ARE NOT DURABLE: JOTGUARD_REVOCATION_STORE=memory:// keeps them in this"
+            " process only; a restart un-revokes every token and `jotguard revoke` cannot reach"
+            " this server. Use sqlite:///, redis:// or mongodb:// in production."
+        )
     app = make_app(services)
     server = HTTPServer(app)
     sockets = bind_sockets(settings.port, settings.host)

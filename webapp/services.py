@@ -14,6 +14,8 @@ from backends.auth import AuthBackend, Authenticator
 from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
 from backends.remote import RemoteIssuerBackend
+from backends.revocation.base import RevocationStore
+from backends.revocation.factory import open_store
 from backends.token_exchange import ClientCredentialsExchange
 from webapp.cors import CorsPolicy
 from webapp.metrics import Metrics
@@ -57,12 +59,20 @@ def local_issuer(settings: Settings, keyring: Keyring) -> LocalIssuer:
     )
 
 
+def revocation_store(settings: Settings) -> RevocationStore:
+    """The configured store; it connects lazily, so a store that is down does not stop start-up."""
+    return open_store(
+        settings.revocation_store_url, leeway=settings.leeway, max_token_ttl=settings.max_token_ttl
+    )
+
+
 @dataclass
 class Services:
     settings: Settings
     keyring: Keyring
     issuer: LocalIssuer
     authenticator: Authenticator
+    revocations: RevocationStore
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Remote issuers (Auth0 ...): their key sets' status feeds /readyz and /metrics.
     remote_backends: list[RemoteIssuerBackend] = field(default_factory=list)
@@ -92,19 +102,27 @@ class Services:
         outbound_http = AsyncHTTPClient(force_instance=True)
         remote = remote_backends(settings, outbound_http)
         backends.extend(remote)
+        revocations = revocation_store(settings)
         services = cls(
             settings=settings,
             keyring=keyring,
             issuer=local_issuer(settings, keyring),
-            authenticator=Authenticator(backends),
             remote_backends=remote,
             token_exchange=token_exchange(settings, outbound_http),
             outbound_http=outbound_http,
             readiness=Readiness(settings.ready_timeout),
             cors=CorsPolicy.from_origins(settings.cors_origins),
+            authenticator=Authenticator(
+                backends,
+                revocations=revocations,
+                fail_open=settings.revocation_fail_open,
+                max_token_lifetime=settings.max_token_ttl + settings.leeway,
+            ),
+            revocations=revocations,
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
         services.metrics.watch(keyring)
+        services.readiness.add("revocation_store", revocations.ping)
         for backend in remote:
             backend.start()
             services.metrics.watch(backend)
@@ -140,3 +158,4 @@ class Services:
             await backend.aclose()
         if self.outbound_http is not None:
             self.outbound_http.close()
+        await self.revocations.close()

@@ -145,6 +145,34 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+REVOCATION_STORE_SCHEMES = ("sqlite", "redis", "rediss", "mongodb", "mongodb+srv", "memory")
+
+
+def _store_url(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in REVOCATION_STORE_SCHEMES:
+        raise ValueError(
+            "must be sqlite:///path, redis://host[:port]/db, mongodb://host/db or memory://"
+        )
+    if parts.scheme == "sqlite" and (
+        not value.startswith("sqlite:///") or value.rstrip("/") == "sqlite:"
+    ):
+        raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+    if parts.scheme not in {"sqlite", "memory"} and not parts.netloc:
+        raise ValueError(f"a {parts.scheme} URL needs a host")
+    return value
+
+
+def _scope_name(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c.isspace() or c in '"\\' for c in value):
+        raise ValueError("must be one scope name (no spaces or quotes)")
+    return value
+
+
 def setting(
     env: str,
     default: Any,
@@ -304,6 +332,23 @@ class Settings:
         _int_between(0, 600),
         "JWKS refreshes unknown key ids may cause per minute, per issuer and process.",
     )
+    # -- revocation ---------------------------------------------------------------------
+    revocation_store: str = setting(
+        "JOTGUARD_REVOCATION_STORE",
+        "",
+        _store_url,
+        "Revocation store URL: sqlite:///path, redis://..., mongodb://..., memory://;"
+        " default an SQLite file in the data directory.",
+    )
+    revocation_fail_open: bool = setting(
+        "JOTGUARD_REVOCATION_FAIL_OPEN",
+        False,
+        _bool,
+        "Let tokens through (logging each) when the revocation store is down, instead of 503.",
+    )
+    admin_scope: str = setting(
+        "JOTGUARD_ADMIN_SCOPE", "admin", _scope_name, "Scope the admin API requires."
+    )
 
     @property
     def issuer_url(self) -> str:
@@ -377,6 +422,12 @@ class Settings:
     def metrics_port(self) -> int | None:
         """The port of the separate 127.0.0.1 metrics listener, if there is one."""
         return None if self.metrics in {"same", "off"} else int(self.metrics)
+
+    @property
+    def revocation_store_url(self) -> str:
+        if self.revocation_store:
+            return self.revocation_store
+        return "sqlite:///" + str(self.data_dir / "revocations.sqlite3")
 
     @classmethod
     def load(
