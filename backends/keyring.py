@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey, import_key
 from backends.errors import ConfigError, InvalidToken
 from backends.files import exclusive_lock, write_atomic
 from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey
+from backends.telemetry import Sample
 
 KEYRING_FILE = "keyring.json"
 
@@ -203,3 +205,23 @@ class Keyring:
         if found is None:
             raise InvalidToken("The token was signed by an unknown key", reason="unknown_key")
         return found
+
+    def telemetry(self) -> Iterator[Sample]:
+        """Key counts and the current key's age, so an operator can alert on a stale key."""
+        live = self.live_keys()
+        current = [k for k in live if k.retired_at is None]
+        for state, count in (("current", len(current)), ("retired", len(live) - len(current))):
+            yield Sample(
+                "signing_keys",
+                "gauge",
+                "Accepted keys of the local issuer.",
+                count,
+                {"state": state},
+            )
+        if current:
+            yield Sample(
+                "signing_key_created_timestamp_seconds",
+                "gauge",
+                "When the local issuer's current signing key was made (Unix time).",
+                current[-1].created_at,
+            )

@@ -24,7 +24,11 @@ _CLAIM_REASONS = {"aud": "wrong_audience", "iss": "wrong_issuer", "exp": "expire
 
 
 class JWTVerifier:
-    """Verifies tokens of one issuer for one audience against one KeySource."""
+    """Verifies tokens of one issuer for one audience against one KeySource.
+
+    ``require_jti=False`` is for issuers whose access tokens carry no ``jti``
+    (Auth0): revocation then relies on subject and client cutoffs.
+    """
 
     def __init__(
         self,
@@ -35,6 +39,7 @@ class JWTVerifier:
         algorithms: Collection[str],
         leeway: int = 30,
         clock: Callable[[], float] = time.time,
+        require_jti: bool = True,
     ) -> None:
         self.issuer = issuer
         self.audiences = tuple(audiences)
@@ -42,6 +47,7 @@ class JWTVerifier:
         self.algorithms = frozenset(algorithms)
         self.leeway = leeway
         self.clock = clock
+        self.require_jti = require_jti
 
     async def verify(self, token: UnverifiedToken) -> Principal:
         if token.alg not in self.algorithms:
@@ -68,7 +74,7 @@ class JWTVerifier:
         return Principal(
             subject=claims["sub"],
             issuer=claims["iss"],
-            token_id=claims["jti"],
+            token_id=claims.get("jti"),
             expires_at=int(claims["exp"]),
             issued_at=int(iat) if isinstance(iat, (int, float)) else None,
             client_id=client_id if isinstance(client_id, str) else None,
@@ -84,7 +90,7 @@ class JWTVerifier:
             aud={"essential": True, "values": list(self.audiences)},
             exp={"essential": True},
             sub={"essential": True},
-            jti={"essential": True},
+            jti={"essential": self.require_jti},
         )
         try:
             registry.validate(claims)
@@ -94,5 +100,6 @@ class JWTVerifier:
             claim = getattr(exc, "claim", "")
             reason = _CLAIM_REASONS.get(claim, "invalid_claims")
             raise InvalidToken(f"The token claim '{claim}' is invalid", reason=reason) from None
-        if not isinstance(claims["jti"], str) or not claims["jti"]:
+        jti = claims.get("jti")
+        if (jti is not None or self.require_jti) and (not isinstance(jti, str) or not jti):
             raise InvalidToken("The token claim 'jti' is invalid", reason="invalid_claims")

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from joserfc.jwk import RSAKey
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 from backends.keyring import Keyring
+from tests.fake_issuer import FakeIssuer
 from webapp.app import make_app
 from webapp.services import Services
 from webapp.settings import Settings
@@ -139,3 +141,21 @@ def require_service(name: str, reachable: bool) -> None:
     if os.environ.get("JOTGUARD_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{name} is required in CI (JOTGUARD_REQUIRE_SERVICES=1) but unreachable")
     pytest.skip(f"{name} is not reachable")
+
+
+# -- remote issuers (Auth0-like) -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def rsa_key_pool() -> list[RSAKey]:
+    """RSA keys a fake issuer publishes and rotates through, generated once per session."""
+    return [RSAKey.generate_key(2048, private=True) for _ in range(4)]
+
+
+@pytest.fixture
+async def fake_issuer(rsa_key_pool: list[RSAKey]) -> AsyncIterator[FakeIssuer]:
+    """An Auth0-like issuer serving on 127.0.0.1 (see tests/fake_issuer.py)."""
+    issuer = FakeIssuer(rsa_key_pool)
+    issuer.start()
+    yield issuer
+    await issuer.stop()

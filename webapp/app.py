@@ -7,6 +7,7 @@ from typing import Any
 
 from tornado.web import Application, RequestHandler
 
+from webapp.access import record_request
 from webapp.handlers.admin import AuditHandler, RevocationHandler, RevocationsHandler
 from webapp.handlers.basic import (
     HealthHandler,
@@ -14,16 +15,33 @@ from webapp.handlers.basic import (
     ProtectedHandler,
     UnprotectedHandler,
 )
+from webapp.handlers.get_token import GetTokenHandler
 from webapp.handlers.oauth import IntrospectHandler, RevokeHandler
+from webapp.handlers.ops import MetricsHandler, OpenAPIHandler, ReadinessHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
+from webapp.openapi import build_document
+from webapp.routing import app_routes, route_of
 from webapp.services import Services
 
 
 class JotguardApplication(Application):
-    """Counts requests in flight so a shutdown can wait for them."""
+    """Counts requests in flight so a shutdown can wait for them, and writes one
+    access-log line per request (replacing Tornado's) with the route pattern it took.
+
+    The OpenAPI document is built here from the route table, so a handler method
+    without ``@operation`` fails at start-up, not in production.
+    """
 
     in_flight = 0
     _idle: asyncio.Event | None = None
+
+    def __init__(self, handlers: Any = None, **settings: Any) -> None:
+        super().__init__(handlers, **settings)
+        self.routes = app_routes(self)
+        self.settings["openapi"] = build_document(self.routes)
+        metrics = self.settings.get("metrics")
+        if metrics is not None:
+            metrics.in_flight.set_function(lambda: self.in_flight)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no request is in flight; False if ``timeout`` passed first."""
@@ -46,7 +64,9 @@ class JotguardApplication(Application):
         self.in_flight -= 1
         if self.in_flight <= 0 and self._idle is not None:
             self._idle.set()
-        super().log_request(handler)
+        record_request(
+            handler, route_of(self.routes, handler.request), self.settings.get("metrics")
+        )
 
 
 def routes() -> list[tuple[str, type[RequestHandler]]]:
@@ -57,19 +77,37 @@ def routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/\.well-known/jwks\.json", JWKSHandler),
         (r"/\.well-known/openid-configuration", DiscoveryHandler),
         (r"/\.well-known/oauth-authorization-server", DiscoveryHandler),
+        (r"/get-token", GetTokenHandler),
+        (r"/readyz", ReadinessHandler),
+        (r"/openapi\.json", OpenAPIHandler),
         # -- revocation --
         (r"/admin/revocations", RevocationsHandler),
-        (r"/admin/revocations/([A-Za-z0-9_-]{1,64})", RevocationHandler),
+        (r"/admin/revocations/(?P<entry_id>[A-Za-z0-9_-]{1,64})", RevocationHandler),
         (r"/admin/audit", AuditHandler),
         (r"/oauth/revoke", RevokeHandler),
         (r"/oauth/introspect", IntrospectHandler),
     ]
 
 
+def metrics_routes(services: Services) -> list[tuple[str, type[RequestHandler]]]:
+    """``/metrics`` on the service port, when JOTGUARD_METRICS=same."""
+    return [(r"/metrics", MetricsHandler)] if services.settings.metrics == "same" else []
+
+
 def make_app(services: Services) -> JotguardApplication:
     return JotguardApplication(
-        routes(),
+        routes() + metrics_routes(services),
         default_handler_class=NotFoundHandler,
         xsrf_cookies=False,
+        **services.tornado_settings(),
+    )
+
+
+def make_metrics_app(services: Services) -> Application:
+    """``/metrics`` alone, for a listener of its own (JOTGUARD_METRICS=<port>); not logged."""
+    return Application(
+        [(r"/metrics", MetricsHandler)],
+        default_handler_class=NotFoundHandler,
+        log_function=lambda handler: None,
         **services.tornado_settings(),
     )

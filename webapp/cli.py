@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
 import time
 from collections.abc import Sequence
 
 from backends.errors import ConfigError
+from webapp.logs import configure_logging
 from webapp.services import local_issuer, local_keyring
 from webapp.settings import Settings, SettingsError
 
@@ -132,11 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _load_settings(args)
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
             from webapp.server import serve
 

@@ -12,18 +12,25 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from types import TracebackType
 from typing import Any, TypeVar
 
 from tornado.httputil import HTTPServerRequest
+from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
 
 from backends.auth import Authenticator
 from backends.errors import AuthError, InsufficientScope, MalformedRequest, MissingCredentials
 from backends.principal import Principal
+from webapp.cors import CorsPolicy
 from webapp.errors import ApiError, from_auth_error
+from webapp.requestid import request_id
+from webapp.routing import handler_methods
 
 # RFC 6750 §2.1 b64token.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 9110 §11.1 auth-scheme (a token).
+_AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 _GENERIC_ERRORS = {
     400: "invalid_request",
@@ -44,23 +51,79 @@ def bearer_token(request: HTTPServerRequest) -> str | None:
         return None
     if len(values) > 1:
         raise MalformedRequest("Send exactly one Authorization header")
-    parts = values[0].split()
-    if not parts:
+    # RFC 6750 §2.1: "Bearer" 1*SP b64token. Only SP separates: str.split() would also
+    # take CR, TAB, NBSP and other Unicode spaces for a separator.
+    scheme, _, credentials = values[0].strip(" \t").partition(" ")
+    if not scheme:
         raise MalformedRequest("The Authorization header is empty")
-    if parts[0].lower() != "bearer":
+    if not _AUTH_SCHEME.fullmatch(scheme):
+        raise MalformedRequest("The Authorization header must be '<scheme> <credentials>'")
+    if scheme.lower() != "bearer":
         return None  # another scheme (Basic, ...) offers no bearer credentials
-    if len(parts) != 2 or not _B64TOKEN.fullmatch(parts[1]):
+    token = credentials.lstrip(" ")
+    if not _B64TOKEN.fullmatch(token):
         raise MalformedRequest("The Authorization header must be 'Bearer <token>'")
-    return parts[1]
+    return token
 
 
 class JsonHandler(RequestHandler):
-    """Errors as JSON ``{"error", "error_description"}``, with the headers they carry."""
+    """Errors as JSON ``{"error", "error_description"}``, with the headers they carry.
+
+    Every response carries ``X-Request-ID`` and, when the application setting
+    ``cors`` holds a :class:`~webapp.cors.CorsPolicy`, the CORS headers; both are
+    set here because ``send_error`` clears headers and then calls this again.
+    """
+
+    # What the access log reports besides status and timing; set while the request runs.
+    auth_outcome: str | None = None
+    error_code: str | None = None
+
+    @functools.cached_property
+    def request_id(self) -> str:
+        return request_id(self.request)
 
     def set_default_headers(self) -> None:
         self.clear_header("Server")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Request-ID", self.request_id)
+        cors: CorsPolicy | None = self.settings.get("cors")
+        if cors is not None:
+            for name, value in cors.response_headers(self.request.headers.get("Origin")).items():
+                self.set_header(name, value)
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """The route's methods, and a CORS preflight answer for allowed origins.
+
+        Never authenticated: a browser sends no credentials with a preflight.
+        """
+        methods = [*handler_methods(type(self)), "OPTIONS"]
+        self.set_header("Allow", ", ".join(methods))
+        cors: CorsPolicy | None = self.settings.get("cors")
+        if cors is not None:
+            origin = self.request.headers.get("Origin")
+            for name, value in cors.preflight_headers(origin, methods).items():
+                self.set_header(name, value)
+        self.set_status(204)
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # An HTTPError is an answer, not a fault: the access-log line carries its status
+        # and error code, so Tornado's extra warning line is left out.
+        if isinstance(value, HTTPError):
+            return
+        # Tornado's own line carries the full URI, query string included.
+        app_log.error(
+            "uncaught exception in %s %s request_id=%s",
+            self.request.method,
+            self.request.path,
+            self.request_id,
+            exc_info=(typ, value, tb),  # type: ignore[arg-type]
+        )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -76,10 +139,15 @@ class JsonHandler(RequestHandler):
             }
         else:
             body = {"error": "server_error", "error_description": "Internal server error"}
+        if status_code == 405:
+            # RFC 9110 §15.5.6: a 405 lists the methods the resource does allow.
+            self.set_header("Allow", ", ".join([*handler_methods(type(self)), "OPTIONS"]))
+        self.error_code = body["error"]
         self.finish(body)
 
     def fail(self, exc: AuthError) -> ApiError:
-        """The HTTP form of a backend's ``AuthError``, to ``raise``."""
+        """The HTTP form of a backend's ``AuthError``, to ``raise``; its reason is logged."""
+        self.auth_outcome = exc.reason
         return from_auth_error(exc)
 
 
@@ -106,6 +174,7 @@ class AuthenticatedHandler(JsonHandler):
                 self.current_user = None
                 return
             self.current_user = await authenticator.authenticate(token)
+            self.auth_outcome = "success"
         except AuthError as exc:
             raise self.fail(exc) from None
 

@@ -11,13 +11,14 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from backends.revocation.factory import redact
-from webapp.app import make_app
+from webapp.app import make_app, make_metrics_app
 from webapp.services import Services
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
 
 SHUTDOWN_GRACE_SECONDS = 4.0
+METRICS_HOST = "127.0.0.1"
 
 
 async def serve(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:
@@ -36,6 +37,10 @@ async def serve(settings: Settings, *, sockets: list[socket.socket] | None = Non
         sockets = bind_sockets(settings.port, settings.host)
     server.add_sockets(sockets)
     log.info("jotguard listening on %s (issuer %s)", _address(sockets[0]), settings.issuer_url)
+    metrics_server = None
+    if settings.metrics_port is not None:
+        metrics_server, address = listen_metrics(services, settings.metrics_port)
+        log.info("metrics on %smetrics", address)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -45,6 +50,8 @@ async def serve(settings: Settings, *, sockets: list[socket.socket] | None = Non
 
     log.info("shutting down: no new connections, finishing requests in flight")
     server.stop()
+    if metrics_server is not None:
+        metrics_server.stop()
     if not await app.wait_idle(SHUTDOWN_GRACE_SECONDS):
         log.warning(
             "%d requests still in flight after %.0fs", app.in_flight, SHUTDOWN_GRACE_SECONDS
@@ -55,6 +62,14 @@ async def serve(settings: Settings, *, sockets: list[socket.socket] | None = Non
         log.warning("some connections did not close in time")
     await services.close()
     log.info("stopped")
+
+
+def listen_metrics(services: Services, port: int) -> tuple[HTTPServer, str]:
+    """Serve ``/metrics`` alone on 127.0.0.1:``port``: scrapers only, never the public."""
+    server = HTTPServer(make_metrics_app(services))
+    sockets = bind_sockets(port, METRICS_HOST)
+    server.add_sockets(sockets)
+    return server, _address(sockets[0])
 
 
 def _address(sock: object) -> str:

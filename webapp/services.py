@@ -8,14 +8,21 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from tornado.httpclient import AsyncHTTPClient
+
 from backends.auth import AuthBackend, Authenticator
 from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
+from backends.remote import RemoteIssuerBackend
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
 from backends.revocation.mirror import RevocationMirror
 from backends.revocation.notify import notifier_for
+from backends.token_exchange import ClientCredentialsExchange
 from backends.tokencache import VerifiedTokenCache
+from webapp.cors import CorsPolicy
+from webapp.metrics import Metrics
+from webapp.readiness import Readiness
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -25,6 +32,25 @@ KEYRING_POLL_SECONDS = 2.0
 
 def local_keyring(settings: Settings) -> Keyring:
     return Keyring(settings.keyring_path, settings.signing_alg, retention=settings.key_retention)
+
+
+def remote_backends(settings: Settings, http: AsyncHTTPClient) -> list[RemoteIssuerBackend]:
+    """One backend per remote issuer (Auth0 and JOTGUARD_REMOTE_ISSUERS), not yet started."""
+    return [
+        RemoteIssuerBackend(
+            config, policy=settings.jwks_policy, http_client=http, leeway=settings.leeway
+        )
+        for config in settings.remote_issuer_configs
+    ]
+
+
+def token_exchange(settings: Settings, http: AsyncHTTPClient) -> ClientCredentialsExchange | None:
+    credentials = settings.auth0_client_credentials
+    if credentials is None:
+        return None
+    return ClientCredentialsExchange(
+        credentials, http_client=http, timeout=settings.auth0_token_timeout
+    )
 
 
 def local_issuer(settings: Settings, keyring: Keyring) -> LocalIssuer:
@@ -74,6 +100,15 @@ class Services:
     authenticator: Authenticator
     revocations: RevocationStore
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Remote issuers (Auth0 ...): their key sets' status feeds /readyz and /metrics.
+    remote_backends: list[RemoteIssuerBackend] = field(default_factory=list)
+    token_exchange: ClientCredentialsExchange | None = None
+    outbound_http: AsyncHTTPClient | None = None
+    # -- operability: a feature plugs in with services.readiness.add("name", store.ping)
+    # and services.metrics.watch(store) (a backends.telemetry.TelemetrySource).
+    metrics: Metrics = field(default_factory=Metrics)
+    readiness: Readiness = field(default_factory=lambda: Readiness(timeout=0.8))
+    cors: CorsPolicy | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, mirror: bool = True) -> Services:
@@ -91,6 +126,10 @@ class Services:
                 leeway=settings.leeway,
             )
         ]
+        # One client for every call to a remote issuer, closed with the services.
+        outbound_http = AsyncHTTPClient(force_instance=True)
+        remote = remote_backends(settings, outbound_http)
+        backends.extend(remote)
         revocations = revocation_store(settings)
         if mirror:
             revocations = await followed(settings, revocations)
@@ -98,6 +137,11 @@ class Services:
             settings=settings,
             keyring=keyring,
             issuer=local_issuer(settings, keyring),
+            remote_backends=remote,
+            token_exchange=token_exchange(settings, outbound_http),
+            outbound_http=outbound_http,
+            readiness=Readiness(settings.ready_timeout),
+            cors=CorsPolicy.from_origins(settings.cors_origins),
             authenticator=Authenticator(
                 backends,
                 revocations=revocations,
@@ -108,6 +152,12 @@ class Services:
             revocations=revocations,
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
+        services.metrics.watch(keyring)
+        services.readiness.add("revocation_store", revocations.ping)
+        for backend in remote:
+            backend.start()
+            services.metrics.watch(backend)
+            services.readiness.add(f"jwks:{backend.issuer}", backend.ready)
         return services
 
     async def _follow_keyring(self) -> None:
@@ -128,7 +178,12 @@ class Services:
             known = kids
 
     def tornado_settings(self) -> dict[str, Any]:
-        return {"authenticator": self.authenticator, "services": self}
+        return {
+            "authenticator": self.authenticator,
+            "services": self,
+            "metrics": self.metrics,
+            "cors": self.cors,
+        }
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -137,4 +192,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for backend in self.remote_backends:
+            await backend.aclose()
+        if self.outbound_http is not None:
+            self.outbound_http.close()
         await self.revocations.close()

@@ -17,7 +17,11 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from backends.jwks import JWKSPolicy
 from backends.keys import ALGORITHM_KEY_TYPES
+from backends.remote import RemoteIssuer
+from backends.token_exchange import ClientCredentials
+from webapp import remote_settings
 
 
 class SettingsError(Exception):
@@ -87,6 +91,60 @@ def _log_level(raw: str) -> str:
     return value
 
 
+# -- operability (metrics, logs, readiness, CORS) ----------------------------------------
+
+
+def _metrics_exposure(raw: str) -> str:
+    value = raw.strip().lower()
+    if value in {"same", "off"}:
+        return value
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError("must be same, off, or a port number for a separate 127.0.0.1 listener")
+    return str(port)
+
+
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return value
+
+
+def _origin(value: str) -> str:
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    if (
+        parts.scheme.lower() not in {"http", "https"}
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in {"", "/"}
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"{value!r} is not an origin such as https://app.example.com[:port]")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port") from None
+    # Browsers send the serialised origin: lower-case, default port left out.
+    default = {"http": 80, "https": 443}[parts.scheme.lower()]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme.lower()}://{host}{suffix}"
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(dict.fromkeys(_origin(o) for o in raw.replace(",", " ").split()))
+    if "*" in origins and len(origins) > 1:
+        raise ValueError("* already allows every origin; list origins or give * alone")
+    return origins
+
+
 REVOCATION_STORE_SCHEMES = ("sqlite", "redis", "rediss", "mongodb", "mongodb+srv", "memory")
 
 
@@ -115,24 +173,24 @@ def _scope_name(raw: str) -> str:
     return value
 
 
-def _seconds_between(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
 def setting(
-    env: str, default: Any, parse: Callable[[str], Any], help: str, *, flag: bool = True
+    env: str,
+    default: Any,
+    parse: Callable[[str], Any],
+    help: str,
+    *,
+    flag: bool = True,
+    secret: bool = False,
 ) -> Any:
-    """Declare a setting: its variable name, default, parser and one line of help."""
-    return field(default=default, metadata={"env": env, "parse": parse, "help": help, "flag": flag})
+    """Declare a setting: its variable name, default, parser and one line of help.
+
+    ``secret=True`` keeps the value out of ``repr()`` (and so out of logs).
+    """
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"env": env, "parse": parse, "help": help, "flag": flag},
+    )
 
 
 @dataclass(frozen=True)
@@ -170,6 +228,110 @@ class Settings:
     env_file: Path = setting(
         "JOTGUARD_ENV_FILE", Path(".env"), lambda s: Path(s.strip()), "The .env file to read."
     )
+    # -- operability
+    metrics: str = setting(
+        "JOTGUARD_METRICS",
+        "same",
+        _metrics_exposure,
+        "/metrics: same (the service port), off, or a port of its own on 127.0.0.1.",
+    )
+    log_format: str = setting(
+        "JOTGUARD_LOG_FORMAT", "text", _log_format, "Log lines as text or JSON (one per line)."
+    )
+    ready_timeout: float = setting(
+        "JOTGUARD_READY_TIMEOUT",
+        0.8,
+        remote_settings.seconds_between(0.05, 30.0),
+        "Seconds each /readyz check may take (under a 1 s probe timeout by default).",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "JOTGUARD_CORS_ORIGINS",
+        (),
+        _origins,
+        "Origins browsers may call from (comma-separated, or *); none by default.",
+    )
+
+    # -- Auth0 / remote issuers: the tutorial's AUTH0_* names, then jotguard's own ----
+    auth0_domain: str = setting(
+        "AUTH0_DOMAIN",
+        "",
+        remote_settings.auth0_domain,
+        "Auth0 tenant, e.g. example.eu.auth0.com: turns the Auth0 backend on.",
+    )
+    auth0_audience: str = setting(
+        "AUTH0_AUDIENCE", "", _text, "API identifier Auth0 tokens must carry in aud."
+    )
+    auth0_issuer: str = setting(
+        "AUTH0_ISSUER",
+        "",
+        remote_settings.remote_url,
+        "Issuer URL instead of https://{AUTH0_DOMAIN}/ (self-hosted issuers, tests).",
+    )
+    auth0_jwks_uri: str = setting(
+        "AUTH0_JWKS_URI",
+        "",
+        remote_settings.remote_url,
+        "JWKS URL; default https://{AUTH0_DOMAIN}/.well-known/jwks.json, else discovered.",
+    )
+    auth0_algorithms: tuple[str, ...] = setting(
+        "AUTH0_ALGORITHMS",
+        ("RS256",),
+        remote_settings.algorithms,
+        "Comma-separated algorithms Auth0 tokens may use.",
+    )
+    auth0_client_id: str = setting(
+        "AUTH0_CLIENT_ID", "", _text, "Client id for GET /get-token's client-credentials exchange."
+    )
+    auth0_client_secret: str = setting(
+        "AUTH0_CLIENT_SECRET",
+        "",
+        _text,
+        "Client secret for GET /get-token (environment or .env only).",
+        flag=False,
+        secret=True,
+    )
+    auth0_token_url: str = setting(
+        "AUTH0_TOKEN_URL",
+        "",
+        remote_settings.remote_url,
+        "Token endpoint instead of https://{AUTH0_DOMAIN}/oauth/token.",
+    )
+    auth0_token_timeout: float = setting(
+        "AUTH0_TOKEN_TIMEOUT",
+        10.0,
+        remote_settings.seconds_between(0.1, 120),
+        "Seconds /get-token waits for the token endpoint (then 504).",
+    )
+    remote_issuers: tuple[RemoteIssuer, ...] = setting(
+        "JOTGUARD_REMOTE_ISSUERS",
+        (),
+        remote_settings.remote_issuers,
+        'More remote issuers, JSON: [{"issuer": ..., "audience": ..., "jwks_uri"?: ...}].',
+    )
+    jwks_max_age: float = setting(
+        "JOTGUARD_JWKS_MAX_AGE",
+        600.0,
+        remote_settings.seconds_between(1, 86400),
+        "Seconds a fetched JWKS is fresh; refreshed in the background before.",
+    )
+    jwks_max_stale: float = setting(
+        "JOTGUARD_JWKS_MAX_STALE",
+        86400.0,
+        remote_settings.seconds_between(0, 30 * 86400),
+        "Seconds past max age a JWKS keeps serving while its endpoint fails.",
+    )
+    jwks_timeout: float = setting(
+        "JOTGUARD_JWKS_TIMEOUT",
+        5.0,
+        remote_settings.seconds_between(0.1, 60),
+        "Seconds to connect to and fetch a JWKS or discovery document.",
+    )
+    jwks_requests_per_minute: int = setting(
+        "JOTGUARD_JWKS_REQUESTS_PER_MINUTE",
+        5,
+        _int_between(0, 600),
+        "JWKS refreshes unknown key ids may cause per minute, per issuer and process.",
+    )
     # -- revocation ---------------------------------------------------------------------
     revocation_store: str = setting(
         "JOTGUARD_REVOCATION_STORE",
@@ -198,18 +360,17 @@ class Settings:
     revocation_poll_interval: float = setting(
         "JOTGUARD_REVOCATION_POLL_INTERVAL",
         1.0,
-        _seconds_between(0.05, 60),
+        remote_settings.seconds_between(0.05, 60),
         "Seconds between polls of the revocation store's change feed by each process's"
         " in-memory mirror (Redis also notifies at once).",
     )
     revocation_freshness: float = setting(
         "JOTGUARD_REVOCATION_FRESHNESS",
         5.0,
-        _seconds_between(0.5, 3600),
+        remote_settings.seconds_between(0.5, 3600),
         "Protected requests get 503 when the mirror has not confirmed it is current for"
         " this many seconds (store down); longer than the poll interval.",
     )
-
     workers: int = setting(
         "JOTGUARD_WORKERS",
         1,
@@ -217,15 +378,6 @@ class Settings:
         "Processes `serve` runs on the one port, each with its own revocation mirror;"
         " about one per CPU.",
     )
-
-    def __post_init__(self) -> None:
-        if self.revocation_freshness <= self.revocation_poll_interval:
-            raise SettingsError(
-                "JOTGUARD_REVOCATION_FRESHNESS",
-                "must be longer than JOTGUARD_REVOCATION_POLL_INTERVAL"
-                f" ({self.revocation_poll_interval:g}s)",
-                f"{self.revocation_freshness:g}",
-            )
 
     @property
     def issuer_url(self) -> str:
@@ -243,6 +395,69 @@ class Settings:
     @property
     def key_retention(self) -> int:
         return self.max_token_ttl + self.leeway
+
+    # -- Auth0 / remote issuers -------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        found = remote_settings.problem(self)
+        if found is not None:
+            raise SettingsError(*found)
+        if self.revocation_freshness <= self.revocation_poll_interval:
+            raise SettingsError(
+                "JOTGUARD_REVOCATION_FRESHNESS",
+                "must be longer than JOTGUARD_REVOCATION_POLL_INTERVAL"
+                f" ({self.revocation_poll_interval:g}s)",
+                f"{self.revocation_freshness:g}",
+            )
+
+    @property
+    def auth0_remote_issuer(self) -> RemoteIssuer | None:
+        if not (self.auth0_domain or self.auth0_issuer):
+            return None
+        return RemoteIssuer.auth0(
+            domain=self.auth0_domain,
+            audience=self.auth0_audience,
+            issuer=self.auth0_issuer,
+            jwks_uri=self.auth0_jwks_uri,
+            algorithms=self.auth0_algorithms,
+        )
+
+    @property
+    def remote_issuer_configs(self) -> list[RemoteIssuer]:
+        auth0 = self.auth0_remote_issuer
+        return [auth0, *self.remote_issuers] if auth0 else list(self.remote_issuers)
+
+    @property
+    def jwks_policy(self) -> JWKSPolicy:
+        return JWKSPolicy(
+            max_age=self.jwks_max_age,
+            max_stale=self.jwks_max_stale,
+            timeout=self.jwks_timeout,
+            requests_per_minute=self.jwks_requests_per_minute,
+        )
+
+    @property
+    def auth0_client_credentials(self) -> ClientCredentials | None:
+        """The /get-token exchange's configuration, when a client id and secret are set."""
+        if not (self.auth0_client_id and self.auth0_client_secret):
+            return None
+        if self.auth0_token_url:
+            token_url = self.auth0_token_url
+        elif self.auth0_domain:
+            token_url = f"https://{self.auth0_domain}/oauth/token"
+        else:
+            token_url = self.auth0_issuer.rstrip("/") + "/oauth/token"
+        return ClientCredentials(
+            token_url=token_url,
+            client_id=self.auth0_client_id,
+            audience=self.auth0_audience,
+            client_secret=self.auth0_client_secret,
+        )
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the separate 127.0.0.1 metrics listener, if there is one."""
+        return None if self.metrics in {"same", "off"} else int(self.metrics)
 
     @property
     def revocation_store_url(self) -> str:
@@ -282,12 +497,18 @@ class Settings:
         return cls(**values)
 
 
+def _shown_default(value: Any) -> str:
+    if isinstance(value, (tuple, list, frozenset)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
 def documented_settings() -> list[tuple[str, str, str, str]]:
     """(variable, flag, default, help) for every setting: the README table's source."""
     rows = []
     for f in dataclasses.fields(Settings):
         flag = "--" + f.name.replace("_", "-") if f.metadata["flag"] else ""
-        rows.append((f.metadata["env"], flag, str(f.default), f.metadata["help"]))
+        rows.append((f.metadata["env"], flag, _shown_default(f.default), f.metadata["help"]))
     return rows
 
 

@@ -11,9 +11,9 @@ from dataclasses import asdict
 from typing import Any
 
 from backends.errors import BackendUnavailable, InsufficientScope
-from backends.principal import Principal
 from webapp.errors import ApiError
 from webapp.handler import AuthenticatedHandler
+from webapp.openapi import json_body, json_response, operation
 from webapp.revoking import (
     MAX_REASON_LENGTH,
     RevocationInputError,
@@ -42,8 +42,51 @@ def json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
+_ENTRY = {
+    "type": "object",
+    "required": ["id", "kind", "value", "expires_at", "created_at"],
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"enum": ["jti", "sub", "client"]},
+        "value": {"type": "string"},
+        "iss": {"type": ["string", "null"]},
+        "cutoff": {"type": ["number", "null"]},
+        "expires_at": {"type": "number"},
+        "created_at": {"type": "number"},
+        "reason": {"type": ["string", "null"]},
+        "actor": {"type": ["string", "null"]},
+    },
+}
+_REVOKE_REQUEST = {
+    "type": "object",
+    "description": "Exactly one of jti, sub, client_id or token.",
+    "properties": {
+        "jti": {"type": "string"},
+        "exp": {"type": "integer", "description": "The token's exp, for a jti entry."},
+        "iss": {"type": "string"},
+        "sub": {"type": "string"},
+        "client_id": {"type": "string"},
+        "token": {"type": "string", "description": "The whole token; verified first."},
+        "reason": {"type": "string"},
+    },
+}
+
+
+def _page_of(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [key, "next_cursor"],
+        "properties": {
+            key: {"type": "array", "items": item},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+
+
 class AdminHandler(AuthenticatedHandler):
     """Authenticated, then refused with 403 unless the token has the admin scope."""
+
+    openapi_scopes = ("admin",)  # the default JOTGUARD_ADMIN_SCOPE
 
     @property
     def services(self) -> Services:
@@ -55,12 +98,8 @@ class AdminHandler(AuthenticatedHandler):
         if self.request.method == "OPTIONS":
             return
         scope = self.services.settings.admin_scope
-        if not self.admin.has_scopes([scope]):
+        if not self.principal.has_scopes([scope]):
             raise self.fail(InsufficientScope((scope,)))
-
-    @property
-    def admin(self) -> Principal:
-        return self.principal
 
     def single_argument(self, name: str) -> str | None:
         values = self.get_query_arguments(name)
@@ -79,10 +118,16 @@ class AdminHandler(AuthenticatedHandler):
 
 
 class RevocationsHandler(AdminHandler):
+    @operation(
+        "Revoke a token (jti or whole token), a subject or a client",
+        request_body=json_body(_REVOKE_REQUEST),
+        responses={201: json_response("The revocation, acknowledged once durable.", _ENTRY)},
+        tags=["admin"],
+    )
     async def post(self) -> None:
         try:
             request = parse_revocation(json_object(self.request.body))
-            entry = await apply_request(self.services, request, actor=self.admin.subject)
+            entry = await apply_request(self.services, request, actor=self.principal.subject)
         except RevocationInputError as exc:
             raise bad_request(str(exc)) from None
         except BackendUnavailable as exc:
@@ -91,6 +136,11 @@ class RevocationsHandler(AdminHandler):
         self.set_header("Location", f"/admin/revocations/{entry.id}")
         self.finish(entry_json(entry))
 
+    @operation(
+        "List live revocations, newest first",
+        responses={200: json_response("One page.", _page_of("revocations", _ENTRY))},
+        tags=["admin"],
+    )
     async def get(self) -> None:
         limit, cursor = self.page_arguments()
         try:
@@ -108,6 +158,12 @@ class RevocationsHandler(AdminHandler):
 
 
 class RevocationHandler(AdminHandler):
+    @operation(
+        "Un-revoke: remove a revocation entry (to undo a mistake)",
+        responses={204: {"description": "Removed."}},
+        errors=[404],
+        tags=["admin"],
+    )
     async def delete(self, entry_id: str) -> None:
         reason = self.single_argument("reason")
         try:
@@ -117,7 +173,7 @@ class RevocationHandler(AdminHandler):
             raise bad_request(str(exc)) from None
         try:
             removed = await self.services.revocations.unrevoke(
-                entry_id, reason=reason, actor=self.admin.subject
+                entry_id, reason=reason, actor=self.principal.subject
             )
         except BackendUnavailable as exc:
             raise self.fail(exc) from None
@@ -128,6 +184,11 @@ class RevocationHandler(AdminHandler):
 
 
 class AuditHandler(AdminHandler):
+    @operation(
+        "The audit log of admin actions, newest first",
+        responses={200: json_response("One page.", _page_of("audit", {"type": "object"}))},
+        tags=["admin"],
+    )
     async def get(self) -> None:
         limit, cursor = self.page_arguments()
         try:

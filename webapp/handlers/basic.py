@@ -5,15 +5,28 @@ from __future__ import annotations
 from tornado.web import HTTPError
 
 from webapp.handler import AuthenticatedHandler, JsonHandler
+from webapp.openapi import json_response, operation, text_response
 
 
 class UnprotectedHandler(JsonHandler):
+    @operation(
+        "An unprotected route (the tutorial's)",
+        responses={200: text_response("Always.", {"const": "This is an unprotected route."})},
+        tags=["demo"],
+    )
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.write("This is an unprotected route.")
 
 
 class ProtectedHandler(AuthenticatedHandler):
+    @operation(
+        "A protected route (the tutorial's): any valid token",
+        responses={
+            200: text_response("The token is valid.", {"const": "This is a protected route."})
+        },
+        tags=["demo"],
+    )
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.write("This is a protected route.")
@@ -22,6 +35,22 @@ class ProtectedHandler(AuthenticatedHandler):
 class HealthHandler(JsonHandler):
     """Liveness: the process answers. No I/O, so it never flaps with a dependency."""
 
+    quiet_access_log = True
+
+    @operation(
+        "Liveness: the process answers (no I/O)",
+        responses={
+            200: json_response(
+                "Alive.",
+                {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {"status": {"const": "ok"}},
+                },
+            )
+        },
+        tags=["operations"],
+    )
     def get(self) -> None:
         self.write({"status": "ok"})
 

@@ -13,6 +13,7 @@ from backends.errors import AuthError, BackendUnavailable, InsufficientScope, Mi
 from backends.principal import Principal
 from webapp.errors import ApiError
 from webapp.handler import JsonHandler, bearer_token
+from webapp.openapi import ERROR_SCHEMA, form_body, json_response, operation
 from webapp.services import Services
 
 
@@ -34,6 +35,38 @@ async def authenticate_client(handler: OAuthEndpointHandler) -> str:
     except AuthError as exc:
         raise handler.fail(exc) from None
     return principal.subject
+
+
+_TOKEN_FORM = form_body(
+    {
+        "type": "object",
+        "required": ["token"],
+        "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+    }
+)
+_CALLER_ERRORS = {
+    400: json_response("The request is malformed.", ERROR_SCHEMA),
+    401: json_response("The caller did not authenticate.", ERROR_SCHEMA),
+    403: json_response("The caller may not use this endpoint.", ERROR_SCHEMA),
+    503: json_response("A store needed for the answer is down; retry later.", ERROR_SCHEMA),
+}
+_INTROSPECTION = {
+    "type": "object",
+    "required": ["active"],
+    "properties": {
+        "active": {"type": "boolean"},
+        "token_type": {"type": "string"},
+        "scope": {"type": "string"},
+        "sub": {"type": "string"},
+        "client_id": {"type": "string"},
+        "iss": {"type": "string"},
+        "exp": {"type": "integer"},
+        "iat": {"type": "integer"},
+        "nbf": {"type": "integer"},
+        "jti": {"type": "string"},
+        "aud": {"type": ["string", "array"]},
+    },
+}
 
 
 class OAuthEndpointHandler(JsonHandler):
@@ -67,6 +100,12 @@ class OAuthEndpointHandler(JsonHandler):
 class RevokeHandler(OAuthEndpointHandler):
     """RFC 7009: 200 whether or not the token was valid; the caller learns nothing."""
 
+    @operation(
+        "RFC 7009: revoke a token the caller holds",
+        request_body=_TOKEN_FORM,
+        responses={200: {"description": "Revoked, or was never valid."}, **_CALLER_ERRORS},
+        tags=["oauth"],
+    )
     async def post(self) -> None:
         principal = await self.verified(self.token_parameter())
         if principal is not None and principal.token_id is not None:
@@ -87,6 +126,15 @@ class RevokeHandler(OAuthEndpointHandler):
 class IntrospectHandler(OAuthEndpointHandler):
     """RFC 7662: ``{"active": false}`` for revoked, expired, foreign or garbled tokens."""
 
+    @operation(
+        "RFC 7662: is this token active, and what does it carry",
+        request_body=_TOKEN_FORM,
+        responses={
+            200: json_response("The introspection answer.", _INTROSPECTION),
+            **_CALLER_ERRORS,
+        },
+        tags=["oauth"],
+    )
     async def post(self) -> None:
         principal = await self.verified(self.token_parameter())
         if principal is None:

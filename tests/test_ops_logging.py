@@ -1,0 +1,224 @@
+"""Access logs and request ids through HTTP, and the promise that no token is ever logged."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import ScopedHandler, app_with, signed
+from tests.live import live_jotguard
+from webapp.handler import JsonHandler
+from webapp.logs import JsonFormatter, TextFormatter
+from webapp.openapi import operation, text_response
+
+
+class CrashHandler(JsonHandler):
+    @operation("Fails", responses={200: text_response("Never.")})
+    def get(self) -> None:
+        # A bug that puts the credentials in an exception message.
+        raise RuntimeError("could not use " + self.request.headers.get("Authorization", ""))
+
+
+@pytest.fixture
+def app(services):
+    return app_with(services, (r"/notes", ScopedHandler), (r"/crash", CrashHandler))
+
+
+class Output:
+    """Every record, as the text and the JSON formatter would write it."""
+
+    def __init__(self) -> None:
+        self.text, self.json = io.StringIO(), io.StringIO()
+        self.records: list[logging.LogRecord] = []
+
+    def everything(self) -> str:
+        return self.text.getvalue() + self.json.getvalue()
+
+    def access(self) -> list[logging.LogRecord]:
+        return [r for r in self.records if r.name == "jotguard.access"]
+
+
+@pytest.fixture
+def output() -> Iterator[Output]:
+    captured = Output()
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.records.append(record)
+
+    handlers = [logging.StreamHandler(captured.text), logging.StreamHandler(captured.json), Keep()]
+    handlers[0].setFormatter(TextFormatter())
+    handlers[1].setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    for handler in handlers:
+        root.addHandler(handler)
+    yield captured
+    for handler in handlers:
+        root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+async def test_request_id_is_echoed_and_logged_with_the_jti(fetch, services, output):
+    issued = services.issuer.sign(services.issuer.claims_for("alice"))
+
+    response = await fetch("/test-auth", token=issued.token, headers={"X-Request-ID": "abc"})
+
+    assert response.code == 200
+    assert response.headers["X-Request-ID"] == "abc"
+    [line] = output.access()
+    assert line.levelno == logging.INFO
+    assert line.getMessage().startswith("GET /test-auth 200 ")
+    assert f"request_id=abc client=127.0.0.1 auth=success sub=alice jti={issued.jti}" in (
+        line.getMessage()
+    )
+    assert issued.token not in output.everything()
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/test-auth", 401), ("/nowhere", 404), ("/crash", 500), ("/openapi.json", 200)],
+)
+async def test_request_id_is_echoed_on_errors_too(fetch, path, status):
+    response = await fetch(path, headers={"X-Request-ID": "req-42"})
+    assert response.code == status
+    assert response.headers["X-Request-ID"] == "req-42"
+
+
+async def test_request_id_on_a_method_tornado_refuses(fetch):
+    response = await fetch("/test", method="DELETE", headers={"X-Request-ID": "req-43"})
+    assert response.code == 405
+    assert response.headers["X-Request-ID"] == "req-43"
+    assert json.loads(response.body)["error"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "offered", ["", "x" * 129, "has space", 'quote"', "semi;colon", "caf\u00e9", "a,b"]
+)
+async def test_an_insane_request_id_is_replaced(fetch, output, offered):
+    response = await fetch("/test", headers={"X-Request-ID": offered})
+    generated = response.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    [line] = output.access()
+    assert f"request_id={generated}" in line.getMessage()
+
+
+async def test_each_request_gets_its_own_id(fetch):
+    first = (await fetch("/test")).headers["X-Request-ID"]
+    second = (await fetch("/test")).headers["X-Request-ID"]
+    assert first != second
+
+
+async def test_a_refusal_is_one_info_line_with_its_reason(fetch, issue_token, output):
+    await fetch("/test-auth", token=issue_token(ttl=-3600))
+    await fetch("/notes", token=issue_token("bob"))
+
+    assert [r for r in output.records if r.name.startswith("tornado")] == []
+    expired, scope = output.access()
+    assert expired.levelno == scope.levelno == logging.INFO
+    assert "GET /test-auth 401" in expired.getMessage()
+    assert "auth=expired error=invalid_token" in expired.getMessage()
+    assert "jti=" not in expired.getMessage()  # only a verified token's ids are logged
+    assert "GET /notes 403" in scope.getMessage()
+    assert "auth=insufficient_scope sub=bob jti=" in scope.getMessage()
+
+
+async def test_a_crash_logs_its_traceback_once_and_answers_json(fetch, output):
+    response = await fetch("/crash", headers={"X-Request-ID": "boom"})
+
+    assert response.code == 500
+    assert json.loads(response.body) == {
+        "error": "server_error",
+        "error_description": "Internal server error",
+    }
+    errors = [r for r in output.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["tornado.application", "jotguard.access"]
+    assert "uncaught exception in GET /crash request_id=boom" in errors[0].getMessage()
+    assert errors[0].exc_info is not None
+
+
+async def test_probes_and_scrapes_log_at_debug(fetch, output):
+    for path in ("/healthz", "/readyz", "/metrics"):
+        await fetch(path)
+    assert {r.levelno for r in output.access()} == {logging.DEBUG}
+
+
+async def test_json_lines_carry_the_access_fields(fetch, services, output):
+    issued = services.issuer.sign(services.issuer.claims_for("alice"))
+    await fetch("/test-auth", token=issued.token, headers={"X-Request-ID": "abc"})
+
+    [line] = [json.loads(x) for x in output.json.getvalue().splitlines() if "jotguard.access" in x]
+
+    assert line["logger"] == "jotguard.access"
+    assert line["level"] == "INFO"
+    assert {k: line[k] for k in ("method", "route", "status", "request_id", "sub", "jti")} == {
+        "method": "GET",
+        "route": "/test-auth",
+        "status": 200,
+        "request_id": "abc",
+        "sub": "alice",
+        "jti": issued.jti,
+    }
+    assert isinstance(line["duration_ms"], float)
+
+
+async def test_a_subject_cannot_forge_a_log_line(fetch, services, output):
+    claims = services.issuer.claims_for("eve\nGET /admin 200 sub=root")
+    await fetch("/test-auth", token=signed(services, claims))
+    [line] = output.access()
+    assert "\n" not in output.text.getvalue().strip()
+    assert 'sub="eve\\nGET /admin 200 sub=root"' in line.getMessage()
+
+
+async def test_no_log_line_contains_a_token(fetch, services, issue_token, base_url, output):
+    good = issue_token("alice", scopes=["read:notes"])
+    tokens = {
+        "good": good,
+        "expired": issue_token("bob", ttl=-3600),
+        "forged": good[:-6] + "AAAAAA",
+        "foreign": signed(services, {**services.issuer.claims_for("x"), "iss": "https://evil/"}),
+        "unscoped": issue_token("carol"),
+    }
+    for token in tokens.values():
+        for path in ("/test-auth", "/notes", "/crash", "/nowhere"):
+            await fetch(path, token=token)
+        await fetch("/test-auth", headers={"Authorization": f"Bearer {token} extra"})
+        await fetch("/test-auth", headers={"Authorization": f"bearer  {token}"})
+        await fetch(f"/test-auth?access_token={token}")
+        await fetch(f"/{token}")
+        await fetch("/test", method="POST", body=f"token={token}")
+        # A control character makes Tornado refuse the header and log its value itself.
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(base_url.rsplit(":", 1)[1]))
+        header = f"Authorization: Bearer {token}\x01"
+        writer.write(f"GET /test-auth HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode())
+        await writer.drain()
+        await reader.read()
+        writer.close()
+        await writer.wait_closed()
+
+    written = output.everything()
+    assert "Malformed HTTP message" in written  # the raw-socket case did reach the log
+    assert "[redacted]" in written
+    for name, token in tokens.items():
+        signature = token.rsplit(".", 1)[1]
+        assert signature not in written, name
+        own = [r.getMessage() for r in output.records if r.name.startswith("jotguard")]
+        assert not any(signature in message for message in own), name
+
+
+@pytest.mark.slow
+def test_serve_writes_json_lines(tmp_path):
+    with live_jotguard(tmp_path / "data", {"JOTGUARD_LOG_FORMAT": "json"}) as server:
+        import urllib.request
+
+        urllib.request.urlopen(server.url + "test", timeout=5).read()  # noqa: S310
+    entries = [json.loads(line) for line in server.lines]
+    assert any(e.get("route") == "/test" and e.get("status") == 200 for e in entries)
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)

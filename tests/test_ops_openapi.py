@@ -1,0 +1,177 @@
+"""GET /openapi.json: a valid OpenAPI 3.1 document of exactly the routes Tornado serves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from tests.helpers import ScopedHandler, app_with
+from webapp.app import JotguardApplication
+from webapp.handler import AuthenticatedHandler, JsonHandler, requires_scopes
+from webapp.openapi import form_body, operation, text_response
+from webapp.routing import app_routes, handler_methods, route_template
+
+
+@pytest.fixture
+def app(services):
+    return app_with(services, (r"/notes/(?P<note_id>[^/]+)", ScopedHandler))
+
+
+async def document_of(fetch) -> dict:
+    response = await fetch("/openapi.json")
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.body)
+
+
+async def test_the_document_is_valid_openapi_3_1(fetch):
+    document = await document_of(fetch)
+    assert document["openapi"] == "3.1.0"
+    OpenAPIV31SpecValidator(document).validate()
+
+
+async def test_every_route_and_method_is_documented_and_nothing_else(fetch, app):
+    document = await document_of(fetch)
+
+    served = {
+        route.template: {m.lower() for m in handler_methods(route.handler)}
+        for route in app_routes(app)
+    }
+    documented = {
+        path: {k for k in item if k != "parameters"} for path, item in document["paths"].items()
+    }
+    assert documented == served
+    assert {"/metrics", "/readyz", "/openapi.json", "/healthz"} <= set(served)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"JOTGUARD_METRICS": "off"}])
+async def test_a_route_that_is_off_is_not_documented(fetch):
+    assert "/metrics" not in (await document_of(fetch))["paths"]
+
+
+async def test_security_follows_the_handler_and_its_scope_decorators(fetch):
+    paths = (await document_of(fetch))["paths"]
+
+    assert "security" not in paths["/test"]["get"]
+    assert paths["/test-auth"]["get"]["security"] == [{"bearerAuth": []}]
+    notes = paths["/notes/{note_id}"]
+    assert notes["get"]["security"] == [{"bearerAuth": ["read:notes"]}]
+    # any one of the scopes: alternatives
+    assert notes["post"]["security"] == [{"bearerAuth": ["write:notes"]}, {"bearerAuth": ["admin"]}]
+    assert notes["parameters"] == [
+        {"name": "note_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    ]
+
+
+async def test_error_responses_are_listed_with_their_schema_and_headers(fetch):
+    document = await document_of(fetch)
+    paths, components = document["paths"], document["components"]
+
+    assert set(paths["/test"]["get"]["responses"]) == {"200"}
+    assert set(paths["/test-auth"]["get"]["responses"]) == {"200", "400", "401", "503"}
+    assert set(paths["/notes/{note_id}"]["get"]["responses"]) == {"200", "400", "401", "403", "503"}
+    unauthorized = components["responses"]["Unauthorized"]
+    assert unauthorized["headers"]["WWW-Authenticate"] == {
+        "$ref": "#/components/headers/WWW-Authenticate"
+    }
+    schema = unauthorized["content"]["application/json"]["schema"]
+    assert schema["required"] == ["error", "error_description"]
+    assert schema["properties"]["error"]["enum"] == ["unauthorized", "invalid_token"]
+    assert components["responses"]["Unavailable"]["headers"]["Retry-After"]["$ref"]
+    # every response, success or error, promises X-Request-ID
+    for item in paths.values():
+        for name, op in item.items():
+            if name == "parameters":
+                continue
+            for response in op["responses"].values():
+                if "$ref" not in response:
+                    assert "X-Request-ID" in response["headers"]
+
+
+async def test_actual_error_bodies_match_the_documented_codes(fetch, issue_token):
+    document = await document_of(fetch)
+    responses = document["components"]["responses"]
+    cases = [
+        ("BadRequest", {"headers": {"Authorization": "Bearer a b"}}),
+        ("Unauthorized", {}),
+        ("Unauthorized", {"token": issue_token(ttl=-3600)}),
+    ]
+    for name, kwargs in cases:
+        response = await fetch("/test-auth", **kwargs)
+        body = json.loads(response.body)
+        enum = responses[name]["content"]["application/json"]["schema"]["properties"]["error"]
+        assert body["error"] in enum["enum"]
+
+
+def test_request_bodies_and_extra_errors_are_documented(services):
+    class Revoke(AuthenticatedHandler):
+        @operation(
+            "Revoke a token (RFC 7009)",
+            request_body=form_body(
+                {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {"token": {"type": "string"}},
+                }
+            ),
+            responses={200: text_response("Revoked, or never valid.")},
+            errors=[404],
+        )
+        @requires_scopes("revoke")
+        def post(self) -> None:
+            pass
+
+    class Limited(Revoke):
+        openapi_errors = (429,)
+
+    app = JotguardApplication(
+        [(r"/revoke", Revoke), (r"/limited", Limited)], **services.tornado_settings()
+    )
+    document = app.settings["openapi"]
+    OpenAPIV31SpecValidator(document).validate()
+    post = document["paths"]["/revoke"]["post"]
+    assert post["requestBody"]["required"] is True
+    assert "application/x-www-form-urlencoded" in post["requestBody"]["content"]
+    assert set(post["responses"]) == {"200", "400", "401", "403", "404", "503"}
+    limited = document["paths"]["/limited"]["post"]
+    assert limited["responses"]["429"] == {"$ref": "#/components/responses/TooManyRequests"}
+
+
+def test_an_undocumented_handler_method_stops_the_application(services):
+    class Undocumented(AuthenticatedHandler):
+        def delete(self) -> None:
+            pass
+
+    with pytest.raises(ValueError, match=r"Undocumented\.delete serves DELETE /things"):
+        JotguardApplication([(r"/things", Undocumented)], **services.tornado_settings())
+
+
+def test_an_error_status_without_a_shared_response_is_refused(services):
+    class Teapot(JsonHandler):
+        @operation("Brew", responses={200: text_response("Tea.")}, errors=[418])
+        def get(self) -> None:
+            pass
+
+    with pytest.raises(ValueError, match="418"):
+        JotguardApplication([(r"/tea", Teapot)], **services.tornado_settings())
+
+
+@pytest.mark.parametrize(
+    ("pattern", "template"),
+    [
+        (r"/test$", "/test"),
+        (r"/\.well-known/jwks\.json$", "/.well-known/jwks.json"),
+        (r"/admin/revocations/(?P<id>[^/]+)$", "/admin/revocations/{id}"),
+        (r"/a/([0-9]+)/b/(\w+)$", "/a/{arg1}/b/{arg2}"),
+    ],
+)
+def test_route_templates(pattern, template):
+    assert route_template(pattern) == template
+
+
+@pytest.mark.parametrize("pattern", [r"/x/?$", r"/\d+$", r"/a|/b$", r"/files/.*$"])
+def test_a_pattern_that_no_template_can_name_is_refused(pattern):
+    with pytest.raises(ValueError, match="literal path"):
+        route_template(pattern)

@@ -1,0 +1,79 @@
+"""``GET /get-token``: the tutorial's route that hands out a client-credentials token.
+
+Auth0 mode (``AUTH0_CLIENT_ID`` and ``AUTH0_CLIENT_SECRET`` set) performs the
+tutorial's exchange with the issuer's ``/oauth/token``; unconfigured, the route
+does not exist (404).
+"""
+
+from __future__ import annotations
+
+from tornado.web import HTTPError
+
+from backends.token_exchange import ClientCredentialsExchange, ExchangeFailed
+from webapp.errors import ApiError
+from webapp.handler import JsonHandler
+from webapp.openapi import ERROR_SCHEMA, json_response, operation
+from webapp.services import Services
+
+_TOKEN_SCHEMA = {
+    "type": "object",
+    "required": ["access_token", "token_type"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"type": "string"},
+        "expires_in": {"type": "integer"},
+        "scope": {"type": "string"},
+    },
+}
+# An upstream OAuth error passed through: RFC 6749 §5.2 makes only "error" mandatory.
+_UPSTREAM_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "error_description": {"type": "string"},
+        "error_uri": {"type": "string"},
+    },
+}
+
+
+class GetTokenHandler(JsonHandler):
+    @property
+    def services(self) -> Services:
+        services: Services = self.settings["services"]
+        return services
+
+    @operation(
+        "The tutorial's route: a client-credentials token for the configured client",
+        description="Auth0 mode exchanges AUTH0_CLIENT_ID/AUTH0_CLIENT_SECRET at the issuer's "
+        "/oauth/token; the upstream's OAuth errors pass through without the secret.",
+        responses={
+            200: json_response("The issuer's token response.", _TOKEN_SCHEMA),
+            400: json_response("The issuer refused the exchange.", _UPSTREAM_ERROR),
+            401: json_response("The issuer refused the client.", _UPSTREAM_ERROR),
+            403: json_response("The issuer refused the client.", _UPSTREAM_ERROR),
+            429: json_response("The issuer rate-limited the exchange.", _UPSTREAM_ERROR),
+            502: json_response("The issuer is unreachable or answered nonsense.", ERROR_SCHEMA),
+            504: json_response("The issuer did not answer in time.", ERROR_SCHEMA),
+        },
+        errors=[404],
+        tags=["tokens"],
+    )
+    async def get(self) -> None:
+        exchange = self.services.token_exchange
+        if exchange is None:
+            raise HTTPError(404)
+        await self._auth0_exchange(exchange)
+
+    async def _auth0_exchange(self, exchange: ClientCredentialsExchange) -> None:
+        """Upstream token → 200 as is; upstream 4xx → its scrubbed OAuth error, same
+        status; unreachable or broken upstream → 502; upstream timeout → 504."""
+        try:
+            result = await exchange.request_token()
+        except ExchangeFailed as exc:
+            raise ApiError(exc.status, exc.error, exc.description) from None
+        if result.retry_after is not None:
+            self.set_header("Retry-After", result.retry_after)
+        self.set_header("Pragma", "no-cache")  # RFC 6749 §5.1, beside Cache-Control: no-store
+        self.set_status(result.status)
+        self.finish(result.body)

@@ -1,0 +1,111 @@
+"""Readiness, metrics and the API description: unauthenticated, for operators and tools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webapp.handler import JsonHandler
+from webapp.metrics import Metrics
+from webapp.openapi import json_response, operation
+from webapp.readiness import OK
+from webapp.services import Services
+
+READY_RETRY_AFTER = 5
+
+_CHECKS_SCHEMA = {
+    "type": "object",
+    "description": 'Each check: "ok", or what went wrong.',
+    "additionalProperties": {"type": "string"},
+}
+
+
+class ReadinessHandler(JsonHandler):
+    quiet_access_log = True
+
+    @operation(
+        "Readiness: every dependency a request may need answers",
+        description="Runs every registered check at once, each with JOTGUARD_READY_TIMEOUT.",
+        responses={
+            200: json_response(
+                "Ready.",
+                {
+                    "type": "object",
+                    "required": ["status", "checks"],
+                    "properties": {"status": {"const": "ready"}, "checks": _CHECKS_SCHEMA},
+                },
+            ),
+            503: {
+                **json_response(
+                    "Not ready; error_description and checks name what is down.",
+                    {
+                        "type": "object",
+                        "required": ["status", "checks", "error", "error_description"],
+                        "properties": {
+                            "status": {"const": "unavailable"},
+                            "checks": _CHECKS_SCHEMA,
+                            "error": {"const": "temporarily_unavailable"},
+                            "error_description": {"type": "string"},
+                        },
+                    },
+                ),
+                "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+            },
+        },
+        tags=["operations"],
+    )
+    async def get(self) -> None:
+        services: Services = self.settings["services"]
+        checks = await services.readiness.run()
+        down = [name for name, result in checks.items() if result != OK]
+        body: dict[str, Any] = {"status": "ready", "checks": checks}
+        if down:
+            self.set_status(503)
+            self.set_header("Retry-After", str(READY_RETRY_AFTER))
+            self.error_code = "temporarily_unavailable"
+            body = {
+                "status": "unavailable",
+                "error": self.error_code,
+                "error_description": "Not ready: " + ", ".join(down),
+                "checks": checks,
+            }
+        self.write(body)
+
+
+class MetricsHandler(JsonHandler):
+    quiet_access_log = True
+
+    @operation(
+        "Prometheus metrics",
+        description="The Prometheus text format, or OpenMetrics when the Accept header asks "
+        "for it. Served here when JOTGUARD_METRICS=same.",
+        responses={
+            200: {
+                "description": "The current metrics.",
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/openmetrics-text": {"schema": {"type": "string"}},
+                },
+            }
+        },
+        tags=["operations"],
+    )
+    def get(self) -> None:
+        metrics: Metrics = self.settings["metrics"]
+        body, content_type = metrics.exposition(self.request.headers.get("Accept", ""))
+        self.set_header("Content-Type", content_type)
+        self.write(body)
+
+
+class OpenAPIHandler(JsonHandler):
+    @operation(
+        "This document",
+        responses={
+            200: json_response(
+                "The OpenAPI 3.1 description of every route.",
+                {"type": "object", "required": ["openapi", "info", "paths"]},
+            )
+        },
+        tags=["operations"],
+    )
+    def get(self) -> None:
+        self.write(self.settings["openapi"])
