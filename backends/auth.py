@@ -12,7 +12,7 @@ from backends.errors import BackendUnavailable, ConfigError, InvalidToken
 from backends.principal import Principal
 from backends.revocation.base import RevocationStore
 from backends.revocation.policy import outlives_denylist
-from backends.tokencache import VerifiedTokenCache
+from backends.token_cache import VerifiedTokenCache
 
 log = logging.getLogger("jotguard.auth")
 

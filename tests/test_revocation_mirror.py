@@ -204,6 +204,25 @@ async def test_store_down_turns_to_503_after_the_freshness_bound_and_recovers(
     assert (await fetch("/test-auth", token=token)).code == 200
 
 
+async def test_readiness_reports_a_mirror_behind_the_store(flaky, fetch, services):
+    mirror = services.revocations
+    clock = Clock(time.monotonic() + 1000)
+    mirror.monotonic = clock
+    assert await mirror.poll()
+    assert (await fetch("/readyz")).code == 200
+
+    flaky[0].reads_down = True  # the store answers pings, but the feed fails
+    assert not await mirror.poll()
+    clock.now += services.settings.revocation_freshness + 0.1
+    response = await fetch("/readyz")
+    assert response.code == 503
+    assert json.loads(response.body)["checks"]["revocation_store"].startswith("failed")
+
+    flaky[0].reads_down = False
+    assert await mirror.poll()
+    assert (await fetch("/readyz")).code == 200
+
+
 async def test_a_store_down_at_start_gives_503_until_it_answers(monkeypatch, settings):
     from webapp.services import Services
 

@@ -10,7 +10,7 @@ import pytest
 from backends.compact import parse_compact
 from backends.keyring import _write_keys, generate_key
 from backends.principal import Principal
-from backends.tokencache import VerifiedTokenCache
+from backends.token_cache import VerifiedTokenCache
 from tests.conftest import TEST_ISSUER
 from tests.forge import good_claims, sign
 from webapp import services as services_module

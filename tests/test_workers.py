@@ -125,6 +125,13 @@ def test_workers_refuse_the_memory_store(env, data_dir):
     assert "memory://" in done.stderr
 
 
+def test_workers_refuse_a_separate_metrics_port(env):
+    done = jotguard("serve", "--workers", "2", "--metrics", str(free_port()), env=env)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "metrics port" in done.stderr
+
+
 @pytest.mark.parametrize("value", ["0", "65", "two"])
 def test_bad_worker_counts_name_the_variable(value):
     with pytest.raises(SettingsError) as caught:

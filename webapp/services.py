@@ -18,8 +18,8 @@ from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
 from backends.revocation.mirror import RevocationMirror
 from backends.revocation.notify import notifier_for
+from backends.token_cache import VerifiedTokenCache
 from backends.token_exchange import ClientCredentialsExchange
-from backends.tokencache import VerifiedTokenCache
 from webapp.cors import CorsPolicy
 from webapp.metrics import Metrics
 from webapp.readiness import Readiness

@@ -162,6 +162,12 @@ def serve_workers(settings: Settings) -> int:
             " revocation through one would not reach the others; use sqlite:///, redis://"
             " or mongodb://"
         )
+    if settings.metrics_port is not None:
+        raise ConfigError(
+            "--workers: every worker would bind the separate metrics port"
+            f" {settings.metrics_port}; use JOTGUARD_METRICS=same (each scrape then reports"
+            " the worker that answered it) or off"
+        )
     # Once, before forking: workers racing to create the keyring would each wait on its lock.
     keyring = local_keyring(settings)
     if keyring.ensure():

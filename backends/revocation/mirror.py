@@ -258,7 +258,10 @@ class RevocationMirror:
         return await self.store.audit_log(limit=limit, cursor=cursor)
 
     async def ping(self) -> None:
+        """Readiness: the store answers and the mirror is current (else requests get 503)."""
         await self.store.ping()
+        if not self.is_current():
+            raise BackendUnavailable("The revocation list is still loading or behind the store")
 
     # -- writes: through to the store, then applied here before returning ------------------
 
