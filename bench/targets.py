@@ -8,6 +8,7 @@ from that target's JWKS. Adding a variant is one entry in :data:`VARIANTS`.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -146,11 +147,22 @@ class Variant:
     note: str = ""
 
 
+def _remote_issuer(ctx: Context) -> dict[str, str]:
+    # The token's issuer becomes a remote issuer whose keys come from its JWKS over HTTP,
+    # as an Auth0 tenant's would; this instance's own local issuer is another name.
+    remote = [{"issuer": ctx.issuer, "audience": AUDIENCE, "jwks_uri": ctx.jwks_uri}]
+    return {
+        "JOTGUARD_ISSUER": "http://127.0.0.1:9/jwks-variant-local/",
+        "JOTGUARD_REMOTE_ISSUERS": json.dumps(remote),
+    }
+
+
 VARIANTS: list[Variant] = [
     Variant("sqlite", "sqlite", note="embedded defaults"),
     Variant("sqlite+10k", "sqlite", revoked=10_000),
     Variant("redis", "redis"),
     Variant("redis+10k", "redis", revoked=10_000),
+    Variant("jwks+sqlite+10k", "sqlite", revoked=10_000, env=_remote_issuer),
 ]
 
 
