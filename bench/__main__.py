@@ -59,11 +59,28 @@ class Measured:
             if not r.valid
         ]
 
+    def rates(self, route: str) -> list[float | None]:
+        """req/s per round, None for a void run."""
+        return [r.requests_per_second if r.valid else None for r in self.runs[route]]
+
     @property
-    def ratio(self) -> float:
-        return self.median("/test-auth", "requests_per_second") / self.median(
-            "/test", "requests_per_second"
-        )
+    def ratios(self) -> list[float]:
+        """protected/unprotected per round: each pair ran back to back, so drift in the
+        machine's load (other processes) mostly cancels out."""
+        return paired(self.rates("/test-auth"), self.rates("/test"))
+
+
+def paired(top: list[float | None], bottom: list[float | None]) -> list[float]:
+    return [t / b for t, b in zip(top, bottom, strict=True) if t is not None and b]
+
+
+def spread(ratios: list[float]) -> str:
+    if not ratios:
+        return "n/a (every run void)"
+    text = f"{statistics.median(ratios):.2f}"
+    if len(ratios) > 1:
+        text += f" (rounds {min(ratios):.2f}-{max(ratios):.2f})"
+    return text
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -180,22 +197,20 @@ def report(results: list[Measured]) -> None:
                 f" {m.median(route, 'p50_ms'):>8.2f} {m.median(route, 'p99_ms'):>8.2f}"
                 f"   {per_round}"
             )
-        print(f"{'':<20} protected/unprotected {m.ratio:.2f}")
+        print(f"{'':<20} protected/unprotected {spread(m.ratios)}")
         for problem in m.invalid():
             print(f"{'':<20} VOID RUN {problem}")
     ours = [m for m in results if m.target.kind == "jotguard"]
     peers = [m for m in results if m.target.kind == "peer"]
     if peers:
         print()
-        print("jotguard protected req/s over each peer's protected req/s:")
+        print("jotguard protected req/s over each peer's protected req/s (median of rounds):")
         for peer in peers:
-            theirs = peer.median("/test-auth", "requests_per_second")
-            cells = ", ".join(
-                f"{m.target.name.removeprefix('jotguard ')} "
-                f"{m.median('/test-auth', 'requests_per_second') / theirs:.2f}x"
-                for m in ours
-            )
-            print(f"  over {peer.target.name}: {cells}")
+            theirs = peer.rates("/test-auth")
+            for m in ours:
+                name = m.target.name.removeprefix("jotguard ")
+                ratios = paired(m.rates("/test-auth"), theirs)
+                print(f"  {name} over {peer.target.name}: {spread(ratios)}x")
 
 
 def main(argv: list[str] | None = None) -> int:
