@@ -194,8 +194,8 @@ class Jotguard(Target):
             JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
             JOTGUARD_ISSUER=ctx.issuer,
             JOTGUARD_REVOCATION_STORE=self.store_url,
-            **self.variant.env(ctx),
         )
+        env.update(self.variant.env(ctx))
         command = [*JOTGUARD, "serve", "--port", str(self.port)]
         return command, env, REPO
 
