@@ -74,6 +74,8 @@ def test_workers_share_the_port_and_all_stop_on_sigterm(env):
     try:
         workers = children(server.process.pid)
         assert len(workers) == 2
+        # Each worker serves on uvloop (its extension module is mapped into the process).
+        assert all("uvloop" in Path(f"/proc/{pid}/maps").read_text() for pid in workers)
         alice = token(env, "alice")
         assert all(http_get(server.url + "/test-auth", alice)[0] == 200 for _ in range(10))
     finally:

@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 
+import uvloop
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -19,6 +20,12 @@ log = logging.getLogger("jotguard")
 
 SHUTDOWN_GRACE_SECONDS = 4.0
 METRICS_HOST = "127.0.0.1"
+
+
+def run_service(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:
+    """:func:`serve` on uvloop: Tornado re-registers each connection's socket and runs
+    several callbacks per request, and uvloop does that in C rather than in Python."""
+    uvloop.run(serve(settings, sockets=sockets))
 
 
 async def serve(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:

@@ -10,7 +10,6 @@ all of them have finished their requests in flight and exited.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -23,7 +22,7 @@ from types import FrameType
 from tornado.netutil import bind_sockets
 
 from backends.errors import ConfigError
-from webapp.server import SHUTDOWN_GRACE_SECONDS, serve
+from webapp.server import SHUTDOWN_GRACE_SECONDS, run_service
 from webapp.services import local_keyring
 from webapp.settings import Settings
 
@@ -45,7 +44,7 @@ def _run_worker(settings: Settings, sockets: list[socket.socket], number: int) -
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter(fmt))
     try:
-        asyncio.run(serve(settings, sockets=sockets))
+        run_service(settings, sockets=sockets)
     except Exception:
         log.exception("worker %d failed", number)
         return 1
