@@ -163,7 +163,7 @@ VARIANTS: list[Variant] = [
     Variant("redis", "redis"),
     Variant("redis+10k", "redis", revoked=10_000),
     Variant("jwks+sqlite+10k", "sqlite", revoked=10_000, env=_remote_issuer),
-    # Not a default: what the access log (one INFO line per request) costs.
+    # What the access log (one INFO line per request, on by default) costs.
     Variant("sqlite+nolog", "sqlite", env=lambda ctx: {"JOTGUARD_LOG_LEVEL": "WARNING"}),
 ]
 
