@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -118,6 +119,37 @@ async def test_a_key_removed_from_the_keyring_takes_its_tokens_out_of_the_cache(
     response = await fetch("/test-auth", token=token)
     assert response.code == 401
     assert "unknown key" in response.headers["WWW-Authenticate"]
+
+
+async def test_a_key_gone_from_a_remote_jwks_empties_the_cache(
+    fetch, issue_token, services, monkeypatch
+):
+    class RemoteBackend:  # what the follower reads of a remote issuer: its key ids
+        issuer = "https://tenant.example/"
+        key_ids: tuple[str, ...] = ("k1", "k2")
+
+        def status(self):
+            return SimpleNamespace(key_ids=self.key_ids)
+
+        async def aclose(self):
+            return None
+
+    remote = RemoteBackend()
+    services.remote_backends.append(remote)
+    for task in services._tasks:  # restart the follower with a short interval
+        task.cancel()
+    monkeypatch.setattr(services_module, "KEYRING_POLL_SECONDS", 0.01)
+    services._tasks.append(asyncio.create_task(services._follow_keyring()))
+    assert (await fetch("/test-auth", token=issue_token("alice"))).code == 200
+    await asyncio.sleep(0.05)
+    assert len(services.authenticator.token_cache) == 1  # a new key id clears nothing
+
+    remote.key_ids = ("k2", "k3")  # the issuer dropped k1
+    for _ in range(500):
+        if len(services.authenticator.token_cache) == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert len(services.authenticator.token_cache) == 0
 
 
 @pytest.mark.parametrize("settings_overrides", [{"JOTGUARD_TOKEN_CACHE_SIZE": "0"}])

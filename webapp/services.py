@@ -162,7 +162,7 @@ class Services:
 
     async def _follow_keyring(self) -> None:
         # Picks up `jotguard keys rotate` run beside the server: signing moves to the new key.
-        known = {k.kid for k in self.keyring.all_keys()}
+        known = self._verification_key_ids()
         while True:
             await asyncio.sleep(KEYRING_POLL_SECONDS)
             try:
@@ -170,12 +170,19 @@ class Services:
                     log.info("keyring reloaded; current key %s", self.keyring.current.kid)
             except Exception:
                 log.exception("keyring reload failed; keeping the keys already loaded")
-            # A key gone from the keyring (however it was reloaded) takes the tokens it
-            # verified out of the cache with it.
-            kids = {k.kid for k in self.keyring.all_keys()}
+            # A key gone from the keyring (however it was reloaded) or from a remote
+            # issuer's JWKS takes the tokens it verified out of the cache with it.
+            kids = self._verification_key_ids()
             if known - kids:
                 self.authenticator.forget_verified()
             known = kids
+
+    def _verification_key_ids(self) -> set[tuple[str, str]]:
+        """(issuer, kid) of every key a cached token may have been verified with."""
+        kids = {(self.settings.issuer_url, k.kid) for k in self.keyring.all_keys()}
+        for backend in self.remote_backends:
+            kids.update((backend.issuer, kid) for kid in backend.status().key_ids)
+        return kids
 
     def tornado_settings(self) -> dict[str, Any]:
         return {
