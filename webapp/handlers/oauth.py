@@ -41,7 +41,10 @@ _TOKEN_FORM = form_body(
     {
         "type": "object",
         "required": ["token"],
-        "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+        "properties": {
+            "token": {"type": "string", "minLength": 1},
+            "token_type_hint": {"type": "string"},
+        },
     }
 )
 _CALLER_ERRORS = {
