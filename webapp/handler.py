@@ -21,6 +21,7 @@ from backends.auth import Authenticator
 from backends.errors import AuthError, InsufficientScope, MalformedRequest, MissingCredentials
 from backends.principal import Principal
 from webapp.errors import ApiError, from_auth_error
+from webapp.ratelimit import PolicyRef, RequestLimits, is_failed_guess
 
 # RFC 6750 §2.1 b64token.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -55,7 +56,45 @@ def bearer_token(request: HTTPServerRequest) -> str | None:
 
 
 class JsonHandler(RequestHandler):
-    """Errors as JSON ``{"error", "error_description"}``, with the headers they carry."""
+    """Errors as JSON ``{"error", "error_description"}``, with the headers they carry.
+
+    Rate limited by the policy ``rate_limit`` names (see :mod:`webapp.ratelimit`)
+    in ``prepare``: a subclass that overrides ``prepare`` awaits ``super().prepare()``.
+    """
+
+    rate_limit: PolicyRef = "default"
+    _rate_limit_headers: dict[str, str] = {}  # replaced per request, never mutated
+
+    def prepare(self) -> Awaitable[None] | None:
+        return self.limit_request(authenticating=False)
+
+    @property
+    def rate_limits(self) -> RequestLimits | None:
+        limits: RequestLimits | None = self.settings.get("rate_limits")
+        return limits
+
+    async def limit_request(self, *, authenticating: bool) -> None:
+        """Charge this request before authentication (429/503 ``ApiError`` when refused)."""
+        if self.rate_limits is not None:
+            headers = await self.rate_limits.before_auth(
+                self.request, self.rate_limit, authenticating=authenticating
+            )
+            self._set_rate_limit_headers(headers)
+
+    async def record_failed_authentication(self) -> None:
+        """Count a failed client or password check against the caller's IP.
+
+        Token endpoints call this; once the IP's budget is spent it gets 429
+        before any further check. Successes are never counted.
+        """
+        if self.rate_limits is not None:
+            await self.rate_limits.record_failed_auth(self.request)
+
+    def _set_rate_limit_headers(self, headers: dict[str, str]) -> None:
+        if headers:
+            self._rate_limit_headers = headers
+            for name, value in headers.items():
+                self.set_header(name, value)
 
     def set_default_headers(self) -> None:
         self.clear_header("Server")
@@ -64,6 +103,9 @@ class JsonHandler(RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        # send_error cleared the headers: an error answer still reports the quota.
+        for name, value in self._rate_limit_headers.items():
+            self.set_header(name, value)
         if isinstance(exc, ApiError):
             for name, value in exc.headers.items():
                 self.set_header(name, value)
@@ -96,10 +138,17 @@ class AuthenticatedHandler(JsonHandler):
 
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
+            await self.limit_request(authenticating=False)
             return
         authenticator: Authenticator = self.settings["authenticator"]
         try:
             token = bearer_token(self.request)
+        except MalformedRequest as exc:
+            await self.limit_request(authenticating=False)
+            raise self.fail(exc) from None
+        # Before any verification work: a flood of garbage tokens stops here.
+        await self.limit_request(authenticating=token is not None)
+        try:
             if token is None:
                 if self.auth_required:
                     raise MissingCredentials()
@@ -107,7 +156,14 @@ class AuthenticatedHandler(JsonHandler):
                 return
             self.current_user = await authenticator.authenticate(token)
         except AuthError as exc:
+            if is_failed_guess(exc):
+                await self.record_failed_authentication()
             raise self.fail(exc) from None
+        if self.rate_limits is not None:
+            headers = await self.rate_limits.for_principal(
+                self.request, self.rate_limit, self.current_user
+            )
+            self._set_rate_limit_headers(headers)
 
     def require_principal(self) -> Principal:
         if self.current_user is None:

@@ -11,6 +11,7 @@ from typing import Any
 from backends.auth import AuthBackend, Authenticator
 from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
+from webapp.ratelimit import RequestLimits
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -37,6 +38,7 @@ class Services:
     keyring: Keyring
     issuer: LocalIssuer
     authenticator: Authenticator
+    rate_limits: RequestLimits
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -58,6 +60,7 @@ class Services:
             keyring=keyring,
             issuer=local_issuer(settings, keyring),
             authenticator=Authenticator(backends),
+            rate_limits=RequestLimits.from_settings(settings),
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
         return services
@@ -73,7 +76,11 @@ class Services:
                 log.exception("keyring reload failed; keeping the keys already loaded")
 
     def tornado_settings(self) -> dict[str, Any]:
-        return {"authenticator": self.authenticator, "services": self}
+        return {
+            "authenticator": self.authenticator,
+            "services": self,
+            "rate_limits": self.rate_limits,
+        }
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -82,3 +89,4 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.rate_limits.limiter.aclose()

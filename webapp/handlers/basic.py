@@ -22,6 +22,8 @@ class ProtectedHandler(AuthenticatedHandler):
 class HealthHandler(JsonHandler):
     """Liveness: the process answers. No I/O, so it never flaps with a dependency."""
 
+    rate_limit = None  # probes are never limited
+
     def get(self) -> None:
         self.write({"status": "ok"})
 
