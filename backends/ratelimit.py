@@ -35,7 +35,6 @@ from limits.aio.strategies import (
 )
 from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import StorageError
-from limits.util import WindowStats
 
 log = logging.getLogger("jotguard.ratelimit")
 
@@ -233,18 +232,13 @@ class RateLimiter:
         if self._storage_resting():
             return None
         strategy = self._strategy(policy)
-        stats = await asyncio.gather(
-            *(strategy.get_window_stats(item, policy.name, key) for item in policy.items),
-            return_exceptions=True,
-        )
-        windows: list[WindowStats] = []
-        for result in stats:
-            if isinstance(result, _STORAGE_ERRORS):
-                self._storage_failed(result)
-                return None
-            if isinstance(result, BaseException):
-                raise result
-            windows.append(result)
+        reads = [strategy.get_window_stats(item, policy.name, key) for item in policy.items]
+        try:
+            # One limit (the usual case) needs no tasks; several are read concurrently.
+            windows = [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
+        except _STORAGE_ERRORS as exc:
+            self._storage_failed(exc)
+            return None
         now = time.time()
         return tuple(
             Quota(

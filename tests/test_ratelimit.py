@@ -14,6 +14,7 @@ from joserfc import jws
 from tornado.web import Application
 
 from tests.ratelimit_support import closed_port, limited_app
+from webapp.app import routes
 from webapp.services import Services
 
 TIGHT = {
@@ -113,6 +114,12 @@ async def test_path_variants_of_one_route_share_one_budget(fetch):
     assert (await fetch("/limited/api/b")).code == 429
     # Another route keeps its own budget.
     assert (await fetch("/test")).code == 200
+
+
+def test_every_jotguard_route_names_a_configured_policy(services):
+    # A typo such as rate_limit = "tokens" would otherwise surface as a 500 at request time.
+    for _, handler in routes():
+        services.rate_limits.policy(handler.rate_limit)
 
 
 async def test_health_probe_is_never_limited(fetch):

@@ -142,12 +142,12 @@ class RequestLimits:
             checks.append((self.preauth, ip_key))
         if route_key is not None:
             checks.append((policy, route_key))
-        decisions = await asyncio.gather(
-            *(
-                self.limiter.peek(p, key) if p is self.failed_auth else self.limiter.hit(p, key)
-                for p, key in checks
-            )
-        )
+        calls = [
+            self.limiter.peek(p, key) if p is self.failed_auth else self.limiter.hit(p, key)
+            for p, key in checks
+        ]
+        # Usually one call: awaited directly, since tasks cost more than the memory storage.
+        decisions = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
         for (checked, key), decision in zip(checks, decisions, strict=True):
             if not decision.allowed:
                 raise await self._refusal(checked, key, decision)
