@@ -160,9 +160,7 @@ class AuthenticatedHandler(JsonHandler):
                 await self.record_failed_authentication()
             raise self.fail(exc) from None
         if self.rate_limits is not None:
-            headers = await self.rate_limits.for_principal(
-                self.request, self.rate_limit, self.current_user
-            )
+            headers = await self.rate_limits.for_principal(self.rate_limit, self.current_user)
             self._set_rate_limit_headers(headers)
 
     def require_principal(self) -> Principal:

@@ -155,9 +155,7 @@ class RequestLimits:
             return {}
         return _headers(await self.limiter.usage(policy, route_key))
 
-    async def for_principal(
-        self, request: HTTPServerRequest, ref: PolicyRef, principal: Principal
-    ) -> dict[str, str]:
+    async def for_principal(self, ref: PolicyRef, principal: Principal) -> dict[str, str]:
         """Stage 2: the handler's policy for the authenticated ``principal``.
 
         :returns: the rate-limit headers for the response.
