@@ -153,10 +153,12 @@ class RateLimiter:
         self.fail_closed = fail_closed
         self.counts: Counter[tuple[str, str]] = Counter()
         self._clock = clock
+        self._timeout = timeout
         self._pool: redis.asyncio.ConnectionPool | None = None
         self._storage = self._open(check_storage_uri(storage_uri), key_prefix, timeout)
         self._strategies: dict[str, Strategy] = {}
         self._skip_storage_until = -math.inf
+        self._failing = False
         self._last_logged = -math.inf
         self._unlogged = 0
         self._last_error: BaseException | None = None
@@ -271,7 +273,14 @@ class RateLimiter:
             timer.cancel()
 
     def _storage_resting(self) -> bool:
-        return self._clock() < self._skip_storage_until
+        now = self._clock()
+        if now < self._skip_storage_until:
+            return True
+        if self._failing:
+            # This caller probes the storage; everyone else keeps deciding without it
+            # until the probe answers, so a black-holed Redis delays one request, not all.
+            self._skip_storage_until = now + STORAGE_RETRY_SECONDS + self._timeout
+        return False
 
     def _without_storage(self, policy: Policy, exc: BaseException | None = None) -> Decision:
         if exc is not None:
@@ -284,6 +293,7 @@ class RateLimiter:
 
     def _storage_failed(self, exc: BaseException) -> None:
         self._skip_storage_until = self._clock() + STORAGE_RETRY_SECONDS
+        self._failing = True
         self._last_error = exc.__cause__ or exc
 
     def _maybe_log(self) -> None:
@@ -304,6 +314,9 @@ class RateLimiter:
         self._unlogged = 0
 
     def _storage_answered(self) -> None:
+        if self._failing:
+            self._failing = False
+            self._skip_storage_until = -math.inf
         # One line per outage that was reported, so a flapping storage logs at most
         # twice per interval.
         if self._outage_logged:

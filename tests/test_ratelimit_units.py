@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 
 import pytest
+from limits.errors import StorageError
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from backends.errors import InvalidToken, MissingCredentials
-from backends.ratelimit import Policy, RateLimiter, parse_limits
+from backends.ratelimit import Decision, Policy, RateLimiter, parse_limits
 from tests.ratelimit_support import closed_port
 from webapp.clientip import ClientAddresses, parse_address
 from webapp.ratelimit import is_failed_guess, offered_client_id
@@ -243,6 +245,49 @@ async def test_dead_storage_is_rested_counted_and_logged_once_per_interval(caplo
     assert caplog.records[0].getMessage().endswith("since the last report: 1")
     assert caplog.records[1].getMessage().endswith("since the last report: 4")
     await limiter.aclose()
+
+
+class FlakyStrategy:
+    """Stands in for a limits strategy whose storage hangs, fails or answers on demand."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.answer: asyncio.Future[bool] | None = None
+
+    async def hit(self, item, *identifiers, cost=1):
+        self.calls += 1
+        if self.answer is None:
+            raise StorageError(ConnectionError("refused"))
+        return await self.answer
+
+
+async def test_one_probe_at_a_time_while_the_storage_is_down(monkeypatch):
+    clock = Clock()
+    limiter = RateLimiter("memory://", timeout=0.5, clock=clock)
+    strategy = FlakyStrategy()
+    monkeypatch.setattr(limiter, "_strategy", lambda policy: strategy)
+    policy = Policy("p", "5/minute")
+
+    assert (await limiter.hit(policy, "k")).storage_failed
+    for _ in range(3):  # resting: the storage is not asked
+        assert (await limiter.hit(policy, "k")).storage_failed
+    assert strategy.calls == 1
+
+    clock.now += 1.1
+    strategy.answer = asyncio.get_running_loop().create_future()
+    probe = asyncio.create_task(limiter.hit(policy, "k"))
+    await asyncio.sleep(0)
+    # While the probe hangs, other requests decide without waiting for it.
+    # (wait_for only turns a regression into a failure instead of a hang)
+    others = [await asyncio.wait_for(limiter.hit(policy, "k"), 5) for _ in range(3)]
+    assert all(d.allowed and d.storage_failed for d in others)
+    assert strategy.calls == 2
+
+    strategy.answer.set_result(True)
+    assert (await probe) == Decision(True)
+    assert (await limiter.hit(policy, "k")) == Decision(True)  # back in service at once
+    assert strategy.calls == 3
+    assert limiter.counts[("p", "failed_open")] == 7
 
 
 async def test_fail_closed_refuses_without_storage():
