@@ -207,14 +207,14 @@ class RateLimiter:
         self._storage_answered()
         return Decision(True)
 
-    async def peek(self, policy: Policy, key: str) -> Decision:
-        """Would one more hit fit under every limit? Charges nothing."""
+    async def peek(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
+        """Would ``cost`` more hits fit under every limit? Charges nothing."""
         if self._storage_resting():
             return self._without_storage(policy)
         strategy = self._strategy(policy)
         try:
             for index, item in enumerate(policy.items):
-                if not await strategy.test(item, policy.name, key):
+                if not await strategy.test(item, policy.name, key, cost=cost):
                     self._storage_answered()
                     self.counts[(policy.name, "limited")] += 1
                     return Decision(False, exceeded=index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from joserfc import jws
+from tornado.httpclient import AsyncHTTPClient
 from tornado.web import Application
 
-from tests.ratelimit_support import closed_port, limited_app
+from tests.ratelimit_support import TokenEndpoint, closed_port, limited_app
 from webapp.app import routes
 from webapp.services import Services
 
@@ -242,6 +244,53 @@ async def test_thousand_garbage_tokens_are_cut_off_before_signature_checks(
     # the other 990 are refused before any verification work at all.
     assert codes == [401] * 10 + [429] * 990
     assert signature_checks == {"signatures": 10, "authentications": 10}
+
+
+@pytest.fixture
+async def wide_client():
+    """A client that really keeps 50 requests in flight (the default keeps 10)."""
+    client = AsyncHTTPClient(force_instance=True, max_clients=50)
+    yield client
+    client.close()
+
+
+async def test_concurrent_garbage_tokens_get_no_more_checks_than_the_budget(
+    wide_client, base_url, issue_token, signature_checks
+):
+    # Failures are known only after the check: checks in progress hold budget slots,
+    # so 50 requests in flight at once still get only 10 signature checks.
+    async def send(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        answer = await wide_client.fetch(
+            base_url + "/test-auth", headers=headers, raise_error=False
+        )
+        return answer.code
+
+    codes = await asyncio.gather(*(send(t) for t in garbage_tokens(issue_token("alice"), 300)))
+    assert sorted(codes) == [401] * 10 + [429] * 290
+    assert signature_checks["signatures"] == 10
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [
+        {
+            **TIGHT,
+            "JOTGUARD_RATELIMIT_FAILED_AUTH": "3/minute",
+            "JOTGUARD_RATELIMIT_TOKEN": "100/minute",
+        }
+    ],
+)
+async def test_concurrent_wrong_secrets_get_no_more_checks_than_the_budget(
+    wide_client, base_url, monkeypatch
+):
+    monkeypatch.setattr(TokenEndpoint, "secret_checks", 0)
+    attempts = [token_request(f"client-{n}", "wrong") for n in range(40)]
+    answers = await asyncio.gather(
+        *(wide_client.fetch(base_url + "/limited/token", raise_error=False, **a) for a in attempts)
+    )
+    assert sorted(a.code for a in answers) == [401] * 3 + [429] * 37
+    assert TokenEndpoint.secret_checks == 3
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,10 @@ Counting happens in two stages, both before the handler runs:
 Failed authentications are counted per IP in a separate budget that a success
 never consumes: bad or forged tokens here, failed client or password checks
 wherever a token endpoint calls :meth:`RequestLimits.record_failed_auth`.
+A failure is only known once the check is done, so every check in progress
+holds a slot of that budget until it ends (:meth:`RequestLimits.release`):
+fifty garbage tokens sent at once get as many checks as the budget allows,
+not fifty. The slots are counted per process.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ import asyncio
 import base64
 import binascii
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote_plus
 
 from tornado.httputil import HTTPServerRequest
@@ -55,6 +61,16 @@ _NOT_GUESSES = frozenset({"expired", "revoked"})
 
 _MAX_KEY_PART = 128
 _FAIL_CLOSED_RETRY_AFTER = 5
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request let through stage 1."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    """Rate-limit headers for the response (empty when stage 2 will report)."""
+    attempt: str | None = None
+    """The failed-authentication slot this request holds; give it back with ``release``."""
 
 
 def is_failed_guess(exc: AuthError) -> bool:
@@ -84,6 +100,7 @@ class RequestLimits:
         self.failed_auth = failed_auth
         self.preauth = preauth
         self.addresses = ClientAddresses(trusted_proxies, ipv6_prefix)
+        self._checks_in_progress: Counter[str] = Counter()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLimits:
@@ -121,21 +138,22 @@ class RequestLimits:
 
     async def before_auth(
         self, request: HTTPServerRequest, ref: PolicyRef, *, authenticating: bool
-    ) -> dict[str, str]:
+    ) -> Admission:
         """Stage 1; ``authenticating``: a bearer token will be verified next.
 
-        :returns: the rate-limit headers for the response (empty when the
-            principal-keyed stage 2 will report instead).
         :raises ApiError: 429 over a limit, 503 when the storage is down and
             limiting fails closed.
         """
         policy = self.policy(ref)
         if policy is None:
-            return {}
-        ip = self.addresses.key(request)
-        ip_key = f"ip:{ip}"
+            return Admission()
+        ip_key = f"ip:{self.addresses.key(request)}"
+        attempt = None
         checks: list[tuple[Policy, str]] = []
         if self.failed_auth is not None and (authenticating or policy.per_client):
+            # Taken before the first await, so concurrent requests see each other.
+            attempt = ip_key
+            self._checks_in_progress[ip_key] += 1
             checks.append((self.failed_auth, ip_key))
         route_key = None if authenticating else _route_key(request, policy, ip_key)
         if self.preauth is not None and route_key != ip_key:
@@ -143,17 +161,32 @@ class RequestLimits:
         if route_key is not None:
             checks.append((policy, route_key))
         calls = [
-            self.limiter.peek(p, key) if p is self.failed_auth else self.limiter.hit(p, key)
+            self.limiter.peek(p, key, cost=self._checks_in_progress[key])
+            if p is self.failed_auth
+            else self.limiter.hit(p, key)
             for p, key in checks
         ]
-        # Usually one call: awaited directly, since tasks cost more than the memory storage.
-        decisions = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
-        for (checked, key), decision in zip(checks, decisions, strict=True):
-            if not decision.allowed:
-                raise await self._refusal(checked, key, decision)
+        try:
+            # Usually one call: awaited directly, since tasks cost more than the memory storage.
+            decisions = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+            for (checked, key), decision in zip(checks, decisions, strict=True):
+                if not decision.allowed:
+                    raise await self._refusal(checked, key, decision)
+        except BaseException:
+            self.release(attempt)
+            raise
         if route_key is None or decisions[-1].storage_failed:
-            return {}
-        return _headers(await self.limiter.usage(policy, route_key))
+            return Admission(attempt=attempt)
+        return Admission(_headers(await self.limiter.usage(policy, route_key)), attempt)
+
+    def release(self, attempt: str | None) -> None:
+        """The credential check of an :class:`Admission` has ended (its failure, if any,
+        already recorded with :meth:`record_failed_auth`)."""
+        if attempt is None:
+            return
+        self._checks_in_progress[attempt] -= 1
+        if self._checks_in_progress[attempt] <= 0:
+            del self._checks_in_progress[attempt]
 
     async def for_principal(self, ref: PolicyRef, principal: Principal) -> dict[str, str]:
         """Stage 2: the handler's policy for the authenticated ``principal``.
