@@ -3,18 +3,20 @@
 Serves the same jotguard app three ways (limits off, memory://, Redis) and
 sends sequential keep-alive requests to an anonymous route (/test: one counted
 hit) and a protected one (/test-auth with a valid token: failed-auth peek and
-preauth guard, then the per-user hit). Prints requests/second and the ratio to
-the unlimited app. Redis is skipped if JOTGUARD_TEST_REDIS_URL (default
-redis://127.0.0.1:6379/15) does not answer; its keys use a unique prefix and
-are deleted afterwards.
+preauth guard, then the per-user hit). Chunks of requests alternate between
+the three so load drift on a shared machine hits them alike; prints the median
+requests/second and its ratio to the unlimited app. Redis is skipped if
+JOTGUARD_TEST_REDIS_URL (default redis://127.0.0.1:6379/15) does not answer;
+its keys use a unique prefix and are deleted afterwards.
 
-    .venv/bin/python bench/ratelimit_overhead.py [requests-per-case]
+    .venv/bin/python bench/ratelimit_overhead.py [requests-per-case-and-variant]
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -55,29 +57,30 @@ async def keep_alive_requests(port: int, path: str, headers: str, count: int) ->
     return elapsed
 
 
-async def measure(settings: Settings, limited: bool, count: int) -> dict[str, float]:
-    services = await Services.start(settings)
-    app = make_app(services)
-    if not limited:
-        del app.settings["rate_limits"]
-    server = HTTPServer(app)
-    sock, port = bind_unused_port()
-    server.add_sockets([sock])
-    claims = services.issuer.claims_for("bench-user")
-    token = services.issuer.sign(claims).token
-    try:
-        cases = {
+class Instance:
+    """One served app and the requests the cases send to it."""
+
+    def __init__(self, services: Services, limited: bool) -> None:
+        self.services = services
+        app = make_app(services)
+        if not limited:
+            del app.settings["rate_limits"]
+        self.server = HTTPServer(app)
+        sock, self.port = bind_unused_port()
+        self.server.add_sockets([sock])
+        token = services.issuer.sign(services.issuer.claims_for("bench-user")).token
+        self.cases = {
             "/test": ("/test", ""),
             "/test-auth": ("/test-auth", f"Authorization: Bearer {token}\r\n"),
         }
-        results = {}
-        for name, (path, headers) in cases.items():
-            await keep_alive_requests(port, path, headers, min(200, count))  # warm up
-            results[name] = count / await keep_alive_requests(port, path, headers, count)
-        return results
-    finally:
-        server.stop()
-        await services.close()
+
+    async def rate(self, case: str, count: int) -> float:
+        path, headers = self.cases[case]
+        return count / await keep_alive_requests(self.port, path, headers, count)
+
+    async def close(self) -> None:
+        self.server.stop()
+        await self.services.close()
 
 
 async def redis_answers() -> bool:
@@ -114,15 +117,34 @@ async def main(count: int) -> None:
     else:
         print(f"(Redis at {REDIS_URL} does not answer: skipped)")
 
-    results = {name: await measure(s, limited, count) for name, (s, limited) in variants.items()}
-    print(f"{count} sequential keep-alive requests per case; requests/second (ratio to off)")
-    for route in ("/test", "/test-auth"):
-        off = results["off"][route]
-        cells = [
-            f"{name} {rates[route]:7.0f} ({rates[route] / off:.2f})"
-            for name, rates in results.items()
-        ]
-        print(f"{route:10}  " + "   ".join(cells))
+    instances = {
+        name: Instance(await Services.start(settings), limited)
+        for name, (settings, limited) in variants.items()
+    }
+    # Chunks alternate between the variants, so load drifting on a shared machine
+    # hits them alike; the median chunk rate is reported.
+    chunk, rounds = 200, max(1, count // 200)
+    rates: dict[str, dict[str, list[float]]] = {
+        n: {"/test": [], "/test-auth": []} for n in instances
+    }
+    for case in ("/test", "/test-auth"):
+        for instance in instances.values():
+            await instance.rate(case, chunk)  # warm up
+        for _ in range(rounds):
+            for name, instance in instances.items():
+                rates[name][case].append(await instance.rate(case, chunk))
+    for instance in instances.values():
+        await instance.close()
+
+    print(f"{rounds} alternating rounds of {chunk} keep-alive requests; median requests/second")
+    print("(ratio to limits off)")
+    for case in ("/test", "/test-auth"):
+        off = statistics.median(rates["off"][case])
+        cells = []
+        for name in instances:
+            median = statistics.median(rates[name][case])
+            cells.append(f"{name} {median:7.0f} ({median / off:.2f})")
+        print(f"{case:10}  " + "   ".join(cells))
 
     if "redis" in variants:
         client = redis.asyncio.Redis.from_url(REDIS_URL)
