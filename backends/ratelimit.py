@@ -241,6 +241,7 @@ class RateLimiter:
         except _STORAGE_ERRORS as exc:
             self._storage_failed(exc)
             return None
+        self._storage_answered()
         now = time.time()
         return tuple(
             Quota(
