@@ -19,6 +19,7 @@ from backends.revocation.factory import open_store
 from backends.token_exchange import ClientCredentialsExchange
 from webapp.cors import CorsPolicy
 from webapp.metrics import Metrics
+from webapp.ratelimit import RequestLimits
 from webapp.readiness import Readiness
 from webapp.settings import Settings
 
@@ -73,6 +74,7 @@ class Services:
     issuer: LocalIssuer
     authenticator: Authenticator
     revocations: RevocationStore
+    rate_limits: RequestLimits
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Remote issuers (Auth0 ...): their key sets' status feeds /readyz and /metrics.
     remote_backends: list[RemoteIssuerBackend] = field(default_factory=list)
@@ -119,10 +121,14 @@ class Services:
                 max_token_lifetime=settings.max_token_ttl + settings.leeway,
             ),
             revocations=revocations,
+            rate_limits=RequestLimits.from_settings(settings),
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
         services.metrics.watch(keyring)
         services.readiness.add("revocation_store", revocations.ping)
+        services.metrics.watch(services.rate_limits.limiter)
+        if not settings.ratelimit_storage.startswith("memory://"):
+            services.readiness.add("ratelimit_storage", services.rate_limits.limiter.ping)
         for backend in remote:
             backend.start()
             services.metrics.watch(backend)
@@ -145,6 +151,7 @@ class Services:
             "services": self,
             "metrics": self.metrics,
             "cors": self.cors,
+            "rate_limits": self.rate_limits,
         }
 
     async def close(self) -> None:
@@ -159,3 +166,4 @@ class Services:
         if self.outbound_http is not None:
             self.outbound_http.close()
         await self.revocations.close()
+        await self.rate_limits.limiter.aclose()

@@ -19,9 +19,11 @@ from dotenv import dotenv_values
 
 from backends.jwks import JWKSPolicy
 from backends.keys import ALGORITHM_KEY_TYPES
+from backends.ratelimit import check_storage_uri, parse_limits
 from backends.remote import RemoteIssuer
 from backends.token_exchange import ClientCredentials
 from webapp import remote_settings
+from webapp.clientip import Network, parse_networks
 
 
 class SettingsError(Exception):
@@ -170,6 +172,19 @@ def _scope_name(raw: str) -> str:
     value = raw.strip()
     if not value or any(c.isspace() or c in '"\\' for c in value):
         raise ValueError("must be one scope name (no spaces or quotes)")
+    return value
+
+
+# Rate limiting (issue 6).
+def _limits(raw: str) -> str:
+    parse_limits(raw)
+    return raw.strip()
+
+
+def _key_prefix(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("must be a non-empty prefix without spaces")
     return value
 
 
@@ -348,6 +363,74 @@ class Settings:
     )
     admin_scope: str = setting(
         "JOTGUARD_ADMIN_SCOPE", "admin", _scope_name, "Scope the admin API requires."
+    )
+
+    # Rate limiting (issue 6): limits in the `limits` notation, e.g. 10/minute;100/hour.
+    ratelimit_storage: str = setting(
+        "JOTGUARD_RATELIMIT_STORAGE",
+        "memory://",
+        check_storage_uri,
+        "Rate-limit counters: memory:// (this process) or redis://host:port/db (all instances).",
+    )
+    ratelimit_key_prefix: str = setting(
+        "JOTGUARD_RATELIMIT_KEY_PREFIX",
+        "jotguard:ratelimit",
+        _key_prefix,
+        "Prefix of the rate-limit keys in Redis.",
+    )
+    ratelimit_timeout: float = setting(
+        "JOTGUARD_RATELIMIT_TIMEOUT",
+        0.5,
+        remote_settings.seconds_between(0.01, 10),
+        "Redis connect and read timeout for rate limiting, seconds.",
+    )
+    ratelimit_fail_closed: bool = setting(
+        "JOTGUARD_RATELIMIT_FAIL_CLOSED",
+        False,
+        _bool,
+        "Answer 503 instead of serving while the rate-limit storage is unreachable.",
+    )
+    ratelimit_default: str = setting(
+        "JOTGUARD_RATELIMIT_DEFAULT",
+        "600/minute",
+        _limits,
+        "Every limited route without its own limit: per user, or per IP when anonymous.",
+    )
+    ratelimit_token: str = setting(
+        "JOTGUARD_RATELIMIT_TOKEN",
+        "10/minute;100/hour",
+        _limits,
+        "Token endpoints (/oauth/token, /get-token): per client_id and IP, moving window.",
+    )
+    ratelimit_admin: str = setting(
+        "JOTGUARD_RATELIMIT_ADMIN", "60/minute", _limits, "The admin API (/admin/*), per user."
+    )
+    ratelimit_api: str = setting(
+        "JOTGUARD_RATELIMIT_API", "300/minute", _limits, "The demo API (/api/*), per user."
+    )
+    ratelimit_preauth: str = setting(
+        "JOTGUARD_RATELIMIT_PREAUTH",
+        "3000/minute",
+        _limits,
+        "Per IP: requests with credentials to check, counted before any check.",
+    )
+    ratelimit_failed_auth: str = setting(
+        "JOTGUARD_RATELIMIT_FAILED_AUTH",
+        "10/minute;100/hour",
+        _limits,
+        "Per IP: failed authentications; once spent, the IP gets 429 before any check.",
+    )
+    trusted_proxies: tuple[Network, ...] = setting(
+        "JOTGUARD_TRUSTED_PROXIES",
+        (),
+        parse_networks,
+        "Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For/X-Real-IP are believed.",
+    )
+    ratelimit_ipv6_prefix: int = setting(
+        "JOTGUARD_RATELIMIT_IPV6_PREFIX",
+        64,
+        _int_between(32, 128),
+        "IPv6 clients are counted per network of this prefix length.",
     )
 
     @property

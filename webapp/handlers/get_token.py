@@ -38,6 +38,8 @@ _UPSTREAM_ERROR = {
 
 
 class GetTokenHandler(JsonHandler):
+    rate_limit = "token"
+
     @property
     def services(self) -> Services:
         services: Services = self.settings["services"]

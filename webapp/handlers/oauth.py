@@ -74,6 +74,7 @@ _INTROSPECTION = {
 
 class OAuthEndpointHandler(JsonHandler):
     client_id: str
+    rate_limit = "token"
 
     @property
     def services(self) -> Services:
@@ -81,6 +82,8 @@ class OAuthEndpointHandler(JsonHandler):
         return services
 
     async def prepare(self) -> None:
+        await self.limit_request(authenticating=True)
+        self.refuse_unsupported_method()
         self.client_id = await authenticate_client(self)
 
     def token_parameter(self) -> str:
