@@ -55,6 +55,9 @@ def settings(data_dir: Path, settings_overrides: dict[str, str]) -> Settings:
         "JOTGUARD_DATA_DIR": str(data_dir),
         "JOTGUARD_ISSUER": TEST_ISSUER,
         "JOTGUARD_ENV_FILE": str(data_dir / "absent.env"),
+        # argon2id at its cheapest: tests check behaviour, bench/ checks cost.
+        "JOTGUARD_ARGON2_TIME_COST": "1",
+        "JOTGUARD_ARGON2_MEMORY_KIB": "64",
         **settings_overrides,
     }
     return Settings.load(environ=environ)

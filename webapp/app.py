@@ -13,6 +13,9 @@ from webapp.handlers.basic import (
     ProtectedHandler,
     UnprotectedHandler,
 )
+from webapp.handlers.catchphrases import CatchphraseHandler, CatchphrasesHandler
+from webapp.handlers.get_token_local import LocalGetTokenHandler
+from webapp.handlers.token import TokenHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
 from webapp.services import Services
 
@@ -55,6 +58,11 @@ def routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/\.well-known/jwks\.json", JWKSHandler),
         (r"/\.well-known/openid-configuration", DiscoveryHandler),
         (r"/\.well-known/oauth-authorization-server", DiscoveryHandler),
+        # -- token issuance
+        (r"/oauth/token", TokenHandler),
+        (r"/get-token", LocalGetTokenHandler),
+        (r"/api/catchphrases", CatchphrasesHandler),
+        (r"/api/catchphrases/([^/]+)", CatchphraseHandler),
     ]
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 from backends.errors import ConfigError
+from webapp.cli_issuance import add_issuance_commands, run_issuance_command
 from webapp.services import local_issuer, local_keyring
 from webapp.settings import Settings, SettingsError
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser("generate", parents=[common], help="create the keyring if empty")
     key_commands.add_parser("rotate", parents=[common], help="make a new current key")
     key_commands.add_parser("list", parents=[common], help="list keys")
+    add_issuance_commands(commands, common)
     return parser
 
 
@@ -114,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "token":
             return _issue(args, settings)
+        if args.command in {"clients", "users"}:
+            return run_issuance_command(args, settings)
         return _keys(args, settings)
     except (SettingsError, ConfigError) as exc:
         print(f"jotguard: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from webapp.app import make_app
+from webapp.bootstrap import bootstrap_admin_client
 from webapp.services import Services
 from webapp.settings import Settings
 
@@ -36,6 +37,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    await bootstrap_admin_client(services, _address(sockets[0]))
     await stop.wait()
 
     log.info("shutting down: no new connections, finishing requests in flight")

@@ -13,6 +13,7 @@ from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
+from webapp.issuance import Issuance
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -47,6 +48,7 @@ class Services:
     issuer: LocalIssuer
     authenticator: Authenticator
     revocations: RevocationStore
+    issuance: Issuance
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -64,10 +66,12 @@ class Services:
             )
         ]
         revocations = revocation_store(settings)
+        issuer = local_issuer(settings, keyring)
+        issuance = Issuance.open(settings, issuer, revocations)
         services = cls(
             settings=settings,
             keyring=keyring,
-            issuer=local_issuer(settings, keyring),
+            issuer=issuer,
             authenticator=Authenticator(
                 backends,
                 revocations=revocations,
@@ -75,8 +79,10 @@ class Services:
                 max_token_lifetime=settings.max_token_ttl + settings.leeway,
             ),
             revocations=revocations,
+            issuance=issuance,
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
+        issuance.start_background()
         return services
 
     async def _follow_keyring(self) -> None:
@@ -100,3 +106,4 @@ class Services:
                 await task
         self._tasks.clear()
         await self.revocations.close()
+        await self.issuance.close()

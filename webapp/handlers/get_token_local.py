@@ -1,0 +1,43 @@
+"""``GET /get-token`` in local mode: the tutorial's route, answered by our own issuer.
+
+Off unless ``JOTGUARD_GET_TOKEN_CLIENT_ID`` is set. Anyone who can reach the route
+gets a token with every scope of the configured client: a development aid, not
+something to expose in production (see the README).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from backends.errors import BackendUnavailable
+from backends.issuance.exchange import ExchangeMisconfigured, LocalTokenExchange
+from webapp.errors import ApiError, from_auth_error
+from webapp.handler import JsonHandler
+from webapp.services import Services
+
+log = logging.getLogger("jotguard.get_token")
+
+
+async def local_get_token(exchange: LocalTokenExchange) -> dict[str, object]:
+    """The token response for the configured client; raises ``ApiError`` (503) otherwise."""
+    try:
+        grant = await exchange.exchange()
+    except BackendUnavailable as exc:
+        raise from_auth_error(exc) from None
+    except ExchangeMisconfigured as exc:
+        log.error("GET /get-token is misconfigured: %s", exc)
+        raise ApiError(
+            503,
+            "temporarily_unavailable",
+            "The token exchange is misconfigured on the server",
+            headers={"Retry-After": "60"},
+        ) from None
+    return grant.response()
+
+
+class LocalGetTokenHandler(JsonHandler):
+    async def get(self) -> None:
+        services: Services = self.settings["services"]
+        if services.issuance.get_token_local is None:
+            raise ApiError(404, "not_found", "GET /get-token is not enabled on this server")
+        self.write(await local_get_token(services.issuance.get_token_local))
