@@ -12,6 +12,8 @@ import asyncio
 import logging
 import os
 import secrets
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -27,6 +29,21 @@ log = logging.getLogger("jotguard.passwords")
 # OWASP's floor for argon2id (m=19 MiB, t=2); below it only tests should go.
 OWASP_MIN_MEMORY_KIB = 19456
 OWASP_MIN_TIME_COST = 2
+
+
+# Hashing threads run at a lower CPU priority than the IOLoop thread: when they
+# compete for a core, the loop wins, so a burst of logins cannot stall requests.
+HASHING_NICENESS = 10
+
+
+def _lower_thread_priority() -> None:
+    # Linux schedules threads individually: a thread id is a valid PRIO_PROCESS target.
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+    except OSError:
+        log.debug("could not lower the priority of a hashing thread")
 
 
 def default_workers() -> int:
@@ -51,7 +68,9 @@ class PasswordHasher:
         )
         self.workers = workers or default_workers()
         self._executor = ThreadPoolExecutor(
-            max_workers=self.workers, thread_name_prefix="jotguard-argon2"
+            max_workers=self.workers,
+            thread_name_prefix="jotguard-argon2",
+            initializer=_lower_thread_priority,
         )
         self._dummy: asyncio.Future[str] | None = None
 
