@@ -78,8 +78,15 @@ class Authenticator:
         await self.check_revocation(principal)
         return principal
 
-    async def check_revocation(self, principal: Principal) -> None:
-        """:raises InvalidToken: revoked. :raises BackendUnavailable: cannot tell (fail-closed)."""
+    async def check_revocation(
+        self, principal: Principal, *, fail_open: bool | None = None
+    ) -> None:
+        """:raises InvalidToken: revoked. :raises BackendUnavailable: cannot tell (fail-closed).
+
+        ``fail_open`` overrides the authenticator's setting for one call.
+        """
+        if fail_open is None:
+            fail_open = self.fail_open
         if self.revocations is None:
             return
         if self.max_token_lifetime is not None and outlives_denylist(
@@ -91,7 +98,7 @@ class Authenticator:
         try:
             why = await self.revocations.is_revoked(principal)
         except BackendUnavailable:
-            if not self.fail_open:
+            if not fail_open:
                 raise
             log.warning(
                 "revocation store unavailable: letting token jti=%s sub=%s iss=%s through "

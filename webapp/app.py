@@ -7,6 +7,7 @@ from typing import Any
 
 from tornado.web import Application, RequestHandler
 
+from webapp.handlers.admin import AuditHandler, RevocationHandler, RevocationsHandler
 from webapp.handlers.basic import (
     HealthHandler,
     NotFoundHandler,
@@ -15,6 +16,7 @@ from webapp.handlers.basic import (
 )
 from webapp.handlers.catchphrases import CatchphraseHandler, CatchphrasesHandler
 from webapp.handlers.get_token_local import LocalGetTokenHandler
+from webapp.handlers.oauth import IntrospectHandler, RevokeHandler
 from webapp.handlers.token import TokenHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
 from webapp.services import Services
@@ -58,7 +60,13 @@ def routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/\.well-known/jwks\.json", JWKSHandler),
         (r"/\.well-known/openid-configuration", DiscoveryHandler),
         (r"/\.well-known/oauth-authorization-server", DiscoveryHandler),
-        # -- token issuance
+        # -- revocation --
+        (r"/admin/revocations", RevocationsHandler),
+        (r"/admin/revocations/([A-Za-z0-9_-]{1,64})", RevocationHandler),
+        (r"/admin/audit", AuditHandler),
+        (r"/oauth/revoke", RevokeHandler),
+        (r"/oauth/introspect", IntrospectHandler),
+        # -- token issuance --
         (r"/oauth/token", TokenHandler),
         (r"/get-token", LocalGetTokenHandler),
         (r"/api/catchphrases", CatchphrasesHandler),

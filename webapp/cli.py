@@ -16,6 +16,7 @@ from webapp.services import local_issuer, local_keyring
 from webapp.settings import Settings, SettingsError
 
 EXIT_USAGE = 2
+READ_STDIN = "-"
 
 
 def _settings_flags() -> argparse.ArgumentParser:
@@ -53,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser("generate", parents=[common], help="create the keyring if empty")
     key_commands.add_parser("rotate", parents=[common], help="make a new current key")
     key_commands.add_parser("list", parents=[common], help="list keys")
+
+    revoke = commands.add_parser(
+        "revoke", parents=[common], help="revoke a token, subject or client in the store"
+    )
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument("--jti", help="one token, by its id (issuer: --iss or the local issuer)")
+    target.add_argument("--sub", help="every token of this subject issued until now")
+    target.add_argument("--client", help="every token of this client issued until now")
+    target.add_argument("--token", help="one whole token, verified first ('-' reads stdin)")
+    revoke.add_argument("--reason", help="why, for the audit log")
+    revoke.add_argument("--iss", help="limit --sub/--client to one issuer; the issuer of --jti")
+    revoke.add_argument("--exp", type=int, help="the token's exp, with --jti")
     add_issuance_commands(commands, common)
     return parser
 
@@ -100,6 +113,23 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from webapp.revoking import revoke_from_cli
+
+    # A token on the command line lands in shell history and `ps`: '-' reads it from stdin.
+    token = sys.stdin.read().strip() if args.token == READ_STDIN else args.token
+    fields = {
+        "jti": args.jti,
+        "sub": args.sub,
+        "client_id": args.client,
+        "token": token,
+        "reason": args.reason,
+        "iss": args.iss,
+        "exp": args.exp,
+    }
+    return asyncio.run(revoke_from_cli(settings, fields))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -116,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "token":
             return _issue(args, settings)
+        if args.command == "revoke":
+            return _revoke(args, settings)
         if args.command in {"clients", "users"}:
             return run_issuance_command(args, settings)
         return _keys(args, settings)

@@ -9,6 +9,7 @@ import signal
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from backends.revocation.factory import redact
 from webapp.app import make_app
 from webapp.bootstrap import bootstrap_admin_client
 from webapp.services import Services
@@ -21,6 +22,7 @@ SHUTDOWN_GRACE_SECONDS = 4.0
 
 async def serve(settings: Settings) -> None:
     services = await Services.start(settings)
+    log.info("revocation store: %s", redact(settings.revocation_store_url))
     if not services.revocations.durable:
         log.warning(
             "REVOCATIONS ARE NOT DURABLE: JOTGUARD_REVOCATION_STORE=memory:// keeps them in this"

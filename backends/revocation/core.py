@@ -35,10 +35,17 @@ def clamp_limit(limit: int) -> int:
 class StoreBase(ABC):
     """Builds entries the same way in every store and decides with the shared policy.
 
-    :param leeway: clock leeway of the verifiers: a ``jti`` entry outlives its token's
-        ``exp`` by this much.
-    :param max_token_ttl: the longest access-token lifetime: a subject or client entry
-        lives this long (plus leeway) after its cutoff.
+    An entry must outlive every token it covers. A verifier accepts a token until
+    ``exp + leeway`` (joserfc compares whole seconds, so a fractional ``exp`` lasts to
+    the next one): one more second covers that and any verifier's ``<`` versus ``<=``.
+    The Authenticator accepts no token living longer than ``max_token_ttl + leeway`` (see
+    :func:`~backends.revocation.policy.outlives_denylist`). Hence:
+
+    - a ``jti`` entry lives until ``exp + leeway + 1``;
+    - a subject or client entry until ``cutoff + (max_token_ttl + leeway) + leeway + 1``.
+
+    :param leeway: the verifiers' clock leeway, seconds.
+    :param max_token_ttl: the longest access-token lifetime (``JOTGUARD_MAX_TOKEN_TTL``).
     """
 
     def __init__(
@@ -62,7 +69,9 @@ class StoreBase(ABC):
         actor: str | None = None,
     ) -> Revocation:
         """Revoke one token; ``expires_at`` is the token's ``exp``."""
-        return await self._revoke("jti", jti, issuer, None, expires_at + self.leeway, reason, actor)
+        return await self._revoke(
+            "jti", jti, issuer, None, self._outlive(expires_at), reason, actor
+        )
 
     async def revoke_subject(
         self,
@@ -89,8 +98,17 @@ class StoreBase(ABC):
         expires_at = self._cover(before)
         return await self._revoke("client", client_id, issuer, before, expires_at, reason, actor)
 
+    @property
+    def max_lifetime(self) -> float:
+        """The longest lifetime a token may have and still be accepted."""
+        return self.max_token_ttl + self.leeway
+
+    def _outlive(self, exp: float) -> float:
+        return exp + self.leeway + 1
+
     def _cover(self, cutoff: float) -> float:
-        return cutoff + self.max_token_ttl + self.leeway
+        # The latest exp a covered token can have is cutoff + max_lifetime.
+        return self._outlive(cutoff + self.max_lifetime)
 
     async def _revoke(
         self,

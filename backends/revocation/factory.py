@@ -44,4 +44,12 @@ def open_store(url: str, **options: Any) -> RevocationStore:
         from backends.revocation.sqlite import SQLiteRevocationStore
 
         return SQLiteRevocationStore(sqlite_path(url), **options)
+    if scheme in {"redis", "rediss"}:
+        from backends.revocation.redis import RedisRevocationStore
+
+        return RedisRevocationStore.from_url(url, **options)
+    if scheme in {"mongodb", "mongodb+srv"}:
+        from backends.revocation.mongo import MongoRevocationStore
+
+        return MongoRevocationStore.from_url(url, **options)
     raise ConfigError(f"unsupported revocation store URL: {redact(url)}")

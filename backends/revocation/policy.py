@@ -81,7 +81,7 @@ def describe(entry: Revocation) -> str:
         return "The token has been revoked"
     whose = "its subject" if entry.kind == "sub" else "its client"
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_cutoff(entry)))
-    return f"The token has been revoked: every token of {whose} issued before {stamp} was"
+    return f"The token has been revoked: tokens of {whose} issued up to {stamp} are refused"
 
 
 def outlives_denylist(principal: Principal, now: float, max_lifetime: float) -> bool:

@@ -1,0 +1,340 @@
+"""MongoDB store (pymongo's ``AsyncMongoClient``; a Motor client works the same way).
+
+One document per entry key, a unique index on ``(kind, issuer, value)`` (so one
+``jti`` per issuer), a TTL index on ``ttl_at`` and the authoritative ``expires_at``
+beside it: the TTL monitor deletes late, so code never trusts that a document still
+present is live. Writes are compare-and-set on the document's change number (``seq``),
+so a repeated or concurrent revoke merges instead of duplicating; they use write
+concern ``majority`` with journaling.
+
+Change numbers come from a counter document, so they are handed out before the
+write commits and concurrent writers may commit out of order. The change feed
+therefore only reads numbers handed out at least ``settle`` seconds ago, and a
+writer whose write took longer than half of that stamps its document again with a
+fresh number. Without multi-document transactions (a standalone server has none) an
+entry and its audit record are two writes: the entry first, so a failure in between
+leaves the revocation in force and answers 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, WriteConcern
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from backends.errors import BackendUnavailable
+from backends.revocation.base import (
+    AuditAction,
+    AuditPage,
+    AuditRecord,
+    Change,
+    ChangeBatch,
+    EntryKey,
+    Page,
+    Revocation,
+)
+from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
+from backends.revocation.policy import merge
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE = "jotguard"
+DEFAULT_SETTLE = 1.0
+TIMEOUT_MS = 1000
+WRITE_ATTEMPTS = 20
+
+
+def _key_filter(key: EntryKey) -> dict[str, Any]:
+    kind, issuer, value = key
+    return {"kind": kind, "issuer": issuer or "", "value": value}
+
+
+def _encode(entry: Revocation, seq: int, removed: bool) -> dict[str, Any]:
+    return {
+        **_key_filter(entry.key),
+        "id": entry.id,
+        "cutoff": entry.cutoff,
+        "expires_at": entry.expires_at,
+        "ttl_at": datetime.fromtimestamp(entry.expires_at, tz=timezone.utc),
+        "created_at": entry.created_at,
+        "reason": entry.reason,
+        "actor": entry.actor,
+        "seq": seq,
+        "removed": removed,
+    }
+
+
+def _decode(doc: dict[str, Any]) -> Change:
+    entry = Revocation(
+        id=doc["id"],
+        kind=doc["kind"],
+        value=doc["value"],
+        issuer=doc["issuer"] or None,
+        cutoff=doc["cutoff"],
+        expires_at=doc["expires_at"],
+        created_at=doc["created_at"],
+        reason=doc["reason"],
+        actor=doc["actor"],
+    )
+    return Change(doc["seq"], entry, doc["removed"])
+
+
+class MongoRevocationStore(StoreBase):
+    durable = True
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        database: str = DEFAULT_DATABASE,
+        settle: float = DEFAULT_SETTLE,
+        **options: Any,
+    ) -> None:
+        """``client``: an ``AsyncMongoClient`` or a Motor client (typed Any: Motor is untyped)."""
+        super().__init__(**options)
+        if settle <= 0:
+            raise ValueError("settle must be positive: the change feed relies on it")
+        self.client = client
+        self.settle = settle
+        db = client.get_database(database, write_concern=WriteConcern(w="majority", j=True))
+        self.entries = db["revocations"]
+        self.audit = db["revocation_audit"]
+        self.counters = db["revocation_counters"]
+        self.db = db
+        self._indexed = False
+        self._index_lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MongoRevocationStore:
+        """``mongodb://host[:port]/database``; the database defaults to ``jotguard``."""
+        parts = urlsplit(url)
+        database = parts.path.lstrip("/") or DEFAULT_DATABASE
+        # Short timeouts make an outage a fast 503; the URL may set its own.
+        given = {name.lower() for name, _ in parse_qsl(parts.query)}
+        timeouts: dict[str, Any] = {
+            "serverSelectionTimeoutMS": TIMEOUT_MS,
+            "connectTimeoutMS": TIMEOUT_MS,
+            "socketTimeoutMS": TIMEOUT_MS * 2,
+        }
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url, **{k: v for k, v in timeouts.items() if k.lower() not in given}
+        )
+        return cls(client, database=database, **options)
+
+    async def _call(self, operation: Awaitable[T]) -> T:
+        try:
+            await self._ensure_indexes()
+            return await operation
+        except PyMongoError as exc:
+            raise BackendUnavailable(
+                f"The revocation store cannot answer ({type(exc).__name__})"
+            ) from exc
+        finally:
+            # An operation never awaited (indexes failed) must not warn "never awaited".
+            if inspect.iscoroutine(operation):
+                operation.close()
+
+    async def _ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        async with self._index_lock:
+            if self._indexed:
+                return
+            await self.entries.create_index(
+                [("kind", ASCENDING), ("issuer", ASCENDING), ("value", ASCENDING)],
+                unique=True,
+                name="one_entry_per_key",
+            )
+            await self.entries.create_index("id", name="by_id")
+            await self.entries.create_index("seq", name="by_seq")
+            await self.entries.create_index("ttl_at", expireAfterSeconds=0, name="ttl")
+            await self.audit.create_index("seq", name="by_seq")
+            self._indexed = True
+
+    async def _next_seq(self, name: str = "seq") -> int:
+        doc = await self.counters.find_one_and_update(
+            {"_id": name},
+            {"$inc": {"value": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        value: int = doc["value"]
+        return value
+
+    async def _restamp_if_slow(self, doc_id: Any, seq: int, started: float) -> None:
+        # A change number handed out long before its write committed could be passed
+        # over by a change-feed reader: give the document a fresh one.
+        for _ in range(WRITE_ATTEMPTS):
+            if time.monotonic() - started <= self.settle / 2:
+                return
+            started = time.monotonic()
+            fresh = await self._next_seq()
+            result = await self.entries.update_one(
+                {"_id": doc_id, "seq": seq}, {"$set": {"seq": fresh}}
+            )
+            if result.matched_count == 0:
+                return  # a later change already re-stamped it
+            seq = fresh
+
+    async def _record(
+        self,
+        action: AuditAction,
+        entry: Revocation,
+        now: float,
+        actor: str | None,
+        reason: str | None,
+    ) -> None:
+        await self.audit.insert_one(
+            {
+                "seq": await self._next_seq("audit"),
+                "at": now,
+                "action": action,
+                "entry_id": entry.id,
+                "kind": entry.kind,
+                "value": entry.value,
+                "issuer": entry.issuer or "",
+                "actor": actor,
+                "reason": reason,
+            }
+        )
+
+    # -- writes -------------------------------------------------------------------------
+
+    async def _write(self, incoming: Revocation, now: float) -> Revocation:
+        return await self._call(self._write_cas(incoming, now))
+
+    async def _write_cas(self, incoming: Revocation, now: float) -> Revocation:
+        for _ in range(WRITE_ATTEMPTS):
+            doc = await self.entries.find_one(_key_filter(incoming.key))
+            state = _decode(doc) if doc is not None else None
+            existing = state.entry if state is not None and not state.removed else None
+            entry = merge(existing, incoming, now)
+            started = time.monotonic()
+            seq = await self._next_seq()
+            new_doc = _encode(entry, seq, removed=False)
+            if doc is None:
+                try:
+                    result = await self.entries.insert_one(new_doc)
+                except DuplicateKeyError:
+                    continue  # a concurrent writer created it: merge over theirs
+                doc_id = result.inserted_id
+            else:
+                replaced = await self.entries.replace_one(
+                    {"_id": doc["_id"], "seq": doc["seq"]}, new_doc
+                )
+                if replaced.matched_count == 0:
+                    continue  # changed under us: merge again
+                doc_id = doc["_id"]
+            await self._restamp_if_slow(doc_id, seq, started)
+            await self._record("revoke", entry, now, incoming.actor, incoming.reason)
+            return entry
+        raise BackendUnavailable("The revocation store is too busy; retry")
+
+    async def unrevoke(
+        self, entry_id: str, *, reason: str | None = None, actor: str | None = None
+    ) -> Revocation | None:
+        return await self._call(self._unrevoke(entry_id, reason, actor))
+
+    async def _unrevoke(
+        self, entry_id: str, reason: str | None, actor: str | None
+    ) -> Revocation | None:
+        now = self.clock()
+        for _ in range(WRITE_ATTEMPTS):
+            doc = await self.entries.find_one(
+                {"id": entry_id, "removed": False, "expires_at": {"$gt": now}}
+            )
+            if doc is None:
+                return None
+            entry = _decode(doc).entry
+            started = time.monotonic()
+            seq = await self._next_seq()
+            result = await self.entries.update_one(
+                {"_id": doc["_id"], "seq": doc["seq"]},
+                {"$set": {"removed": True, "seq": seq}},
+            )
+            if result.matched_count == 0:
+                continue
+            await self._restamp_if_slow(doc["_id"], seq, started)
+            await self._record("unrevoke", entry, now, actor, reason)
+            return entry
+        raise BackendUnavailable("The revocation store is too busy; retry")
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def _find(self, query: dict[str, Any], sort: int, limit: int) -> list[dict[str, Any]]:
+        cursor = self.entries.find(query).sort("seq", sort).limit(limit)
+        docs: list[dict[str, Any]] = await cursor.to_list(None)
+        return docs
+
+    async def _fetch(self, keys: Sequence[EntryKey]) -> list[Revocation]:
+        query = {"removed": False, "$or": [_key_filter(k) for k in keys]}
+        docs = await self._call(self._find(query, ASCENDING, len(keys)))
+        return [_decode(doc).entry for doc in docs]
+
+    async def list_entries(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        before = parse_cursor(cursor)
+        size = clamp_limit(limit)
+        query: dict[str, Any] = {"removed": False, "expires_at": {"$gt": self.clock()}}
+        if before is not None:
+            query["seq"] = {"$lt": before}
+        docs = await self._call(self._find(query, DESCENDING, size + 1))
+        page = docs[:size]
+        more = len(docs) > size
+        return Page([_decode(d).entry for d in page], str(page[-1]["seq"]) if more else None)
+
+    async def changes(self, cursor: int = 0, *, limit: int = 500) -> ChangeBatch:
+        return await self._call(self._changes(cursor, clamp_limit(limit)))
+
+    async def _changes(self, cursor: int, limit: int) -> ChangeBatch:
+        counter = await self.counters.find_one({"_id": "seq"})
+        high: int = counter["value"] if counter is not None else 0
+        if high <= cursor:
+            return ChangeBatch([], cursor)
+        # Every number up to `high` was handed out before now: after `settle`, each
+        # such write has committed or been re-stamped with a larger number.
+        await asyncio.sleep(self.settle)
+        docs = await self._find({"seq": {"$gt": cursor, "$lte": high}}, ASCENDING, limit)
+        changes = [_decode(doc) for doc in docs]
+        return ChangeBatch(changes, changes[-1].seq if len(changes) == limit else high)
+
+    async def audit_log(self, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
+        before = parse_cursor(cursor)
+        size = clamp_limit(limit)
+        query: dict[str, Any] = {} if before is None else {"seq": {"$lt": before}}
+
+        async def find() -> list[dict[str, Any]]:
+            found = self.audit.find(query).sort("seq", DESCENDING).limit(size + 1)
+            docs: list[dict[str, Any]] = await found.to_list(None)
+            return docs
+
+        docs = await self._call(find())
+        page = docs[:size]
+        records = [
+            AuditRecord(
+                d["at"],
+                d["action"],
+                d["entry_id"],
+                d["kind"],
+                d["value"],
+                d["issuer"] or None,
+                d["actor"],
+                d["reason"],
+            )
+            for d in page
+        ]
+        return AuditPage(records, str(page[-1]["seq"]) if len(docs) > size else None)
+
+    async def ping(self) -> None:
+        await self._call(self.db.command("ping"))
+
+    async def close(self) -> None:
+        closing = self.client.close()  # a coroutine for pymongo's async client, None for Motor
+        if inspect.isawaitable(closing):
+            await closing

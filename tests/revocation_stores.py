@@ -1,0 +1,116 @@
+"""Every revocation store, built for tests: the contract suite and the fault tests use these.
+
+The Mongo store runs against mongomock-motor (an in-process mock of Motor's API), and
+against a real server only when MONGODB_URI is set (marker ``mongodb``, ``tox -e mongodb``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from redis.asyncio import Redis
+
+from backends.revocation.base import RevocationStore
+from backends.revocation.memory import MemoryRevocationStore
+from backends.revocation.mongo import MongoRevocationStore
+from backends.revocation.redis import RedisRevocationStore
+from backends.revocation.sqlite import SQLiteRevocationStore
+from tests.conftest import redis_url, require_service
+
+LEEWAY = 30
+MAX_TTL = 3600
+# Verifiers accept a token until exp + leeway; entries keep one more second of margin.
+JTI_GRACE = LEEWAY + 1
+# The longest accepted lifetime is MAX_TTL + LEEWAY; then the same grace.
+SUB_COVER = MAX_TTL + LEEWAY + JTI_GRACE
+STORE_KINDS = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.redis),
+    "mongo-mock",
+    pytest.param("mongo-real", marks=pytest.mark.mongodb),
+]
+
+
+class Clock:
+    """A settable clock, starting at the real time (Redis and MongoDB expiry use real time)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1):
+            return True
+    except OSError:
+        return False
+
+
+async def delete_prefix(client: Redis, prefix: str) -> None:
+    async for key in client.scan_iter(match=prefix + "*", count=500):
+        await client.delete(key)
+
+
+@contextlib.asynccontextmanager
+async def open_test_store(
+    kind: str, tmp_path: Path, clock: Clock, **options: Any
+) -> AsyncIterator[RevocationStore]:
+    lifetimes: dict[str, Any] = {"leeway": LEEWAY, "max_token_ttl": MAX_TTL, "clock": clock}
+    lifetimes.update(options)
+    if kind == "memory":
+        yield MemoryRevocationStore(**lifetimes)
+    elif kind == "sqlite":
+        store = SQLiteRevocationStore(tmp_path / "revocations.sqlite3", **lifetimes)
+        yield store
+        await store.close()
+    elif kind == "redis":
+        url = redis_url()
+        require_service("Redis", reachable(url))
+        prefix = f"jotguard-test:{uuid.uuid4().hex}:"
+        redis_store = RedisRevocationStore(Redis.from_url(url), prefix=prefix, **lifetimes)
+        try:
+            yield redis_store
+        finally:
+            await delete_prefix(redis_store.redis, prefix)
+            await redis_store.close()
+    elif kind == "mongo-mock":
+        from mongomock_motor import AsyncMongoMockClient
+
+        client = AsyncMongoMockClient()
+        yield MongoRevocationStore(client, database="jotguard_test", settle=0.05, **lifetimes)
+    elif kind == "mongo-real":
+        uri = os.environ.get("MONGODB_URI")
+        if not uri:
+            pytest.skip("MONGODB_URI is not set (run `tox -e mongodb` against a server)")
+        database = f"jotguard_test_{uuid.uuid4().hex[:12]}"
+        mongo_store = MongoRevocationStore.from_url(uri, **lifetimes)
+        mongo_store = MongoRevocationStore(
+            mongo_store.client, database=database, settle=0.2, **lifetimes
+        )
+        try:
+            await asyncio.wait_for(mongo_store.ping(), 10)
+            yield mongo_store
+        finally:
+            with contextlib.suppress(Exception):
+                await mongo_store.client.drop_database(database)
+            await mongo_store.close()
+    else:
+        raise AssertionError(kind)

@@ -1,0 +1,226 @@
+"""What each store promises beyond the shared contract: its storage details and its outages."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+import stat
+import time
+from datetime import timezone
+
+import pytest
+from redis.asyncio import Redis
+
+from backends.errors import BackendUnavailable
+from backends.principal import Principal
+from backends.revocation.factory import open_store, redact
+from backends.revocation.mongo import MongoRevocationStore
+from backends.revocation.redis import RedisRevocationStore, _key_member
+from backends.revocation.sqlite import SQLiteRevocationStore
+from tests.conftest import redis_url
+from tests.revocation_stores import Clock, open_test_store
+
+ISS = "http://jotguard.test/"
+
+
+def principal(sub="alice", jti="j1"):
+    now = int(time.time())
+    return Principal(sub, ISS, jti, now + 60, now, "app")
+
+
+async def every_call(store):
+    """Each store method once, as a list of coroutines to await."""
+    return [
+        store.is_revoked(principal()),
+        store.revoke_token("j1", issuer=ISS, expires_at=time.time() + 60),
+        store.revoke_subject("alice", before=time.time()),
+        store.revoke_client("app", before=time.time()),
+        store.unrevoke("some-id"),
+        store.list_entries(),
+        store.changes(0),
+        store.audit_log(),
+        store.ping(),
+    ]
+
+
+async def assert_unavailable(store, only=None):
+    calls = await every_call(store)
+    for n, call in enumerate(calls):
+        if only is not None and n not in only:
+            call.close()
+            continue
+        with pytest.raises(BackendUnavailable):
+            await call
+
+
+# -- SQLite ---------------------------------------------------------------------------------
+
+
+async def test_sqlite_file_is_private_in_wal_mode_and_survives_reopening(tmp_path):
+    path = tmp_path / "data" / "revocations.sqlite3"
+    store = SQLiteRevocationStore(path)
+    entry = await store.revoke_token("j1", issuer=ISS, expires_at=time.time() + 60)
+    await store.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reopened = SQLiteRevocationStore(path)
+    try:
+        assert await reopened.is_revoked(principal()) is not None
+        assert [e.id for e in (await reopened.list_entries()).entries] == [entry.id]
+    finally:
+        await reopened.close()
+
+
+async def test_sqlite_writers_in_two_processes_share_one_history(tmp_path):
+    # Two store objects on one file stand for the server and the CLI.
+    path = tmp_path / "revocations.sqlite3"
+    server, cli = SQLiteRevocationStore(path), SQLiteRevocationStore(path)
+    try:
+        await asyncio.gather(
+            *(server.revoke_subject(f"s{n}", before=time.time()) for n in range(10)),
+            *(cli.revoke_client(f"c{n}", before=time.time()) for n in range(10)),
+        )
+        batch = await server.changes(0)
+        assert [c.seq for c in batch.changes] == list(range(1, 21))
+        assert await server.is_revoked(Principal("s3", ISS, "x", 0, 0, "c7")) is not None
+    finally:
+        await server.close()
+        await cli.close()
+
+
+async def test_sqlite_purges_expired_entries_on_write(tmp_path):
+    clock = Clock()
+    path = tmp_path / "revocations.sqlite3"
+    store = SQLiteRevocationStore(path, clock=clock, leeway=0)
+    try:
+        await store.revoke_token("old", issuer=ISS, expires_at=clock.now + 10)
+        clock.advance(11)
+        await store.revoke_token("new", issuer=ISS, expires_at=clock.now + 10)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        values = [r[0] for r in conn.execute("SELECT value FROM revocation_entries")]
+    assert values == ["new"]
+
+
+async def test_sqlite_unusable_path_is_unavailable_not_a_crash(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    store = SQLiteRevocationStore(blocker / "revocations.sqlite3")
+    try:
+        await assert_unavailable(store)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_work_runs_off_the_event_loop_thread(tmp_path, monkeypatch):
+    import threading
+
+    import backends.revocation.sqlite as module
+
+    threads = set()
+    real_connect = sqlite3.connect
+
+    def spy(*args, **kwargs):
+        threads.add(threading.current_thread())
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(module.sqlite3, "connect", spy)
+    store = SQLiteRevocationStore(tmp_path / "r.sqlite3")
+    try:
+        await store.revoke_subject("alice", before=time.time())
+        await store.is_revoked(principal())
+    finally:
+        await store.close()
+    assert threads
+    assert threading.current_thread() not in threads
+
+
+# -- Redis ----------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_redis_entries_expire_by_themselves_at_their_expiry(tmp_path):
+    async with open_test_store("redis", tmp_path, Clock()) as store:
+        assert isinstance(store, RedisRevocationStore)
+        entry = await store.revoke_subject("alice", before=time.time())
+        name = store.prefix + "entry:" + _key_member(entry.key)
+        assert await store.redis.expiretime(name) == math.ceil(entry.expires_at)
+        assert await store.redis.expiretime(store.prefix + "id:" + entry.id) == math.ceil(
+            entry.expires_at
+        )
+
+
+@pytest.mark.redis
+async def test_redis_two_clients_racing_keep_the_latest_cutoff(tmp_path):
+    async with open_test_store("redis", tmp_path, Clock()) as first:
+        assert isinstance(first, RedisRevocationStore)
+        second = RedisRevocationStore(Redis.from_url(redis_url()), prefix=first.prefix)
+        try:
+            now = time.time()
+            await asyncio.gather(
+                *(first.revoke_subject("alice", before=now - 2 * n) for n in range(15)),
+                *(second.revoke_subject("alice", before=now - 2 * n - 1) for n in range(15)),
+            )
+            [entry] = (await first.list_entries()).entries
+            assert entry.cutoff == pytest.approx(now)
+            seqs = [c.seq for c in (await first.changes(0)).changes]
+            assert seqs == [30]  # one key, last of 30 serialised changes
+        finally:
+            await second.close()
+
+
+async def test_redis_at_a_closed_port_is_unavailable_fast():
+    store = open_store("redis://127.0.0.1:1/0")
+    try:
+        await assert_unavailable(store)
+    finally:
+        await store.close()
+
+
+# -- MongoDB (mongomock-motor: a mock of Motor's API, not a MongoDB server) -----------------
+
+
+async def test_mongo_indexes_and_ttl_field(tmp_path):
+    async with open_test_store("mongo-mock", tmp_path, Clock()) as store:
+        assert isinstance(store, MongoRevocationStore)
+        entry = await store.revoke_token("j1", issuer=ISS, expires_at=time.time() + 60)
+        indexes = await store.entries.index_information()
+        assert indexes["one_entry_per_key"]["unique"] is True
+        assert [k for k, _ in indexes["one_entry_per_key"]["key"]] == ["kind", "issuer", "value"]
+        assert indexes["ttl"]["expireAfterSeconds"] == 0
+        doc = await store.entries.find_one({"id": entry.id})
+        ttl_at = doc["ttl_at"]
+        if ttl_at.tzinfo is None:
+            ttl_at = ttl_at.replace(tzinfo=timezone.utc)
+        assert ttl_at.timestamp() == pytest.approx(entry.expires_at, abs=0.001)
+
+
+async def test_mongo_slow_write_is_restamped_for_the_change_feed(tmp_path):
+    async with open_test_store("mongo-mock", tmp_path, Clock()) as store:
+        assert isinstance(store, MongoRevocationStore)
+        entry = await store.revoke_subject("alice", before=time.time())
+        doc = await store.entries.find_one({"id": entry.id})
+        # As if the write had taken far longer than the settle window.
+        await store._restamp_if_slow(doc["_id"], doc["seq"], time.monotonic() - 60)
+        restamped = await store.entries.find_one({"id": entry.id})
+        assert restamped["seq"] > doc["seq"]
+        batch = await store.changes(doc["seq"])
+        assert [c.entry.id for c in batch.changes] == [entry.id]
+
+
+async def test_mongo_at_a_closed_port_is_unavailable():
+    store = open_store("mongodb://127.0.0.1:1/jotguard?serverSelectionTimeoutMS=50")
+    try:
+        # pymongo waits about half a second per call: a read, a write and ping suffice.
+        await assert_unavailable(store, only={0, 2, 8})
+    finally:
+        await store.close()
+
+
+def test_store_urls_are_redacted_in_messages():
+    assert redact("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact("mongodb://u:s3cret@h/db") == "mongodb://u:***@h/db"
+    assert redact("sqlite:///var/r.db") == "sqlite:///var/r.db"

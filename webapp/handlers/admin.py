@@ -1,0 +1,144 @@
+"""The admin API: ``/admin/revocations`` (revoke, list, un-revoke) and ``/admin/audit``.
+
+Every route needs a bearer token carrying the admin scope (``JOTGUARD_ADMIN_SCOPE``);
+the audit log records the token's subject as the actor of every change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from backends.errors import BackendUnavailable, InsufficientScope
+from backends.principal import Principal
+from webapp.errors import ApiError
+from webapp.handler import AuthenticatedHandler
+from webapp.revoking import (
+    MAX_REASON_LENGTH,
+    RevocationInputError,
+    apply_request,
+    checked_text,
+    entry_json,
+)
+from webapp.revoking import parse_request as parse_revocation
+from webapp.services import Services
+
+DEFAULT_PAGE = 50
+
+
+def bad_request(description: str) -> ApiError:
+    return ApiError(400, "invalid_request", description)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying what is wrong."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        raise bad_request("The body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise bad_request("The body must be a JSON object")
+    return value
+
+
+class AdminHandler(AuthenticatedHandler):
+    """Authenticated, then refused with 403 unless the token has the admin scope."""
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.settings["services"]
+        return services
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method == "OPTIONS":
+            return
+        scope = self.services.settings.admin_scope
+        if not self.admin.has_scopes([scope]):
+            raise self.fail(InsufficientScope((scope,)))
+
+    @property
+    def admin(self) -> Principal:
+        return self.require_principal()
+
+    def single_argument(self, name: str) -> str | None:
+        values = self.get_query_arguments(name)
+        if len(values) > 1:
+            raise bad_request(f"Send the '{name}' parameter at most once")
+        return values[0] if values else None
+
+    def page_arguments(self) -> tuple[int, str | None]:
+        raw = self.single_argument("limit")
+        limit = DEFAULT_PAGE
+        if raw is not None:
+            if not raw.isdigit() or not 1 <= int(raw) <= 500:
+                raise bad_request("'limit' must be a whole number from 1 to 500")
+            limit = int(raw)
+        return limit, self.single_argument("cursor")
+
+
+class RevocationsHandler(AdminHandler):
+    async def post(self) -> None:
+        try:
+            request = parse_revocation(json_object(self.request.body))
+            entry = await apply_request(self.services, request, actor=self.admin.subject)
+        except RevocationInputError as exc:
+            raise bad_request(str(exc)) from None
+        except BackendUnavailable as exc:
+            raise self.fail(exc) from None
+        self.set_status(201)
+        self.set_header("Location", f"/admin/revocations/{entry.id}")
+        self.finish(entry_json(entry))
+
+    async def get(self) -> None:
+        limit, cursor = self.page_arguments()
+        try:
+            page = await self.services.revocations.list_entries(limit=limit, cursor=cursor)
+        except ValueError as exc:
+            raise bad_request(f"'cursor': {exc}") from None
+        except BackendUnavailable as exc:
+            raise self.fail(exc) from None
+        self.finish(
+            {
+                "revocations": [entry_json(e) for e in page.entries],
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+
+class RevocationHandler(AdminHandler):
+    async def delete(self, entry_id: str) -> None:
+        reason = self.single_argument("reason")
+        try:
+            if reason is not None:
+                reason = checked_text("reason", reason, MAX_REASON_LENGTH)
+        except RevocationInputError as exc:
+            raise bad_request(str(exc)) from None
+        try:
+            removed = await self.services.revocations.unrevoke(
+                entry_id, reason=reason, actor=self.admin.subject
+            )
+        except BackendUnavailable as exc:
+            raise self.fail(exc) from None
+        if removed is None:
+            raise ApiError(404, "not_found", "No live revocation has this id")
+        self.set_status(204)
+        self.finish()
+
+
+class AuditHandler(AdminHandler):
+    async def get(self) -> None:
+        limit, cursor = self.page_arguments()
+        try:
+            page = await self.services.revocations.audit_log(limit=limit, cursor=cursor)
+        except ValueError as exc:
+            raise bad_request(f"'cursor': {exc}") from None
+        except BackendUnavailable as exc:
+            raise self.fail(exc) from None
+        records = []
+        for record in page.records:
+            fields = asdict(record)
+            fields["iss"] = fields.pop("issuer")
+            records.append(fields)
+        self.finish({"audit": records, "next_cursor": page.next_cursor})
