@@ -266,10 +266,15 @@ class TokenService:
         )
 
     async def revoke_refresh_token(self, client: Client, presented: str) -> bool:
-        """RFC 7009 for a refresh token of ``client``: revokes its family. False if not one."""
+        """RFC 7009 for a refresh token: revokes its family. False if it is not one of ours.
+
+        :raises UnauthorizedClient: it was issued to another client (RFC 7009 §2.1).
+        """
         found = await self.store.get_refresh_token(hash_refresh_token(presented))
-        if found is None or found[0].client_id != client.client_id:
+        if found is None:
             return False
+        if found[0].client_id != client.client_id:
+            raise UnauthorizedClient("The token was not issued to this client")
         await self.revoke_family(found[1].family_id, reason="revoked by its client")
         return True
 
