@@ -16,6 +16,7 @@ from backends.errors import BackendUnavailable
 from backends.issuance.base import Client
 from backends.issuance.errors import InvalidClient, InvalidRequest, OAuthError
 from backends.issuance.grants import InvalidUserCredentials, TokenService
+from backends.issuance.queueing import mark_request_started
 from webapp.errors import REALM, ApiError, from_auth_error
 from webapp.handler import JsonHandler
 from webapp.services import Services
@@ -144,6 +145,10 @@ class OAuthEndpointHandler(JsonHandler):
     def set_default_headers(self) -> None:
         super().set_default_headers()
         self.set_header("Pragma", "no-cache")
+
+    def prepare(self) -> None:
+        # All argon2 checks of this request queue by its arrival, not one by one.
+        mark_request_started()
 
     async def authenticate_client(self, form: dict[str, str]) -> Client:
         credentials = client_credentials(self.request, form)

@@ -22,6 +22,8 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from backends.issuance.queueing import PriorityGate, current_priority
+
 T = TypeVar("T")
 
 log = logging.getLogger("jotguard.passwords")
@@ -72,6 +74,7 @@ class PasswordHasher:
             thread_name_prefix="jotguard-argon2",
             initializer=_lower_thread_priority,
         )
+        self._gate = PriorityGate(self.workers)
         self._dummy: asyncio.Future[str] | None = None
 
     @property
@@ -80,8 +83,14 @@ class PasswordHasher:
         return params.memory_cost < OWASP_MIN_MEMORY_KIB or params.time_cost < OWASP_MIN_TIME_COST
 
     async def _run(self, fn: Callable[..., T], *args: str) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        # The gate keeps the executor's own FIFO queue empty: waiting happens here,
+        # in order of request arrival (see backends.issuance.queueing).
+        await self._gate.acquire(current_priority())
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, fn, *args)
+        finally:
+            self._gate.release()
 
     async def hash(self, secret: str) -> str:
         return await self._run(self._argon2.hash, secret)
