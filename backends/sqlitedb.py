@@ -9,6 +9,7 @@ returns only once SQLite reports it durable (WAL with ``synchronous=FULL``).
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,9 @@ class SQLiteDatabase:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Created 0600 before SQLite does (it would honour the umask); its WAL and
+            # shared-memory files then take the same mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             connection = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
             )
@@ -49,7 +53,6 @@ class SQLiteDatabase:
             except BaseException:
                 connection.close()
                 raise
-            self.path.chmod(0o600)
             self._connection = connection
         return self._connection
 

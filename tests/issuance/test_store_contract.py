@@ -317,3 +317,16 @@ async def test_catchphrases_list_pages_by_id(phrases):
     assert [i.id for i in first] == [i.id for i in items[:3]]
     rest = await phrases.list(limit=3, after=first[-1].id)
     assert [i.id for i in rest] == [i.id for i in items[3:]]
+
+
+async def test_sqlite_files_are_private(tmp_path):
+    store = SQLiteIssuanceStore(tmp_path / "data" / "issuance.sqlite3")
+    try:
+        await store.add_client(a_client())
+        files = sorted(p.name for p in (tmp_path / "data").iterdir())
+        modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "data").iterdir()}
+    finally:
+        await store.close()
+    assert files == ["issuance.sqlite3", "issuance.sqlite3-shm", "issuance.sqlite3-wal"]
+    assert set(modes.values()) == {0o600}, modes
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
