@@ -8,10 +8,11 @@ import http.client
 import io
 import json
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -132,20 +133,29 @@ class Server:
             text=True,
         )
         self.log = []
+        self.lines = queue.Queue()
+        # Drain stderr on a thread: a full pipe would block the server's logging.
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         self.base = self._wait_for_address()
 
+    def _read(self):
+        for line in self.process.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
     def _wait_for_address(self):
-        selector = selectors.DefaultSelector()
-        selector.register(self.process.stderr, selectors.EVENT_READ)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if selector.select(timeout=1):
-                line = self.process.stderr.readline()
-                if not line:
-                    break
-                self.log.append(line)
-                if "listening on " in line:
-                    return line.split("listening on ", 1)[1].split()[0].rstrip("/")
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.log.append(line)
+            if "listening on " in line:
+                return line.split("listening on ", 1)[1].split()[0].rstrip("/")
         self.stop()
         raise AssertionError("jotguard serve did not start:\n" + "".join(self.log))
 
@@ -166,7 +176,11 @@ class Server:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
-            self.process.stderr.close()
+            self.reader.join(timeout=5)
+            while not self.lines.empty():
+                line = self.lines.get()
+                if line is not None:
+                    self.log.append(line)
 
 
 @pytest.mark.slow
