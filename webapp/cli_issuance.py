@@ -152,6 +152,19 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
     revocations = revocation_store(settings)
     issuance = Issuance.open(settings, local_issuer(settings, local_keyring(settings)), revocations)
     try:
+        # A process-local store would take the change and reach no server.
+        if not issuance.store.durable:
+            raise CommandError(
+                "JOTGUARD_ISSUANCE_STORE=memory:// lives inside each process: a change made"
+                " here would reach no server. Configure sqlite:/// or mongodb://.",
+                EXIT_USAGE,
+            )
+        if args.command == "users" and args.users_command == "disable" and not revocations.durable:
+            raise CommandError(
+                "JOTGUARD_REVOCATION_STORE=memory:// lives inside each process: the user's"
+                " tokens could not be revoked on any server. Configure a shared store.",
+                EXIT_USAGE,
+            )
         if args.command == "clients":
             action: Awaitable[None] = (
                 _add_client(issuance, args)

@@ -102,6 +102,12 @@ class Issuance:
 
     def start_background(self) -> None:
         """The server's housekeeping: the dummy hash made early, expired tokens purged."""
+        if not self.store.durable:
+            log.warning(
+                "CLIENTS AND USERS ARE NOT DURABLE: JOTGUARD_ISSUANCE_STORE=memory:// keeps them"
+                " in this process only; `jotguard clients/users` cannot reach it. Use sqlite:///"
+                " or mongodb:// outside tests."
+            )
         if self.hasher.weak:
             log.warning(
                 "argon2id parameters are below OWASP's minimum (19 MiB, 2 passes):"

@@ -138,6 +138,9 @@ class IssuanceStore(Protocol):
     write returns only once the store has made it durable.
     """
 
+    durable: bool
+    """Whether the registry outlives this process and is shared with the CLI (memory: no)."""
+
     # -- clients ----------------------------------------------------------------------
 
     async def add_client(self, client: Client) -> None:

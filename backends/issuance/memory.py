@@ -19,6 +19,8 @@ from backends.issuance.base import (
 
 
 class MemoryIssuanceStore:
+    durable = False
+
     def __init__(self) -> None:
         self._clients: dict[str, Client] = {}
         self._users: dict[str, User] = {}

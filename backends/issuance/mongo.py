@@ -97,6 +97,8 @@ def _token_doc(token: RefreshToken) -> dict[str, Any]:
 class MongoIssuanceStore:
     """:param database: a pymongo ``AsyncDatabase`` or a Motor database."""
 
+    durable = True
+
     def __init__(self, database: Any, *, client: Any = None) -> None:
         self._client = client
         self.clients = database["clients"]

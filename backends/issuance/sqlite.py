@@ -153,6 +153,8 @@ def _insert_access(db: sqlite3.Connection, family_id: str, access: AccessRecord)
 
 
 class SQLiteIssuanceStore:
+    durable = True
+
     def __init__(self, path: Path) -> None:
         self.db = SQLiteDatabase(path, SCHEMA)
 

@@ -217,3 +217,21 @@ async def test_cli_store_outage_exits_1(cli, tmp_path, monkeypatch):
     code, _, err = await cli("clients", "list")
     assert code == 1
     assert "cannot answer" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "argv"),
+    [
+        ("JOTGUARD_ISSUANCE_STORE", ["clients", "add", "x"]),
+        ("JOTGUARD_ISSUANCE_STORE", ["users", "list"]),
+        ("JOTGUARD_REVOCATION_STORE", ["users", "disable", "alice"]),
+    ],
+)
+async def test_cli_refuses_process_local_stores(variable, argv, cli, monkeypatch, issuance):
+    await add_alice(cli)
+    monkeypatch.setenv(variable, "memory://")
+    code, out, err = await cli(*argv)
+    assert code == 2
+    assert "memory://" in err
+    assert out == ""
+    assert not (await issuance.store.get_user_by_name("alice")).disabled
