@@ -98,7 +98,7 @@ def _basic_credentials(header: str) -> ClientCredentials:
     return ClientCredentials(client_id, secret, "client_secret_basic")
 
 
-def client_credentials(request: HTTPServerRequest, form: dict[str, str]) -> ClientCredentials:
+def read_client_credentials(request: HTTPServerRequest, form: dict[str, str]) -> ClientCredentials:
     """The client's credentials, from the Authorization header or from the body, not both.
 
     :raises InvalidRequest: both methods at once, or two Authorization headers.
@@ -151,7 +151,7 @@ class OAuthEndpointHandler(JsonHandler):
         mark_request_started()
 
     async def authenticate_client(self, form: dict[str, str]) -> Client:
-        credentials = client_credentials(self.request, form)
+        credentials = read_client_credentials(self.request, form)
         return await self.tokens.authenticate_client(credentials.client_id, credentials.secret)
 
     async def credentials_rejected(self, kind: str) -> None:

@@ -128,7 +128,7 @@ class TokenService:
         return user
 
     async def _rehash(self, user: User, password: str) -> None:
-        # The argon2 parameters were raised since this hash was made: upgrade it on login.
+        # The argon2 parameters changed since this hash was made: redo it while we can.
         try:
             await self.store.set_password_hash(user.user_id, await self.hasher.hash(password))
         except Exception:
