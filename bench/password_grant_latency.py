@@ -4,7 +4,7 @@ Starts a real ``jotguard serve`` (production argon2id defaults unless overridden
 bootstraps its admin client, adds a user with the CLI, then measures, in one run
 and side by side:
 
-1. idle: sequential ``GET /test-auth`` calls for ``--seconds``;
+1. idle: ``GET /test-auth`` every ``--interval`` (one at a time) for ``--seconds``;
 2. loaded: the same, while ``--concurrency`` password grants are kept in flight
    (each one verifies the client secret and the password: two argon2id checks);
 
@@ -79,8 +79,11 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def probe(client: AsyncHTTPClient, url: str, token: str, seconds: float) -> list[float]:
-    """Sequential calls for ``seconds``; each call's latency in milliseconds."""
+async def probe(
+    client: AsyncHTTPClient, url: str, token: str, seconds: float, interval: float
+) -> list[float]:
+    """One call every ``interval`` seconds (paced, so the prober itself does not
+    compete for the CPU) for ``seconds``; each call's latency in milliseconds."""
     latencies = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
@@ -88,6 +91,7 @@ async def probe(client: AsyncHTTPClient, url: str, token: str, seconds: float) -
         response = await client.fetch(url, headers={"Authorization": f"Bearer {token}"})
         latencies.append((time.perf_counter() - started) * 1000)
         assert response.code == 200
+        await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
     return latencies
 
 
@@ -153,7 +157,7 @@ async def run(args: argparse.Namespace) -> None:
         )
         token = token_response.body.decode().split('"access_token": "')[1].split('"')[0]
         url = base_url + "/test-auth"
-        await probe(probe_client, url, token, 1.0)  # warm up connections and caches
+        await probe(probe_client, url, token, 1.0, args.interval)  # warm up connections and caches
 
         idle: list[float] = []
         loaded: list[float] = []
@@ -161,7 +165,7 @@ async def run(args: argparse.Namespace) -> None:
         # Alternate idle and loaded windows, so that whatever else the machine does
         # weighs on both sides alike.
         for _ in range(args.rounds):
-            idle += await probe(probe_client, url, token, args.seconds)
+            idle += await probe(probe_client, url, token, args.seconds, args.interval)
             stop, done = asyncio.Event(), []
             grants = [
                 asyncio.create_task(
@@ -171,7 +175,7 @@ async def run(args: argparse.Namespace) -> None:
             ]
             await asyncio.sleep(1.0)  # let all of them reach the hashing pool
             started = time.perf_counter()
-            loaded += await probe(probe_client, url, token, args.seconds)
+            loaded += await probe(probe_client, url, token, args.seconds, args.interval)
             loaded_time += time.perf_counter() - started
             granted += len(done)
             stop.set()
@@ -202,6 +206,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="idle/loaded window pairs")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each window")
+    parser.add_argument(
+        "--interval", type=float, default=0.005, help="seconds between probe starts"
+    )
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--workers", type=int, help="JOTGUARD_PASSWORD_HASH_WORKERS for the server")
     asyncio.run(run(parser.parse_args()))
