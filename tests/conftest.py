@@ -71,6 +71,9 @@ def settings(data_dir: Path, settings_overrides: dict[str, str]) -> Settings:
         # Tests that are not about rate limits send bursts of bad tokens and token
         # requests; the rate-limit tests set their own, tight limits.
         **GENEROUS_LIMITS,
+        # argon2id at its cheapest: tests check behaviour, bench/ checks cost.
+        "JOTGUARD_ARGON2_TIME_COST": "1",
+        "JOTGUARD_ARGON2_MEMORY_KIB": "64",
         **settings_overrides,
     }
     return Settings.load(environ=environ)

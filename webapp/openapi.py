@@ -120,6 +120,13 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
         {"WWW-Authenticate": True},
     ),
     404: ErrorResponse("NotFound", "No such resource.", ("not_found",), {}),
+    413: ErrorResponse("TooLarge", "The body is too large.", ("request_too_large",), {}),
+    415: ErrorResponse(
+        "UnsupportedMediaType",
+        "The body has the wrong media type.",
+        ("unsupported_media_type",),
+        {},
+    ),
     429: ErrorResponse(
         "TooManyRequests",
         "Rate limited: retry after Retry-After seconds.",

@@ -18,6 +18,7 @@ from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
 from backends.token_exchange import ClientCredentialsExchange
 from webapp.cors import CorsPolicy
+from webapp.issuance import Issuance
 from webapp.metrics import Metrics
 from webapp.ratelimit import RequestLimits
 from webapp.readiness import Readiness
@@ -75,6 +76,7 @@ class Services:
     authenticator: Authenticator
     revocations: RevocationStore
     rate_limits: RequestLimits
+    issuance: Issuance
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Remote issuers (Auth0 ...): their key sets' status feeds /readyz and /metrics.
     remote_backends: list[RemoteIssuerBackend] = field(default_factory=list)
@@ -105,10 +107,12 @@ class Services:
         remote = remote_backends(settings, outbound_http)
         backends.extend(remote)
         revocations = revocation_store(settings)
+        issuer = local_issuer(settings, keyring)
+        issuance = Issuance.open(settings, issuer, revocations)
         services = cls(
             settings=settings,
             keyring=keyring,
-            issuer=local_issuer(settings, keyring),
+            issuer=issuer,
             remote_backends=remote,
             token_exchange=token_exchange(settings, outbound_http),
             outbound_http=outbound_http,
@@ -122,8 +126,10 @@ class Services:
             ),
             revocations=revocations,
             rate_limits=RequestLimits.from_settings(settings),
+            issuance=issuance,
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
+        issuance.start_background()
         services.metrics.watch(keyring)
         services.readiness.add("revocation_store", revocations.ping)
         services.metrics.watch(services.rate_limits.limiter)
@@ -167,3 +173,4 @@ class Services:
             self.outbound_http.close()
         await self.revocations.close()
         await self.rate_limits.limiter.aclose()
+        await self.issuance.close()

@@ -188,6 +188,13 @@ def _key_prefix(raw: str) -> str:
     return value
 
 
+def _issuance_store_url(raw: str) -> str:
+    value = _store_url(raw)
+    if urlsplit(value).scheme in {"redis", "rediss"}:
+        raise ValueError("must be sqlite:///path, mongodb://host/db or memory:// (not Redis)")
+    return value
+
+
 def setting(
     env: str,
     default: Any,
@@ -364,6 +371,48 @@ class Settings:
     admin_scope: str = setting(
         "JOTGUARD_ADMIN_SCOPE", "admin", _scope_name, "Scope the admin API requires."
     )
+    # -- token issuance -----------------------------------------------------------------
+    issuance_store: str = setting(
+        "JOTGUARD_ISSUANCE_STORE",
+        "",
+        _issuance_store_url,
+        "Clients, users, refresh tokens and the demo catchphrases: sqlite:///path,"
+        " mongodb://..., memory://; default SQLite files in the data directory.",
+    )
+    refresh_token_ttl: int = setting(
+        "JOTGUARD_REFRESH_TOKEN_TTL",
+        14 * 86400,
+        _int_between(60, 365 * 86400),
+        "Refresh-token lifetime, seconds; each refresh hands out a new one for as long.",
+    )
+    argon2_time_cost: int = setting(
+        "JOTGUARD_ARGON2_TIME_COST", 3, _int_between(1, 20), "argon2id passes per hash."
+    )
+    argon2_memory_kib: int = setting(
+        "JOTGUARD_ARGON2_MEMORY_KIB",
+        65536,
+        _int_between(64, 4 * 1024 * 1024),
+        "argon2id memory per hash, KiB (each hashing thread uses this much).",
+    )
+    password_hash_workers: int = setting(
+        "JOTGUARD_PASSWORD_HASH_WORKERS",
+        0,
+        _int_between(0, 64),
+        "Threads that hash passwords and client secrets; 0: one less than the CPUs, at least 1.",
+    )
+    get_token_client_id: str = setting(
+        "JOTGUARD_GET_TOKEN_CLIENT_ID",
+        "",
+        _text,
+        "Turns on GET /get-token (local mode) for this client; not for production.",
+    )
+    get_token_client_secret: str = setting(
+        "JOTGUARD_GET_TOKEN_CLIENT_SECRET",
+        "",
+        _text,
+        "The /get-token client's secret (environment or .env only, never a flag).",
+        flag=False,
+    )
 
     # Rate limiting (issue 6): limits in the `limits` notation, e.g. 10/minute;100/hour.
     ratelimit_storage: str = setting(
@@ -456,6 +505,12 @@ class Settings:
         found = remote_settings.problem(self)
         if found is not None:
             raise SettingsError(*found)
+        if self.get_token_client_id and self.auth0_client_id:
+            raise SettingsError(
+                "JOTGUARD_GET_TOKEN_CLIENT_ID",
+                "GET /get-token is already the Auth0 exchange (AUTH0_CLIENT_ID); set only one",
+                self.get_token_client_id,
+            )
 
     @property
     def auth0_remote_issuer(self) -> RemoteIssuer | None:
@@ -511,6 +566,12 @@ class Settings:
         if self.revocation_store:
             return self.revocation_store
         return "sqlite:///" + str(self.data_dir / "revocations.sqlite3")
+
+    def issuance_store_url(self, database: str = "issuance") -> str:
+        """The store for ``database`` (``issuance`` or ``catchphrases``)."""
+        if self.issuance_store:
+            return self.issuance_store
+        return "sqlite:///" + str(self.data_dir / f"{database}.sqlite3")
 
     @classmethod
     def load(
