@@ -228,6 +228,8 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
             f"{method} {route.template} but has no @operation (webapp.openapi)"
         )
     errors = set(described.errors) | set(getattr(handler, "openapi_errors", ()))
+    if getattr(handler, "rate_limit", None) is not None:
+        errors.add(429)  # every rate-limited route may answer it
     document: dict[str, Any] = {
         "operationId": _operation_id(method, route.template),
         "summary": described.summary,
