@@ -45,7 +45,7 @@ async def new_client(
     """A client record and its plain secret (shown once; only its hash is kept)."""
     secret = secrets.token_urlsafe(CLIENT_SECRET_BYTES)
     client = Client(
-        client_id=secrets.token_urlsafe(16),
+        client_id=secrets.token_hex(16),  # never starts with "-": it is typed into CLIs
         name=name,
         secret_hash=await hasher.hash(secret),
         grant_types=grants,
