@@ -52,7 +52,9 @@ class LocalIssuer:
             aud=audience or self.audience,
             iat=now,
             exp=now + (ttl if ttl is not None else self.ttl),
-            jti=secrets.token_urlsafe(16),
+            # Hex, not base64url: an id that may start with "-" reads as a flag to
+            # `jotguard revoke --jti ...` and to most other command lines.
+            jti=secrets.token_hex(16),
             client_id=client_id or subject,
             scope=" ".join(sorted(set(scopes))),
         )

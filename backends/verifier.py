@@ -100,6 +100,10 @@ class JWTVerifier:
             claim = getattr(exc, "claim", "")
             reason = _CLAIM_REASONS.get(claim, "invalid_claims")
             raise InvalidToken(f"The token claim '{claim}' is invalid", reason=reason) from None
+        # RFC 7519 §4.1.4: valid only *before* exp. Checked here too so the boundary
+        # does not move with the joserfc release installed.
+        if claims["exp"] + self.leeway <= self.clock():
+            raise InvalidToken("The token has expired", reason="expired")
         jti = claims.get("jti")
         if (jti is not None or self.require_jti) and (not isinstance(jti, str) or not jti):
             raise InvalidToken("The token claim 'jti' is invalid", reason="invalid_claims")

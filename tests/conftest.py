@@ -27,6 +27,17 @@ from webapp.services import Services
 from webapp.settings import Settings
 
 TEST_ISSUER = "http://jotguard.test/"
+GENEROUS_LIMITS = dict.fromkeys(
+    (
+        "JOTGUARD_RATELIMIT_DEFAULT",
+        "JOTGUARD_RATELIMIT_TOKEN",
+        "JOTGUARD_RATELIMIT_ADMIN",
+        "JOTGUARD_RATELIMIT_API",
+        "JOTGUARD_RATELIMIT_PREAUTH",
+        "JOTGUARD_RATELIMIT_FAILED_AUTH",
+    ),
+    "100000/minute",
+)
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +68,12 @@ def settings(data_dir: Path, settings_overrides: dict[str, str]) -> Settings:
         "JOTGUARD_DATA_DIR": str(data_dir),
         "JOTGUARD_ISSUER": TEST_ISSUER,
         "JOTGUARD_ENV_FILE": str(data_dir / "absent.env"),
+        # Tests that are not about rate limits send bursts of bad tokens and token
+        # requests; the rate-limit tests set their own, tight limits.
+        **GENEROUS_LIMITS,
+        # argon2id at its cheapest: tests check behaviour, bench/ checks cost.
+        "JOTGUARD_ARGON2_TIME_COST": "1",
+        "JOTGUARD_ARGON2_MEMORY_KIB": "64",
         **settings_overrides,
     }
     return Settings.load(environ=environ)

@@ -55,13 +55,16 @@ class Proxy:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def down(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
+        server, self.server = self.server, None
+        if server is not None:
+            server.close()
+        # Cut the open connections before waiting: since Python 3.12, wait_closed()
+        # waits for every connection to end, and these would never end by themselves.
         for task in list(self.pipes):
             task.cancel()
         await asyncio.gather(*self.pipes, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
 
     async def reserve(self) -> int:
         """Pick the port while down, so a client can be pointed at it first."""

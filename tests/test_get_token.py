@@ -134,3 +134,19 @@ class TestUnreachableHost:
         response = await fetch("/get-token")
         assert response.code == 502
         assert "secret-value" not in response.body.decode()
+
+
+def test_auth0_and_local_get_token_together_are_refused():
+    from webapp.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="JOTGUARD_GET_TOKEN_CLIENT_ID"):
+        Settings.load(
+            environ={
+                "JOTGUARD_ENV_FILE": "/nonexistent.env",
+                "AUTH0_DOMAIN": "tenant.example.com",
+                "AUTH0_AUDIENCE": "https://api.example",
+                "AUTH0_CLIENT_ID": "abc",
+                "AUTH0_CLIENT_SECRET": "s3cret",
+                "JOTGUARD_GET_TOKEN_CLIENT_ID": "local-client",
+            }
+        )

@@ -145,10 +145,12 @@ def test_event_counter_rejects_bad_names_and_label_counts():
         counter.inc("1", "2")
 
 
+@pytest.mark.parametrize(
+    "settings_overrides", [{"JOTGUARD_RATELIMIT_DEFAULT": "2/minute"}], indirect=False
+)
 async def test_counters_for_other_features_start_at_zero_and_count(fetch, services):
     services.metrics.token_issued("client_credentials")
-    services.metrics.rate_limit_decision("api", allowed=False)
-    services.metrics.rate_limit_storage_failure("api")
+    assert [(await fetch("/test")).code for _ in range(3)] == [200, 200, 429]
 
     text = await scrape(fetch)
 
@@ -158,10 +160,9 @@ async def test_counters_for_other_features_start_at_zero_and_count(fetch, servic
         (("grant_type", "password"),): 0.0,
         (("grant_type", "refresh_token"),): 0.0,
     }
-    assert samples(text, "jotguard_ratelimit_decisions_total") == {
-        (("decision", "limited"), ("policy", "api")): 1.0
-    }
-    assert samples(text, "jotguard_ratelimit_storage_failures_total") == {(("policy", "api"),): 1.0}
+    decisions = samples(text, "jotguard_ratelimit_decisions_total")
+    assert decisions[(("decision", "allowed"), ("policy", "default"))] == 2.0
+    assert decisions[(("decision", "limited"), ("policy", "default"))] == 1.0
 
 
 async def test_openmetrics_when_the_scraper_asks(fetch):

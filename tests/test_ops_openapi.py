@@ -69,9 +69,18 @@ async def test_error_responses_are_listed_with_their_schema_and_headers(fetch):
     document = await document_of(fetch)
     paths, components = document["paths"], document["components"]
 
-    assert set(paths["/test"]["get"]["responses"]) == {"200"}
-    assert set(paths["/test-auth"]["get"]["responses"]) == {"200", "400", "401", "503"}
-    assert set(paths["/notes/{note_id}"]["get"]["responses"]) == {"200", "400", "401", "403", "503"}
+    # Every route here is rate-limited (the default policy), so each may answer 429.
+    assert set(paths["/test"]["get"]["responses"]) == {"200", "429"}
+    assert set(paths["/test-auth"]["get"]["responses"]) == {"200", "400", "401", "429", "503"}
+    assert set(paths["/notes/{note_id}"]["get"]["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "429",
+        "503",
+    }
+    assert set(paths["/healthz"]["get"]["responses"]) == {"200"}  # probes are never limited
     unauthorized = components["responses"]["Unauthorized"]
     assert unauthorized["headers"]["WWW-Authenticate"] == {
         "$ref": "#/components/headers/WWW-Authenticate"
@@ -124,7 +133,7 @@ def test_request_bodies_and_extra_errors_are_documented(services):
             pass
 
     class Limited(Revoke):
-        openapi_errors = (429,)
+        rate_limit = "token"
 
     app = JotguardApplication(
         [(r"/revoke", Revoke), (r"/limited", Limited)], **services.tornado_settings()
@@ -134,7 +143,7 @@ def test_request_bodies_and_extra_errors_are_documented(services):
     post = document["paths"]["/revoke"]["post"]
     assert post["requestBody"]["required"] is True
     assert "application/x-www-form-urlencoded" in post["requestBody"]["content"]
-    assert set(post["responses"]) == {"200", "400", "401", "403", "404", "503"}
+    assert set(post["responses"]) == {"200", "400", "401", "403", "404", "429", "503"}
     limited = document["paths"]["/limited"]["post"]
     assert limited["responses"]["429"] == {"$ref": "#/components/responses/TooManyRequests"}
 

@@ -15,9 +15,11 @@ from webapp.handlers.basic import (
     ProtectedHandler,
     UnprotectedHandler,
 )
+from webapp.handlers.catchphrases import CatchphraseHandler, CatchphrasesHandler
 from webapp.handlers.get_token import GetTokenHandler
 from webapp.handlers.oauth import IntrospectHandler, RevokeHandler
 from webapp.handlers.ops import MetricsHandler, OpenAPIHandler, ReadinessHandler
+from webapp.handlers.token import TokenHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
 from webapp.openapi import build_document
 from webapp.routing import app_routes, route_of
@@ -86,6 +88,10 @@ def routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/admin/audit", AuditHandler),
         (r"/oauth/revoke", RevokeHandler),
         (r"/oauth/introspect", IntrospectHandler),
+        # -- token issuance --
+        (r"/oauth/token", TokenHandler),
+        (r"/api/catchphrases", CatchphrasesHandler),
+        (r"/api/catchphrases/(?P<item_id>[^/]{1,64})", CatchphraseHandler),
     ]
 
 

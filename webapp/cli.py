@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from backends.errors import ConfigError
+from webapp.cli_issuance import add_issuance_commands, run_issuance_command
 from webapp.logs import configure_logging
 from webapp.services import local_issuer, local_keyring
 from webapp.settings import Settings, SettingsError
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--reason", help="why, for the audit log")
     revoke.add_argument("--iss", help="limit --sub/--client to one issuer; the issuer of --jti")
     revoke.add_argument("--exp", type=int, help="the token's exp, with --jti")
+    add_issuance_commands(commands, common)
     return parser
 
 
@@ -146,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _issue(args, settings)
         if args.command == "revoke":
             return _revoke(args, settings)
+        if args.command in {"clients", "users"}:
+            return run_issuance_command(args, settings)
         return _keys(args, settings)
     except (SettingsError, ConfigError) as exc:
         print(f"jotguard: {exc}", file=sys.stderr)

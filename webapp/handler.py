@@ -25,6 +25,7 @@ from backends.errors import AuthError, InsufficientScope, MalformedRequest, Miss
 from backends.principal import Principal
 from webapp.cors import CorsPolicy
 from webapp.errors import ApiError, from_auth_error
+from webapp.ratelimit import PolicyRef, RequestLimits, is_failed_guess
 from webapp.requestid import request_id
 from webapp.routing import handler_methods
 
@@ -83,6 +84,9 @@ class JsonHandler(RequestHandler):
     Every response carries ``X-Request-ID`` and, when the application setting
     ``cors`` holds a :class:`~webapp.cors.CorsPolicy`, the CORS headers; both are
     set here because ``send_error`` clears headers and then calls this again.
+
+    Rate limited by the policy ``rate_limit`` names (see :mod:`webapp.ratelimit`)
+    in ``prepare``: a subclass that overrides ``prepare`` awaits ``super().prepare()``.
     """
 
     # What the access log reports besides status and timing; set while the request runs.
@@ -93,6 +97,56 @@ class JsonHandler(RequestHandler):
     def request_id(self) -> str:
         return request_id(self.request)
 
+    rate_limit: PolicyRef = "default"
+    _rate_limit_headers: dict[str, str] = {}  # replaced per request, never mutated
+    _auth_attempt: str | None = None
+
+    def prepare(self) -> Awaitable[None] | None:
+        return self.limit_request(authenticating=False)
+
+    @property
+    def rate_limits(self) -> RequestLimits | None:
+        limits: RequestLimits | None = self.settings.get("rate_limits")
+        return limits
+
+    async def limit_request(self, *, authenticating: bool) -> None:
+        """Charge this request before authentication (429/503 ``ApiError`` when refused)."""
+        if self.rate_limits is not None:
+            admission = await self.rate_limits.before_auth(
+                self.request, self.rate_limit, authenticating=authenticating
+            )
+            self._auth_attempt = admission.attempt
+            self._set_rate_limit_headers(admission.headers)
+
+    def end_auth_attempt(self) -> None:
+        """The credential check is over: free its slot of the failed-auth budget.
+
+        Called after authentication and again in ``on_finish`` (a no-op by then
+        unless the handler checked credentials itself, as a token endpoint does).
+        """
+        if self._auth_attempt is not None and self.rate_limits is not None:
+            self.rate_limits.release(self._auth_attempt)
+        self._auth_attempt = None
+
+    def on_finish(self) -> None:
+        self.end_auth_attempt()
+        super().on_finish()
+
+    async def record_failed_authentication(self) -> None:
+        """Count a failed client or password check against the caller's IP.
+
+        Token endpoints call this; once the IP's budget is spent it gets 429
+        before any further check. Successes are never counted.
+        """
+        if self.rate_limits is not None:
+            await self.rate_limits.record_failed_auth(self.request)
+
+    def _set_rate_limit_headers(self, headers: dict[str, str]) -> None:
+        if headers:
+            self._rate_limit_headers = headers
+            for name, value in headers.items():
+                self.set_header(name, value)
+
     def set_default_headers(self) -> None:
         self.clear_header("Server")
         self.set_header("Cache-Control", "no-store")
@@ -102,6 +156,12 @@ class JsonHandler(RequestHandler):
         if cors is not None:
             for name, value in cors.response_headers(self.request.headers.get("Origin")).items():
                 self.set_header(name, value)
+
+    def refuse_unsupported_method(self) -> None:
+        """405 before any credential work: a method the route lacks is not an auth question."""
+        method = self.request.method or ""
+        if method != "OPTIONS" and method not in handler_methods(type(self)):
+            raise HTTPError(405)
 
     def options(self, *args: Any, **kwargs: Any) -> None:
         """The route's methods, and a CORS preflight answer for allowed origins.
@@ -138,6 +198,9 @@ class JsonHandler(RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        # send_error cleared the headers: an error answer still reports the quota.
+        for name, value in self._rate_limit_headers.items():
+            self.set_header(name, value)
         if isinstance(exc, ApiError):
             for name, value in exc.headers.items():
                 self.set_header(name, value)
@@ -175,10 +238,20 @@ class AuthenticatedHandler(JsonHandler):
 
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
+            await self.limit_request(authenticating=False)
             return
         authenticator: Authenticator = self.settings["authenticator"]
         try:
+            self.refuse_unsupported_method()
             token = bearer_token(self.request)
+        except (MalformedRequest, HTTPError) as exc:
+            await self.limit_request(authenticating=False)
+            if isinstance(exc, HTTPError):
+                raise
+            raise self.fail(exc) from None
+        # Before any verification work: a flood of garbage tokens stops here.
+        await self.limit_request(authenticating=token is not None)
+        try:
             if token is None:
                 if self.auth_required:
                     raise MissingCredentials()
@@ -187,7 +260,14 @@ class AuthenticatedHandler(JsonHandler):
             self.current_user = await authenticator.authenticate(token)
             self.auth_outcome = "success"
         except AuthError as exc:
+            if is_failed_guess(exc):
+                await self.record_failed_authentication()
             raise self.fail(exc) from None
+        finally:
+            self.end_auth_attempt()
+        if self.rate_limits is not None:
+            headers = await self.rate_limits.for_principal(self.rate_limit, self.current_user)
+            self._set_rate_limit_headers(headers)
 
     @property
     def principal(self) -> Principal:

@@ -93,18 +93,6 @@ class Metrics:
         )
         for grant_type in GRANT_TYPES:
             self.tokens_issued.labels(grant_type)
-        self.rate_limit_decisions = Counter(
-            PREFIX + "ratelimit_decisions_total",
-            "Rate-limit decisions by policy: allowed or limited.",
-            ["policy", "decision"],
-            registry=registry,
-        )
-        self.rate_limit_storage_failures = Counter(
-            PREFIX + "ratelimit_storage_failures_total",
-            "Rate-limit storage errors by policy (the request was let through).",
-            ["policy"],
-            registry=registry,
-        )
         self._sources: list[TelemetrySource] = []
         registry.register(_TelemetryCollector(self._sources))
         # Memory, CPU, open files and GC of this process, as the default registry would have.
@@ -124,12 +112,6 @@ class Metrics:
 
     def token_issued(self, grant_type: str) -> None:
         self.tokens_issued.labels(grant_type).inc()
-
-    def rate_limit_decision(self, policy: str, *, allowed: bool) -> None:
-        self.rate_limit_decisions.labels(policy, "allowed" if allowed else "limited").inc()
-
-    def rate_limit_storage_failure(self, policy: str) -> None:
-        self.rate_limit_storage_failures.labels(policy).inc()
 
     def exposition(self, accept: str) -> tuple[bytes, str]:
         """The scrape body and its content type; OpenMetrics when the scraper asks for it."""

@@ -120,6 +120,13 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
         {"WWW-Authenticate": True},
     ),
     404: ErrorResponse("NotFound", "No such resource.", ("not_found",), {}),
+    413: ErrorResponse("TooLarge", "The body is too large.", ("request_too_large",), {}),
+    415: ErrorResponse(
+        "UnsupportedMediaType",
+        "The body has the wrong media type.",
+        ("unsupported_media_type",),
+        {},
+    ),
     429: ErrorResponse(
         "TooManyRequests",
         "Rate limited: retry after Retry-After seconds.",
@@ -221,6 +228,8 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
             f"{method} {route.template} but has no @operation (webapp.openapi)"
         )
     errors = set(described.errors) | set(getattr(handler, "openapi_errors", ()))
+    if getattr(handler, "rate_limit", None) is not None:
+        errors.add(429)  # every rate-limited route may answer it
     document: dict[str, Any] = {
         "operationId": _operation_id(method, route.template),
         "summary": described.summary,

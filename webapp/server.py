@@ -13,6 +13,7 @@ from tornado.netutil import bind_sockets
 
 from backends.revocation.factory import redact
 from webapp.app import make_app, make_metrics_app
+from webapp.bootstrap import bootstrap_admin_client
 from webapp.services import Services
 from webapp.settings import Settings
 
@@ -53,6 +54,7 @@ async def serve(settings: Settings, *, sockets: list[socket.socket] | None = Non
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    await bootstrap_admin_client(services, _address(sockets[0]))
     await stop.wait()
 
     log.info("shutting down: no new connections, finishing requests in flight")

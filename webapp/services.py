@@ -21,7 +21,9 @@ from backends.revocation.notify import notifier_for
 from backends.token_cache import VerifiedTokenCache
 from backends.token_exchange import ClientCredentialsExchange
 from webapp.cors import CorsPolicy
+from webapp.issuance import Issuance
 from webapp.metrics import Metrics
+from webapp.ratelimit import RequestLimits
 from webapp.readiness import Readiness
 from webapp.settings import Settings
 
@@ -99,6 +101,8 @@ class Services:
     issuer: LocalIssuer
     authenticator: Authenticator
     revocations: RevocationStore
+    rate_limits: RequestLimits
+    issuance: Issuance
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Remote issuers (Auth0 ...): their key sets' status feeds /readyz and /metrics.
     remote_backends: list[RemoteIssuerBackend] = field(default_factory=list)
@@ -133,10 +137,12 @@ class Services:
         revocations = revocation_store(settings)
         if mirror:
             revocations = await followed(settings, revocations)
+        issuer = local_issuer(settings, keyring)
+        issuance = Issuance.open(settings, issuer, revocations)
         services = cls(
             settings=settings,
             keyring=keyring,
-            issuer=local_issuer(settings, keyring),
+            issuer=issuer,
             remote_backends=remote,
             token_exchange=token_exchange(settings, outbound_http),
             outbound_http=outbound_http,
@@ -150,10 +156,16 @@ class Services:
                 token_cache=token_cache(settings),
             ),
             revocations=revocations,
+            rate_limits=RequestLimits.from_settings(settings),
+            issuance=issuance,
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))
+        issuance.start_background()
         services.metrics.watch(keyring)
         services.readiness.add("revocation_store", revocations.ping)
+        services.metrics.watch(services.rate_limits.limiter)
+        if not settings.ratelimit_storage.startswith("memory://"):
+            services.readiness.add("ratelimit_storage", services.rate_limits.limiter.ping)
         for backend in remote:
             backend.start()
             services.metrics.watch(backend)
@@ -190,6 +202,7 @@ class Services:
             "services": self,
             "metrics": self.metrics,
             "cors": self.cors,
+            "rate_limits": self.rate_limits,
         }
 
     async def close(self) -> None:
@@ -204,3 +217,5 @@ class Services:
         if self.outbound_http is not None:
             self.outbound_http.close()
         await self.revocations.close()
+        await self.rate_limits.limiter.aclose()
+        await self.issuance.close()

@@ -19,9 +19,11 @@ from dotenv import dotenv_values
 
 from backends.jwks import JWKSPolicy
 from backends.keys import ALGORITHM_KEY_TYPES
+from backends.ratelimit import check_storage_uri, parse_limits
 from backends.remote import RemoteIssuer
 from backends.token_exchange import ClientCredentials
 from webapp import remote_settings
+from webapp.clientip import Network, parse_networks
 
 
 class SettingsError(Exception):
@@ -170,6 +172,26 @@ def _scope_name(raw: str) -> str:
     value = raw.strip()
     if not value or any(c.isspace() or c in '"\\' for c in value):
         raise ValueError("must be one scope name (no spaces or quotes)")
+    return value
+
+
+# Rate limiting (issue 6).
+def _limits(raw: str) -> str:
+    parse_limits(raw)
+    return raw.strip()
+
+
+def _key_prefix(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("must be a non-empty prefix without spaces")
+    return value
+
+
+def _issuance_store_url(raw: str) -> str:
+    value = _store_url(raw)
+    if urlsplit(value).scheme in {"redis", "rediss"}:
+        raise ValueError("must be sqlite:///path, mongodb://host/db or memory:// (not Redis)")
     return value
 
 
@@ -378,6 +400,116 @@ class Settings:
         "Processes `serve` runs on the one port, each with its own revocation mirror;"
         " about one per CPU.",
     )
+    # -- token issuance -----------------------------------------------------------------
+    issuance_store: str = setting(
+        "JOTGUARD_ISSUANCE_STORE",
+        "",
+        _issuance_store_url,
+        "Clients, users, refresh tokens and the demo catchphrases: sqlite:///path,"
+        " mongodb://..., memory://; default SQLite files in the data directory.",
+    )
+    refresh_token_ttl: int = setting(
+        "JOTGUARD_REFRESH_TOKEN_TTL",
+        14 * 86400,
+        _int_between(60, 365 * 86400),
+        "Refresh-token lifetime, seconds; each refresh hands out a new one for as long.",
+    )
+    argon2_time_cost: int = setting(
+        "JOTGUARD_ARGON2_TIME_COST", 3, _int_between(1, 20), "argon2id passes per hash."
+    )
+    argon2_memory_kib: int = setting(
+        "JOTGUARD_ARGON2_MEMORY_KIB",
+        65536,
+        _int_between(64, 4 * 1024 * 1024),
+        "argon2id memory per hash, KiB (each hashing thread uses this much).",
+    )
+    password_hash_workers: int = setting(
+        "JOTGUARD_PASSWORD_HASH_WORKERS",
+        0,
+        _int_between(0, 64),
+        "Threads that hash passwords and client secrets; 0: one less than the CPUs, at least 1.",
+    )
+    get_token_client_id: str = setting(
+        "JOTGUARD_GET_TOKEN_CLIENT_ID",
+        "",
+        _text,
+        "Turns on GET /get-token (local mode) for this client; not for production.",
+    )
+    get_token_client_secret: str = setting(
+        "JOTGUARD_GET_TOKEN_CLIENT_SECRET",
+        "",
+        _text,
+        "The /get-token client's secret (environment or .env only, never a flag).",
+        flag=False,
+    )
+
+    # Rate limiting (issue 6): limits in the `limits` notation, e.g. 10/minute;100/hour.
+    ratelimit_storage: str = setting(
+        "JOTGUARD_RATELIMIT_STORAGE",
+        "memory://",
+        check_storage_uri,
+        "Rate-limit counters: memory:// (this process) or redis://host:port/db (all instances).",
+    )
+    ratelimit_key_prefix: str = setting(
+        "JOTGUARD_RATELIMIT_KEY_PREFIX",
+        "jotguard:ratelimit",
+        _key_prefix,
+        "Prefix of the rate-limit keys in Redis.",
+    )
+    ratelimit_timeout: float = setting(
+        "JOTGUARD_RATELIMIT_TIMEOUT",
+        0.5,
+        remote_settings.seconds_between(0.01, 10),
+        "Redis connect and read timeout for rate limiting, seconds.",
+    )
+    ratelimit_fail_closed: bool = setting(
+        "JOTGUARD_RATELIMIT_FAIL_CLOSED",
+        False,
+        _bool,
+        "Answer 503 instead of serving while the rate-limit storage is unreachable.",
+    )
+    ratelimit_default: str = setting(
+        "JOTGUARD_RATELIMIT_DEFAULT",
+        "600/minute",
+        _limits,
+        "Every limited route without its own limit: per user, or per IP when anonymous.",
+    )
+    ratelimit_token: str = setting(
+        "JOTGUARD_RATELIMIT_TOKEN",
+        "10/minute;100/hour",
+        _limits,
+        "Token endpoints (/oauth/token, /get-token): per client_id and IP, moving window.",
+    )
+    ratelimit_admin: str = setting(
+        "JOTGUARD_RATELIMIT_ADMIN", "60/minute", _limits, "The admin API (/admin/*), per user."
+    )
+    ratelimit_api: str = setting(
+        "JOTGUARD_RATELIMIT_API", "300/minute", _limits, "The demo API (/api/*), per user."
+    )
+    ratelimit_preauth: str = setting(
+        "JOTGUARD_RATELIMIT_PREAUTH",
+        "3000/minute",
+        _limits,
+        "Per IP: requests with credentials to check, counted before any check.",
+    )
+    ratelimit_failed_auth: str = setting(
+        "JOTGUARD_RATELIMIT_FAILED_AUTH",
+        "10/minute;100/hour",
+        _limits,
+        "Per IP: failed authentications; once spent, the IP gets 429 before any check.",
+    )
+    trusted_proxies: tuple[Network, ...] = setting(
+        "JOTGUARD_TRUSTED_PROXIES",
+        (),
+        parse_networks,
+        "Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For/X-Real-IP are believed.",
+    )
+    ratelimit_ipv6_prefix: int = setting(
+        "JOTGUARD_RATELIMIT_IPV6_PREFIX",
+        64,
+        _int_between(32, 128),
+        "IPv6 clients are counted per network of this prefix length.",
+    )
 
     @property
     def issuer_url(self) -> str:
@@ -408,6 +540,12 @@ class Settings:
                 "must be longer than JOTGUARD_REVOCATION_POLL_INTERVAL"
                 f" ({self.revocation_poll_interval:g}s)",
                 f"{self.revocation_freshness:g}",
+            )
+        if self.get_token_client_id and self.auth0_client_id:
+            raise SettingsError(
+                "JOTGUARD_GET_TOKEN_CLIENT_ID",
+                "GET /get-token is already the Auth0 exchange (AUTH0_CLIENT_ID); set only one",
+                self.get_token_client_id,
             )
 
     @property
@@ -464,6 +602,12 @@ class Settings:
         if self.revocation_store:
             return self.revocation_store
         return "sqlite:///" + str(self.data_dir / "revocations.sqlite3")
+
+    def issuance_store_url(self, database: str = "issuance") -> str:
+        """The store for ``database`` (``issuance`` or ``catchphrases``)."""
+        if self.issuance_store:
+            return self.issuance_store
+        return "sqlite:///" + str(self.data_dir / f"{database}.sqlite3")
 
     @classmethod
     def load(

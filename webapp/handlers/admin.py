@@ -87,6 +87,7 @@ class AdminHandler(AuthenticatedHandler):
     """Authenticated, then refused with 403 unless the token has the admin scope."""
 
     openapi_scopes = ("admin",)  # the default JOTGUARD_ADMIN_SCOPE
+    rate_limit = "admin"
 
     @property
     def services(self) -> Services:

@@ -36,6 +36,7 @@ class HealthHandler(JsonHandler):
     """Liveness: the process answers. No I/O, so it never flaps with a dependency."""
 
     quiet_access_log = True
+    rate_limit = None  # probes are never limited
 
     @operation(
         "Liveness: the process answers (no I/O)",
@@ -56,5 +57,7 @@ class HealthHandler(JsonHandler):
 
 
 class NotFoundHandler(JsonHandler):
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
+        # Charged like any route, so probing for paths is limited too.
+        await self.limit_request(authenticating=False)
         raise HTTPError(404)

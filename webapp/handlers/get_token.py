@@ -1,17 +1,17 @@
 """``GET /get-token``: the tutorial's route that hands out a client-credentials token.
 
 Auth0 mode (``AUTH0_CLIENT_ID`` and ``AUTH0_CLIENT_SECRET`` set) performs the
-tutorial's exchange with the issuer's ``/oauth/token``; unconfigured, the route
-does not exist (404).
+tutorial's exchange with the issuer's ``/oauth/token``; local mode
+(``JOTGUARD_GET_TOKEN_CLIENT_ID``) has our own issuer answer it. Settings refuse
+both at once; unconfigured, the route does not exist (404).
 """
 
 from __future__ import annotations
 
-from tornado.web import HTTPError
-
 from backends.token_exchange import ClientCredentialsExchange, ExchangeFailed
 from webapp.errors import ApiError
 from webapp.handler import JsonHandler
+from webapp.handlers.get_token_local import local_get_token
 from webapp.openapi import ERROR_SCHEMA, json_response, operation
 from webapp.services import Services
 
@@ -38,6 +38,8 @@ _UPSTREAM_ERROR = {
 
 
 class GetTokenHandler(JsonHandler):
+    rate_limit = "token"
+
     @property
     def services(self) -> Services:
         services: Services = self.settings["services"]
@@ -61,9 +63,14 @@ class GetTokenHandler(JsonHandler):
     )
     async def get(self) -> None:
         exchange = self.services.token_exchange
-        if exchange is None:
-            raise HTTPError(404)
-        await self._auth0_exchange(exchange)
+        if exchange is not None:
+            await self._auth0_exchange(exchange)
+            return
+        local = self.services.issuance.get_token_local
+        if local is None:
+            raise ApiError(404, "not_found", "GET /get-token is not enabled on this server")
+        self.set_header("Pragma", "no-cache")
+        self.finish(await local_get_token(local))
 
     async def _auth0_exchange(self, exchange: ClientCredentialsExchange) -> None:
         """Upstream token → 200 as is; upstream 4xx → its scrubbed OAuth error, same

@@ -1,55 +1,37 @@
 """RFC 7009 token revocation and RFC 7662 token introspection.
 
-Both RFCs require the caller to authenticate as a client. jotguard has no client
-registry yet, so :func:`authenticate_client` accepts an admin bearer token instead;
-it is the one function to replace with RFC 6749 client authentication.
+Both authenticate the caller as an OAuth client (RFC 6749 §2.3.1: HTTP Basic or
+the body), like ``/oauth/token``. A client revokes and introspects the tokens
+issued to it; a client registered with the admin scope (a resource server, an
+operator's tool) may introspect any token.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from backends.errors import AuthError, BackendUnavailable, InsufficientScope, MissingCredentials
+from backends.errors import AuthError, BackendUnavailable
+from backends.issuance.base import Client
+from backends.issuance.errors import InvalidRequest, OAuthError, UnauthorizedClient
 from backends.principal import Principal
-from webapp.errors import ApiError
-from webapp.handler import JsonHandler, bearer_token
-from webapp.openapi import ERROR_SCHEMA, form_body, json_response, operation
-from webapp.services import Services
-
-
-async def authenticate_client(handler: OAuthEndpointHandler) -> str:
-    """The authenticated caller's id. Stand-in: a bearer token with the admin scope.
-
-    :raises ApiError: 401 without valid credentials, 403 without the admin scope,
-        503 when the check needs a store that is down.
-    """
-    services = handler.services
-    try:
-        token = bearer_token(handler.request)
-        if token is None:
-            raise MissingCredentials()
-        principal = await services.authenticator.authenticate(token)
-        scope = services.settings.admin_scope
-        if not principal.has_scopes([scope]):
-            raise InsufficientScope((scope,))
-    except AuthError as exc:
-        raise handler.fail(exc) from None
-    return principal.subject
-
+from webapp.oauth import (
+    CLIENT_AUTH_DESCRIPTION,
+    OAUTH_ERROR_RESPONSES,
+    OAuthEndpointHandler,
+    parse_form,
+)
+from webapp.openapi import form_body, json_response, operation
 
 _TOKEN_FORM = form_body(
     {
         "type": "object",
         "required": ["token"],
-        "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+        "properties": {
+            "token": {"type": "string", "minLength": 1},
+            "token_type_hint": {"type": "string"},
+        },
     }
 )
-_CALLER_ERRORS = {
-    400: json_response("The request is malformed.", ERROR_SCHEMA),
-    401: json_response("The caller did not authenticate.", ERROR_SCHEMA),
-    403: json_response("The caller may not use this endpoint.", ERROR_SCHEMA),
-    503: json_response("A store needed for the answer is down; retry later.", ERROR_SCHEMA),
-}
 _INTROSPECTION = {
     "type": "object",
     "required": ["active"],
@@ -69,86 +51,105 @@ _INTROSPECTION = {
 }
 
 
-class OAuthEndpointHandler(JsonHandler):
-    client_id: str
+class TokenEndpointHandler(OAuthEndpointHandler):
+    """Parses the form, authenticates the client, then :meth:`answer` s for the ``token``."""
 
-    @property
-    def services(self) -> Services:
-        services: Services = self.settings["services"]
-        return services
+    async def post(self) -> None:
+        try:
+            form = parse_form(self.request)
+            token = form.get("token")
+            if token is None:
+                raise InvalidRequest("Send the 'token' parameter exactly once")
+            client = await self.authenticate_client(form)
+            body = await self.answer(client, token, form.get("token_type_hint"))
+        except (OAuthError, BackendUnavailable) as exc:
+            raise await self.answer_oauth_error(exc) from None
+        self.finish(body)
 
-    async def prepare(self) -> None:
-        self.client_id = await authenticate_client(self)
-
-    def token_parameter(self) -> str:
-        """The single ``token`` form parameter (RFC 7009 §2.1, RFC 7662 §2.1)."""
-        values = self.get_body_arguments("token")
-        if len(values) != 1 or not values[0]:
-            raise ApiError(400, "invalid_request", "Send the 'token' parameter exactly once")
-        return values[0]
+    async def answer(self, client: Client, token: str, hint: str | None) -> dict[str, Any] | None:
+        """The JSON body (None for an empty 200); each endpoint overrides this."""
+        raise NotImplementedError
 
     async def verified(self, token: str) -> Principal | None:
-        """The genuine, unexpired token's Principal; None for anything we cannot verify."""
+        """The genuine, unexpired token's Principal; None for anything we cannot verify.
+
+        :raises BackendUnavailable: a key source needed to tell is down.
+        """
         try:
             return await self.services.authenticator.verify(token)
-        except BackendUnavailable as exc:
-            raise self.fail(exc) from None
+        except BackendUnavailable:
+            raise
         except AuthError:
             return None
 
 
-class RevokeHandler(OAuthEndpointHandler):
-    """RFC 7009: 200 whether or not the token was valid; the caller learns nothing."""
+class RevokeHandler(TokenEndpointHandler):
+    """RFC 7009: ``200`` for tokens that are invalid already; the caller learns nothing."""
 
     @operation(
-        "RFC 7009: revoke a token the caller holds",
+        "RFC 7009: revoke an access or refresh token the calling client holds",
+        description=CLIENT_AUTH_DESCRIPTION,
         request_body=_TOKEN_FORM,
-        responses={200: {"description": "Revoked, or was never valid."}, **_CALLER_ERRORS},
+        responses={200: {"description": "Revoked, or was never valid."}, **OAUTH_ERROR_RESPONSES},
         tags=["oauth"],
     )
     async def post(self) -> None:
-        principal = await self.verified(self.token_parameter())
-        if principal is not None and principal.token_id is not None:
-            try:
-                await self.services.revocations.revoke_token(
-                    principal.token_id,
-                    issuer=principal.issuer,
-                    expires_at=principal.expires_at,
-                    reason="RFC 7009 revocation request",
-                    actor=self.client_id,
-                )
-            except BackendUnavailable as exc:
-                raise self.fail(exc) from None
-        self.set_status(200)
-        self.finish()
+        await super().post()
+
+    async def answer(self, client: Client, token: str, hint: str | None) -> None:
+        # Refresh tokens are opaque and access tokens are JWTs: the hint only orders the
+        # lookups (RFC 7009 §2.1), an unknown hint is ignored.
+        if hint != "access_token" and await self.tokens.revoke_refresh_token(client, token):
+            return
+        principal = await self.verified(token)
+        if principal is None or principal.token_id is None:
+            return
+        if principal.client_id != client.client_id:
+            raise UnauthorizedClient("The token was not issued to this client")
+        await self.services.revocations.revoke_token(
+            principal.token_id,
+            issuer=principal.issuer,
+            expires_at=principal.expires_at,
+            reason="RFC 7009 revocation request",
+            actor=f"client:{client.client_id}",
+        )
 
 
-class IntrospectHandler(OAuthEndpointHandler):
-    """RFC 7662: ``{"active": false}`` for revoked, expired, foreign or garbled tokens."""
+class IntrospectHandler(TokenEndpointHandler):
+    """RFC 7662: ``{"active": false}`` for revoked, expired, foreign or garbled tokens,
+    and for tokens of another client unless the caller holds the admin scope."""
 
     @operation(
         "RFC 7662: is this token active, and what does it carry",
+        description=CLIENT_AUTH_DESCRIPTION,
         request_body=_TOKEN_FORM,
         responses={
             200: json_response("The introspection answer.", _INTROSPECTION),
-            **_CALLER_ERRORS,
+            **OAUTH_ERROR_RESPONSES,
         },
         tags=["oauth"],
     )
     async def post(self) -> None:
-        principal = await self.verified(self.token_parameter())
-        if principal is None:
-            self.finish({"active": False})
-            return
+        await super().post()
+
+    async def answer(self, client: Client, token: str, hint: str | None) -> dict[str, Any]:
+        principal = await self.verified(token)
+        if principal is None or not self._may_inspect(client, principal):
+            return {"active": False}
         try:
             # Always fail closed here: an unchecked "active" would be a false statement.
             await self.services.authenticator.check_revocation(principal, fail_open=False)
-        except BackendUnavailable as exc:
-            raise self.fail(exc) from None
+        except BackendUnavailable:
+            raise
         except AuthError:
-            self.finish({"active": False})
-            return
-        self.finish(introspection(principal))
+            return {"active": False}
+        return introspection(principal)
+
+    def _may_inspect(self, client: Client, principal: Principal) -> bool:
+        return (
+            principal.client_id == client.client_id
+            or self.services.settings.admin_scope in client.scopes
+        )
 
 
 def introspection(principal: Principal) -> dict[str, Any]:

@@ -21,6 +21,7 @@ _CHECKS_SCHEMA = {
 
 class ReadinessHandler(JsonHandler):
     quiet_access_log = True
+    rate_limit = None  # probes are never limited
 
     @operation(
         "Readiness: every dependency a request may need answers",
@@ -73,6 +74,7 @@ class ReadinessHandler(JsonHandler):
 
 class MetricsHandler(JsonHandler):
     quiet_access_log = True
+    rate_limit = None  # scrapes are never limited
 
     @operation(
         "Prometheus metrics",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.issuance.base import GRANT_TYPES
 from webapp.handler import JsonHandler
+from webapp.handlers.catchphrases import DEMO_SCOPES
+from webapp.oauth import CLIENT_AUTH_METHODS
 from webapp.openapi import json_response, operation
 from webapp.services import Services
 
@@ -67,6 +70,22 @@ class JWKSHandler(WellKnownHandler):
         self.set_header("Content-Type", "application/jwk-set+json")
 
 
+def issuance_metadata(services: Services) -> dict[str, Any]:
+    """RFC 8414 fields of the token, revocation and introspection endpoints."""
+    issuer = services.settings.issuer_url
+    auth_methods = list(CLIENT_AUTH_METHODS)
+    return {
+        "token_endpoint": issuer + "oauth/token",
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint": issuer + "oauth/revoke",
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint": issuer + "oauth/introspect",
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "grant_types_supported": list(GRANT_TYPES),
+        "scopes_supported": [services.settings.admin_scope, *DEMO_SCOPES],
+    }
+
+
 def discovery_document(services: Services) -> dict[str, Any]:
     issuer = services.settings.issuer_url
     return {
@@ -74,6 +93,7 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "jwks_uri": issuer + ".well-known/jwks.json",
         "id_token_signing_alg_values_supported": [services.keyring.alg],
         "token_endpoint_auth_signing_alg_values_supported": [services.keyring.alg],
+        **issuance_metadata(services),
     }
 
 

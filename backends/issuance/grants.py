@@ -1,0 +1,289 @@
+"""The OAuth 2.0 grants (RFC 6749): client credentials, password, rotating refresh tokens.
+
+Refresh tokens are opaque random strings; only their SHA-256 is stored (they
+carry 256 bits of entropy, so a fast hash is enough: nothing to brute-force).
+Every refresh rotates: the presented token is marked used and a new one is
+returned. Presenting a used token again means two parties hold it (theft, or a
+client that lost a response): the whole family is revoked, refresh tokens and
+the access tokens they produced alike (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from backends.issuance.base import (
+    AccessRecord,
+    Client,
+    Family,
+    IssuanceStore,
+    RefreshToken,
+    Rotation,
+    User,
+    scope_string,
+)
+from backends.issuance.errors import (
+    InvalidClient,
+    InvalidGrant,
+    InvalidScope,
+    UnauthorizedClient,
+)
+from backends.issuance.passwords import PasswordHasher
+from backends.local import IssuedToken, LocalIssuer
+from backends.revocation.base import RevocationStore
+
+log = logging.getLogger("jotguard.issuance")
+
+REFRESH_TOKEN_BYTES = 32
+
+
+class InvalidUserCredentials(InvalidGrant):
+    """Unknown user, wrong password or disabled user: one answer for all three."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid username or password")
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def narrow_scopes(requested: frozenset[str] | None, allowed: frozenset[str]) -> frozenset[str]:
+    """The scopes to grant: all ``allowed`` when none were asked for, else exactly those.
+
+    :raises InvalidScope: asked for one that is not allowed.
+    """
+    if requested is None:
+        return allowed
+    refused = requested - allowed
+    if refused:
+        raise InvalidScope(f"Scope not allowed for this grant: {scope_string(refused)}")
+    return requested
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    access: IssuedToken
+    scopes: frozenset[str]
+    refresh_token: str | None = None
+
+    def response(self) -> dict[str, Any]:
+        """The RFC 6749 §5.1 response body."""
+        body: dict[str, Any] = {
+            "access_token": self.access.token,
+            "token_type": "Bearer",
+            "expires_in": max(0, self.access.expires_at - int(time.time())),
+            "scope": scope_string(self.scopes),
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body
+
+
+class TokenService:
+    """Authenticates clients and users and issues tokens; knows nothing of HTTP."""
+
+    def __init__(
+        self,
+        store: IssuanceStore,
+        hasher: PasswordHasher,
+        issuer: LocalIssuer,
+        revocations: RevocationStore,
+        *,
+        refresh_ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.hasher = hasher
+        self.issuer = issuer
+        self.revocations = revocations
+        self.refresh_ttl = refresh_ttl
+        self.clock = clock
+
+    # -- authentication ---------------------------------------------------------------
+
+    async def authenticate_client(self, client_id: str, secret: str) -> Client:
+        """:raises InvalidClient: unknown client or wrong secret (same time either way)."""
+        client = await self.store.get_client(client_id)
+        matched = await self.hasher.verify(client.secret_hash if client else None, secret)
+        if client is None or not matched:
+            raise InvalidClient()
+        return client
+
+    async def _authenticate_user(self, username: str, password: str) -> User:
+        user = await self.store.get_user_by_name(username)
+        matched = await self.hasher.verify(user.password_hash if user else None, password)
+        if user is None or not matched or user.disabled:
+            raise InvalidUserCredentials()
+        if self.hasher.needs_rehash(user.password_hash):
+            await self._rehash(user, password)
+        return user
+
+    async def _rehash(self, user: User, password: str) -> None:
+        # The argon2 parameters changed since this hash was made: redo it while we can.
+        try:
+            await self.store.set_password_hash(user.user_id, await self.hasher.hash(password))
+        except Exception:
+            log.exception("could not upgrade the password hash of user %s", user.user_id)
+
+    @staticmethod
+    def _require_grant(client: Client, grant_type: str) -> None:
+        if grant_type not in client.grant_types:
+            raise UnauthorizedClient(f"This client may not use the {grant_type} grant")
+
+    async def _sign(self, subject: str, client: Client, scopes: frozenset[str]) -> IssuedToken:
+        claims = self.issuer.claims_for(subject, scopes=scopes, client_id=client.client_id)
+        return await self.issuer.sign_async(claims)
+
+    def _new_refresh_token(
+        self, family_id: str, client: Client, subject: str, scopes: frozenset[str], now: float
+    ) -> tuple[str, RefreshToken]:
+        plain = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+        record = RefreshToken(
+            token_hash=hash_refresh_token(plain),
+            family_id=family_id,
+            client_id=client.client_id,
+            subject=subject,
+            scopes=scopes,
+            issued_at=now,
+            expires_at=now + self.refresh_ttl,
+        )
+        return plain, record
+
+    # -- grants -----------------------------------------------------------------------
+
+    async def client_credentials(
+        self, client: Client, requested: frozenset[str] | None
+    ) -> TokenGrant:
+        """RFC 6749 §4.4: a token for the client itself; no refresh token (§4.4.3)."""
+        self._require_grant(client, "client_credentials")
+        scopes = narrow_scopes(requested, client.scopes)
+        return TokenGrant(await self._sign(client.client_id, client, scopes), scopes)
+
+    async def password(
+        self, client: Client, username: str, password: str, requested: frozenset[str] | None
+    ) -> TokenGrant:
+        """RFC 6749 §4.3; starts a refresh-token family if the client may refresh."""
+        self._require_grant(client, "password")
+        user = await self._authenticate_user(username, password)
+        scopes = narrow_scopes(requested, user.scopes & client.scopes)
+        access = await self._sign(user.user_id, client, scopes)
+        if "refresh_token" not in client.grant_types:
+            return TokenGrant(access, scopes)
+        now = self.clock()
+        family_id = uuid.uuid4().hex
+        plain, record = self._new_refresh_token(family_id, client, user.user_id, scopes, now)
+        family = Family(
+            family_id=family_id,
+            client_id=client.client_id,
+            subject=user.user_id,
+            created_at=now,
+            expires_at=max(record.expires_at, access.expires_at),
+        )
+        await self.store.start_family(family, record, AccessRecord(access.jti, access.expires_at))
+        return TokenGrant(access, scopes, plain)
+
+    async def refresh(
+        self, client: Client, presented: str, requested: frozenset[str] | None
+    ) -> TokenGrant:
+        """RFC 6749 §6 with rotation and reuse detection."""
+        self._require_grant(client, "refresh_token")
+        now = self.clock()
+        found = await self.store.get_refresh_token(hash_refresh_token(presented))
+        # Another client's token is answered like an unknown one: it reveals nothing.
+        if found is None or found[0].client_id != client.client_id:
+            raise InvalidGrant("The refresh token is invalid")
+        token, family = found
+        if family.revoked_at is not None:
+            await self._revoke_access_tokens(family, reason="refresh token family revoked")
+            raise InvalidGrant("The refresh token has been revoked")
+        if token.used_at is not None:
+            await self._reuse_detected(family.family_id, client)
+        if token.expires_at <= now:
+            raise InvalidGrant("The refresh token has expired")
+        user = await self.store.get_user(token.subject)
+        if user is None or user.disabled:
+            await self.revoke_family(family.family_id, reason="user disabled")
+            raise InvalidGrant("The refresh token has been revoked")
+        scopes = narrow_scopes(requested, token.scopes & user.scopes & client.scopes)
+        access = await self._sign(token.subject, client, scopes)
+        # The new refresh token keeps the original grant's scope (RFC 6749 §6).
+        plain, record = self._new_refresh_token(
+            family.family_id, client, token.subject, token.scopes, now
+        )
+        outcome = await self.store.rotate(
+            token.token_hash, record, AccessRecord(access.jti, access.expires_at), now=now
+        )
+        if outcome is Rotation.ALREADY_USED:
+            await self._reuse_detected(family.family_id, client)
+        if outcome is not Rotation.ROTATED:
+            raise InvalidGrant("The refresh token has been revoked")
+        return TokenGrant(access, scopes, plain)
+
+    # -- revocation -------------------------------------------------------------------
+
+    async def _reuse_detected(self, family_id: str, client: Client) -> None:
+        log.warning(
+            "refresh token reuse: revoking family %s of client %s", family_id, client.client_id
+        )
+        await self.revoke_family(family_id, reason="refresh token reuse")
+        raise InvalidGrant("The refresh token was already used; its whole family is revoked")
+
+    async def revoke_family(self, family_id: str, *, reason: str) -> None:
+        """Revoke a login: its refresh tokens at once, its live access tokens by jti."""
+        family = await self.store.revoke_family(family_id, now=self.clock())
+        if family is not None:
+            await self._revoke_access_tokens(family, reason=reason)
+
+    async def _revoke_access_tokens(self, family: Family, *, reason: str) -> None:
+        # Retried on every later touch of the family until the revocation store took them all.
+        if family.access_revoked:
+            return
+        live = family.live_access_tokens(self.clock())
+        await asyncio.gather(
+            *(
+                self.revocations.revoke_token(
+                    a.jti,
+                    issuer=self.issuer.issuer,
+                    expires_at=a.expires_at,
+                    reason=reason,
+                    actor=f"jotguard:refresh-family:{family.family_id}",
+                )
+                for a in live
+            )
+        )
+        await self.store.mark_access_revoked(family.family_id)
+        log.info(
+            "refresh family %s revoked with %d live access tokens", family.family_id, len(live)
+        )
+
+    async def revoke_refresh_token(self, client: Client, presented: str) -> bool:
+        """RFC 7009 for a refresh token: revokes its family. False if it is not one of ours.
+
+        :raises UnauthorizedClient: it was issued to another client (RFC 7009 §2.1).
+        """
+        found = await self.store.get_refresh_token(hash_refresh_token(presented))
+        if found is None:
+            return False
+        if found[0].client_id != client.client_id:
+            raise UnauthorizedClient("The token was not issued to this client")
+        await self.revoke_family(found[1].family_id, reason="revoked by its client")
+        return True
+
+    async def revoke_user(self, user: User, *, reason: str, actor: str) -> None:
+        """Every token of ``user``: refresh families now, access tokens by a subject cutoff."""
+        now = self.clock()
+        families = await self.store.revoke_families_of(user.user_id, now=now)
+        await self.revocations.revoke_subject(
+            user.user_id, before=now, issuer=self.issuer.issuer, reason=reason, actor=actor
+        )
+        for family in families:
+            await self.store.mark_access_revoked(family.family_id)

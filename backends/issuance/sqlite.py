@@ -1,0 +1,369 @@
+"""The embedded IssuanceStore: one SQLite file in the data directory (WAL, fsync'd commits)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from backends.issuance.base import (
+    AccessRecord,
+    AlreadyExists,
+    Client,
+    Family,
+    RefreshToken,
+    Rotation,
+    User,
+)
+from backends.sqlitedb import SQLiteDatabase
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS clients (
+    client_id   TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL,
+    grant_types TEXT NOT NULL,
+    scopes      TEXT NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    user_id       TEXT PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    scopes        TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refresh_families (
+    family_id      TEXT PRIMARY KEY,
+    client_id      TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    created_at     REAL NOT NULL,
+    expires_at     REAL NOT NULL,
+    revoked_at     REAL,
+    access_revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS refresh_families_subject ON refresh_families (subject);
+CREATE INDEX IF NOT EXISTS refresh_families_expires ON refresh_families (expires_at);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family_id  TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
+    client_id  TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    scopes     TEXT NOT NULL,
+    issued_at  REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at    REAL
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_expires ON refresh_tokens (expires_at);
+CREATE TABLE IF NOT EXISTS family_access_tokens (
+    family_id  TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
+    jti        TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (family_id, jti)
+);
+"""
+
+
+def _words(value: str) -> frozenset[str]:
+    return frozenset(value.split())
+
+
+def _client(row: Any) -> Client:
+    return Client(row[0], row[1], row[2], _words(row[3]), _words(row[4]), row[5])
+
+
+def _user(row: Any) -> User:
+    return User(row[0], row[1], row[2], _words(row[3]), bool(row[4]), row[5])
+
+
+def _token(row: Any) -> RefreshToken:
+    return RefreshToken(row[0], row[1], row[2], row[3], _words(row[4]), row[5], row[6], row[7])
+
+
+_CLIENT_COLUMNS = "client_id, name, secret_hash, grant_types, scopes, created_at"
+_USER_COLUMNS = "user_id, username, password_hash, scopes, disabled, created_at"
+_REFRESH_COLUMNS = (
+    "token_hash, family_id, client_id, subject, scopes, issued_at, expires_at, used_at"
+)
+_FAMILY_COLUMNS = (
+    "family_id, client_id, subject, created_at, expires_at, revoked_at, access_revoked"
+)
+
+
+def _family(db: sqlite3.Connection, family_id: str) -> Family | None:
+    row = db.execute(
+        f"SELECT {_FAMILY_COLUMNS} FROM refresh_families WHERE family_id = ?",  # noqa: S608
+        (family_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    access = db.execute(
+        "SELECT jti, expires_at FROM family_access_tokens WHERE family_id = ? ORDER BY expires_at",
+        (family_id,),
+    ).fetchall()
+    return Family(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        bool(row[6]),
+        tuple(AccessRecord(jti, exp) for jti, exp in access),
+    )
+
+
+def _insert_client(db: sqlite3.Connection, client: Client) -> None:
+    db.execute(
+        f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+        (
+            client.client_id,
+            client.name,
+            client.secret_hash,
+            " ".join(sorted(client.grant_types)),
+            " ".join(sorted(client.scopes)),
+            client.created_at,
+        ),
+    )
+
+
+def _insert_token(db: sqlite3.Connection, token: RefreshToken) -> None:
+    db.execute(
+        f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+        (
+            token.token_hash,
+            token.family_id,
+            token.client_id,
+            token.subject,
+            " ".join(sorted(token.scopes)),
+            token.issued_at,
+            token.expires_at,
+            token.used_at,
+        ),
+    )
+
+
+def _insert_access(db: sqlite3.Connection, family_id: str, access: AccessRecord) -> None:
+    db.execute(
+        "INSERT INTO family_access_tokens (family_id, jti, expires_at) VALUES (?, ?, ?)",
+        (family_id, access.jti, access.expires_at),
+    )
+
+
+class SQLiteIssuanceStore:
+    durable = True
+
+    def __init__(self, path: Path) -> None:
+        self.db = SQLiteDatabase(path, SCHEMA)
+
+    # -- clients ----------------------------------------------------------------------
+
+    async def add_client(self, client: Client) -> None:
+        try:
+            await self.db.write(lambda db: _insert_client(db, client))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"a client named {client.name!r} exists") from None
+
+    async def add_first_client(self, client: Client) -> bool:
+        def insert_if_empty(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM clients LIMIT 1").fetchone() is not None:
+                return False
+            _insert_client(db, client)
+            return True
+
+        return await self.db.write(insert_if_empty)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        row = await self.db.read(
+            lambda db: db.execute(
+                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
+                (client_id,),
+            ).fetchone()
+        )
+        return None if row is None else _client(row)
+
+    async def list_clients(self) -> list[Client]:
+        rows = await self.db.read(
+            lambda db: db.execute(
+                f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY created_at, name"  # noqa: S608
+            ).fetchall()
+        )
+        return [_client(row) for row in rows]
+
+    # -- users ------------------------------------------------------------------------
+
+    async def add_user(self, user: User) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                (
+                    user.user_id,
+                    user.username,
+                    user.password_hash,
+                    " ".join(sorted(user.scopes)),
+                    int(user.disabled),
+                    user.created_at,
+                ),
+            )
+
+        try:
+            await self.db.write(insert)
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"a user named {user.username!r} exists") from None
+
+    async def _user_where(self, column: str, value: str) -> User | None:
+        row = await self.db.read(
+            lambda db: db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE {column} = ?",  # noqa: S608
+                (value,),
+            ).fetchone()
+        )
+        return None if row is None else _user(row)
+
+    async def get_user(self, user_id: str) -> User | None:
+        return await self._user_where("user_id", user_id)
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        return await self._user_where("username", username)
+
+    async def list_users(self) -> list[User]:
+        rows = await self.db.read(
+            lambda db: db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users ORDER BY username"  # noqa: S608
+            ).fetchall()
+        )
+        return [_user(row) for row in rows]
+
+    async def set_user_disabled(self, username: str, disabled: bool) -> User | None:
+        def update(db: sqlite3.Connection) -> Any:
+            db.execute(
+                "UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username)
+            )
+            return db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?",  # noqa: S608
+                (username,),
+            ).fetchone()
+
+        row = await self.db.write(update)
+        return None if row is None else _user(row)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self.db.write(
+            lambda db: db.execute(
+                "UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id)
+            )
+        )
+
+    # -- refresh-token families -------------------------------------------------------
+
+    async def start_family(self, family: Family, token: RefreshToken, access: AccessRecord) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
+                f"INSERT INTO refresh_families ({_FAMILY_COLUMNS}) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, NULL, 0)",
+                (
+                    family.family_id,
+                    family.client_id,
+                    family.subject,
+                    family.created_at,
+                    family.expires_at,
+                ),
+            )
+            _insert_token(db, token)
+            _insert_access(db, family.family_id, access)
+
+        await self.db.write(insert)
+
+    async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Family] | None:
+        def select(db: sqlite3.Connection) -> tuple[RefreshToken, Family] | None:
+            row = db.execute(
+                f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?",  # noqa: S608
+                (token_hash,),
+            ).fetchone()
+            if row is None:
+                return None
+            token = _token(row)
+            family = _family(db, token.family_id)
+            return None if family is None else (token, family)
+
+        return await self.db.read(select)
+
+    async def rotate(
+        self, old_hash: str, new: RefreshToken, access: AccessRecord, *, now: float
+    ) -> Rotation:
+        def swap(db: sqlite3.Connection) -> Rotation:
+            row = db.execute(
+                "SELECT t.used_at, f.revoked_at, f.family_id FROM refresh_tokens t "
+                "JOIN refresh_families f USING (family_id) WHERE t.token_hash = ?",
+                (old_hash,),
+            ).fetchone()
+            if row is None:
+                return Rotation.UNKNOWN
+            used_at, revoked_at, family_id = row
+            if used_at is not None:
+                return Rotation.ALREADY_USED
+            if revoked_at is not None:
+                return Rotation.FAMILY_REVOKED
+            db.execute(
+                "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, old_hash)
+            )
+            _insert_token(db, new)
+            db.execute(
+                "DELETE FROM family_access_tokens WHERE family_id = ? AND expires_at <= ?",
+                (family_id, now),
+            )
+            _insert_access(db, family_id, access)
+            db.execute(
+                "UPDATE refresh_families SET expires_at = MAX(expires_at, ?, ?) "
+                "WHERE family_id = ?",
+                (new.expires_at, access.expires_at, family_id),
+            )
+            return Rotation.ROTATED
+
+        return await self.db.write(swap)
+
+    async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
+        def revoke(db: sqlite3.Connection) -> Family | None:
+            db.execute(
+                "UPDATE refresh_families SET revoked_at = ? "
+                "WHERE family_id = ? AND revoked_at IS NULL",
+                (now, family_id),
+            )
+            return _family(db, family_id)
+
+        return await self.db.write(revoke)
+
+    async def revoke_families_of(self, subject: str, *, now: float) -> list[Family]:
+        def revoke(db: sqlite3.Connection) -> list[Family]:
+            db.execute(
+                "UPDATE refresh_families SET revoked_at = ? "
+                "WHERE subject = ? AND revoked_at IS NULL",
+                (now, subject),
+            )
+            ids = db.execute(
+                "SELECT family_id FROM refresh_families WHERE subject = ?", (subject,)
+            ).fetchall()
+            return [f for (i,) in ids if (f := _family(db, i)) is not None]
+
+        return await self.db.write(revoke)
+
+    async def mark_access_revoked(self, family_id: str) -> None:
+        await self.db.write(
+            lambda db: db.execute(
+                "UPDATE refresh_families SET access_revoked = 1 WHERE family_id = ?",
+                (family_id,),
+            )
+        )
+
+    async def purge_expired(self, *, now: float) -> int:
+        def purge(db: sqlite3.Connection) -> int:
+            tokens = db.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?", (now,))
+            families = db.execute("DELETE FROM refresh_families WHERE expires_at <= ?", (now,))
+            return tokens.rowcount + families.rowcount
+
+        return await self.db.write(purge)
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,102 @@
+"""One SQLite connection on its own thread, so the IOLoop never waits on the disk.
+
+Every call runs on a single dedicated thread, which also serialises writers
+inside the process; other processes (the CLI beside a running server) are
+serialised by SQLite's own lock, waited on up to ``busy_timeout``. A commit
+returns only once SQLite reports it durable (WAL with ``synchronous=FULL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from backends.errors import BackendUnavailable
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_SECONDS = 5.0
+
+
+class SQLiteDatabase:
+    """Runs callables against one connection on one thread.
+
+    :param schema: SQL script run once when the connection opens (``CREATE ... IF NOT EXISTS``).
+    """
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self._schema = schema
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jotguard-sqlite")
+        self._connection: sqlite3.Connection | None = None
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Created 0600 before SQLite does (it would honour the umask); its WAL and
+            # shared-memory files then take the same mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+                connection.execute("PRAGMA foreign_keys=ON")
+                connection.executescript(self._schema)
+            except BaseException:
+                connection.close()
+                raise
+            self._connection = connection
+        return self._connection
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        connection = self._connect()
+        if not write:
+            return fn(connection)
+        # IMMEDIATE takes the write lock up front: a read-then-write never loses a race.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(fn, write=False)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one transaction; returns after the commit is durable."""
+        return await self._run(fn, write=True)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._call, fn, write)
+        except sqlite3.IntegrityError:
+            raise
+        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as exc:
+            raise BackendUnavailable(
+                f"The SQLite store cannot answer ({type(exc).__name__})"
+            ) from exc
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,242 @@
+"""``jotguard clients`` and ``jotguard users`` against the store a running server uses."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import io
+import json
+import sys
+
+import pytest
+
+from tests.conftest import TEST_ISSUER
+from tests.issuance.conftest import PASSWORD, body
+from webapp.cli import main
+
+
+@pytest.fixture
+def cli(data_dir, settings_overrides, monkeypatch, capsys):
+    """``code, out, err = await cli("users", "add", ..., stdin="...")``: the real entry point,
+    on a thread (it runs its own event loop), with the test server's settings."""
+    environ = {
+        "JOTGUARD_DATA_DIR": str(data_dir),
+        "JOTGUARD_ISSUER": TEST_ISSUER,
+        "JOTGUARD_ENV_FILE": str(data_dir / "absent.env"),
+        "JOTGUARD_ARGON2_TIME_COST": "1",
+        "JOTGUARD_ARGON2_MEMORY_KIB": "64",
+        **settings_overrides,
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    async def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+async def add_alice(cli, scope="read:catchphrases write:catchphrases"):
+    code, out, err = await cli(
+        "users", "add", "alice", "--scope", scope, "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    assert code == 0, err
+    return json.loads(out)
+
+
+async def add_client(cli, *extra):
+    code, out, err = await cli(
+        "clients",
+        "add",
+        "webapp",
+        "--scope",
+        "read:catchphrases write:catchphrases delete:catchphrases",
+        *extra,
+    )
+    assert code == 0, err
+    return json.loads(out)
+
+
+async def test_clients_add_prints_one_json_object_whose_credentials_work(cli, token_request):
+    code, out, err = await cli("clients", "add", "reporting", "--scope", "read:catchphrases")
+
+    assert code == 0, err
+    created = json.loads(out)  # exactly one JSON document on stdout
+    assert set(created) == {"client_id", "client_secret"}
+    response = await token_request(
+        {"grant_type": "client_credentials"},
+        client=(created["client_id"], created["client_secret"]),
+    )
+    assert response.code == 200
+    assert body(response)["scope"] == "read:catchphrases"
+
+
+async def test_clients_list_shows_grants_and_scopes_but_no_secret(cli):
+    created = await add_client(cli, "--grant", "password,refresh_token")
+
+    code, out, _ = await cli("clients", "list")
+
+    assert code == 0
+    (line,) = out.splitlines()
+    client_id, name, grants, scopes = line.split("\t")
+    assert (client_id, name, grants) == (created["client_id"], "webapp", "password,refresh_token")
+    assert scopes == "delete:catchphrases read:catchphrases write:catchphrases"
+    assert created["client_secret"] not in out
+    assert "argon2" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["clients", "add", "x", "--grant", "implicit"], "unknown grant type 'implicit'"),
+        (["clients", "add", "x", "--grant", ""], "at least one grant type"),
+        (["clients", "add", "x", "--scope", 'a "b"'], "invalid scope"),
+        (["clients", "add", "bad name"], "NAME must be"),
+        (["users", "add", "-x", "--password-stdin"], "expected one argument"),
+    ],
+)
+async def test_bad_arguments_exit_2(argv, needle, cli):
+    with pytest.raises(SystemExit) as exited:
+        await cli(*argv)
+    assert exited.value.code == 2
+
+
+async def test_duplicate_client_name_exits_1(cli):
+    await add_client(cli)
+    code, out, err = await cli("clients", "add", "webapp")
+    assert code == 1
+    assert "exists" in err
+    assert out == ""
+
+
+async def test_users_add_from_stdin_then_password_grant_then_scopes(cli, token_request, fetch):
+    """Must show: users add alice, a password grant, GET 200 and DELETE 403."""
+    await add_alice(cli)
+    client = await add_client(cli, "--grant", "password,refresh_token")
+
+    response = await token_request(
+        {"grant_type": "password", "username": "alice", "password": PASSWORD},
+        client=(client["client_id"], client["client_secret"]),
+    )
+    assert response.code == 200
+    tokens = body(response)
+    assert tokens["access_token"]
+    assert tokens["refresh_token"]
+
+    access = tokens["access_token"]
+    assert (await fetch("/api/catchphrases", token=access)).code == 200
+    deleted = await fetch("/api/catchphrases/anything", method="DELETE", token=access)
+    assert deleted.code == 403
+    assert body(deleted)["error"] == "insufficient_scope"
+
+
+async def test_users_list_and_duplicates(cli):
+    created = await add_alice(cli)
+    code, out, _ = await cli("users", "list")
+    assert code == 0
+    assert out.splitlines() == [
+        f"{created['user_id']}\talice\tactive\tread:catchphrases write:catchphrases"
+    ]
+    again = await cli("users", "add", "alice", "--password-stdin", stdin=PASSWORD)
+    assert again[0] == 1
+    assert "exists" in again[2]
+
+
+async def test_users_add_without_a_terminal_needs_password_stdin(cli):
+    code, _out, err = await cli("users", "add", "alice")
+    assert code == 2
+    assert "--password-stdin" in err
+
+
+async def test_users_add_prompts_twice_on_a_terminal(cli, monkeypatch, issuance):
+    answers = iter([PASSWORD, PASSWORD])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    tty = io.StringIO()
+    tty.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stdin", tty)
+    code = await asyncio.to_thread(main, ["users", "add", "alice"])
+    assert code == 0
+    assert await issuance.store.get_user_by_name("alice") is not None
+
+
+async def test_users_add_refuses_mismatched_prompts(cli, monkeypatch):
+    answers = iter([PASSWORD, PASSWORD + "x"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    tty = io.StringIO()
+    tty.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stdin", tty)
+    assert await asyncio.to_thread(main, ["users", "add", "alice"]) == 2
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 1025, ""])
+async def test_users_add_refuses_unacceptable_passwords(password, cli):
+    code, _, err = await cli("users", "add", "alice", "--password-stdin", stdin=password + "\n")
+    assert code == 2
+    assert "characters" in err
+
+
+async def test_users_disable_revokes_live_tokens_and_blocks_new_ones(cli, token_request, fetch):
+    """Must show: users disable alice -> alice's live access token -> 401."""
+    await add_alice(cli)
+    client = await add_client(cli, "--grant", "password,refresh_token")
+    credentials = (client["client_id"], client["client_secret"])
+    login = {"grant_type": "password", "username": "alice", "password": PASSWORD}
+    tokens = body(await token_request(login, client=credentials))
+    assert (await fetch("/test-auth", token=tokens["access_token"])).code == 200
+
+    code, _out, err = await cli("users", "disable", "alice")
+
+    assert code == 0, err
+    # The server's revocation mirror picks the CLI's write up on its next poll (every 1 s).
+    for _ in range(300):
+        revoked = await fetch("/test-auth", token=tokens["access_token"])
+        if revoked.code == 401:
+            break
+        await asyncio.sleep(0.02)
+    assert revoked.code == 401
+    assert "revoked" in revoked.headers["WWW-Authenticate"]
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert body(await token_request(refresh, client=credentials))["error"] == "invalid_grant"
+    assert (await token_request(login, client=credentials)).code == 400
+
+    # Enabled again, alice may log in. (A token stamped within the second of the
+    # disable still counts as issued before it: the revocation cutoff fails closed.)
+    assert (await cli("users", "enable", "alice"))[0] == 0
+    assert (await token_request(login, client=credentials)).code == 200
+
+
+async def test_users_disable_unknown_user_exits_1(cli):
+    code, _, err = await cli("users", "disable", "nobody")
+    assert code == 1
+    assert "no user named 'nobody'" in err
+
+
+async def test_cli_store_outage_exits_1(cli, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("JOTGUARD_ISSUANCE_STORE", f"sqlite:///{blocker}/x.db")
+    code, _, err = await cli("clients", "list")
+    assert code == 1
+    assert "cannot answer" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "argv"),
+    [
+        ("JOTGUARD_ISSUANCE_STORE", ["clients", "add", "x"]),
+        ("JOTGUARD_ISSUANCE_STORE", ["users", "list"]),
+        ("JOTGUARD_REVOCATION_STORE", ["users", "disable", "alice"]),
+    ],
+)
+async def test_cli_refuses_process_local_stores(variable, argv, cli, monkeypatch, issuance):
+    await add_alice(cli)
+    monkeypatch.setenv(variable, "memory://")
+    code, out, err = await cli(*argv)
+    assert code == 2
+    assert "memory://" in err
+    assert out == ""
+    assert not (await issuance.store.get_user_by_name("alice")).disabled

@@ -1,0 +1,80 @@
+"""argon2id checks: unknown users cost a full verification; old hashes are upgraded."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends.issuance.passwords import PasswordHasher
+from tests.issuance.conftest import PASSWORD
+
+
+@pytest.fixture
+def verifications(issuance, monkeypatch):
+    """Every argon2 verification the server runs, as the hash it was checked against."""
+    checked: list[str] = []
+    original = issuance.hasher._verify
+
+    def counting(encoded: str, secret: str) -> bool:
+        checked.append(encoded)
+        return original(encoded, secret)
+
+    monkeypatch.setattr(issuance.hasher, "_verify", counting)
+    return checked
+
+
+async def test_unknown_user_runs_the_same_argon2_work_as_a_wrong_password(
+    make_client, make_user, password_grant, verifications
+):
+    client = await make_client()
+    alice = await make_user("alice")
+    verifications.clear()  # the client's own secret check is not the point here
+
+    await password_grant(client, username="alice", password="wrong password")
+    wrong = list(verifications)
+    verifications.clear()
+    await password_grant(client, username="nobody", password="wrong password")
+    unknown = list(verifications)
+
+    # One client check plus one password check each, against hashes of equal cost.
+    assert len(wrong) == len(unknown) == 2
+    assert wrong[1] == alice.password_hash
+    assert unknown[1] != alice.password_hash
+    assert unknown[1].split("$")[:4] == alice.password_hash.split("$")[:4]  # same parameters
+
+
+async def test_unknown_client_runs_a_verification_too(token_request, verifications):
+    await token_request({"grant_type": "client_credentials"}, client=("ghost", "secret"))
+    assert len(verifications) == 1
+
+
+async def test_login_upgrades_a_hash_made_with_weaker_parameters(
+    make_client, make_user, password_grant, issuance
+):
+    client = await make_client()
+    old = PasswordHasher(time_cost=1, memory_kib=64)
+    try:
+        weak = await old.hash(PASSWORD)
+    finally:
+        old.close()
+    alice = await make_user("alice")
+    await issuance.store.set_password_hash(alice.user_id, weak)
+    stronger = PasswordHasher(time_cost=2, memory_kib=64)
+    issuance.tokens.hasher = stronger
+    try:
+        assert (await password_grant(client)).code == 200
+        upgraded = (await issuance.store.get_user(alice.user_id)).password_hash
+        assert upgraded != weak
+        assert "t=2" in upgraded
+        assert (await password_grant(client)).code == 200
+    finally:
+        stronger.close()
+
+
+async def test_hasher_verify_rejects_garbage_hashes_without_raising():
+    hasher = PasswordHasher(time_cost=1, memory_kib=64, workers=1)
+    try:
+        assert await hasher.verify("not-a-hash", "x") is False
+        assert await hasher.verify(None, "x") is False
+        assert await hasher.verify(await hasher.hash("x"), "x") is True
+    finally:
+        hasher.close()

@@ -1,0 +1,100 @@
+"""Handlers and helpers shared by the rate-limit tests.
+
+The real token, admin and demo-API handlers live on other branches; these
+stand-ins declare the same policies (``rate_limit = "token"`` ...) so the
+behaviour is tested through HTTP exactly as those routes will have it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+from tornado.web import Application
+
+from webapp.app import routes
+from webapp.errors import ApiError
+from webapp.handler import AuthenticatedHandler, JsonHandler
+from webapp.handlers.basic import NotFoundHandler
+from webapp.services import Services
+from webapp.settings import Settings
+
+
+class TokenEndpoint(JsonHandler):
+    """Like /oauth/token: client credentials in the body, checked in a worker thread
+    (as argon2 is), failures counted per IP. ``secret_checks`` counts the checks."""
+
+    rate_limit = "token"
+    secret_checks = 0
+
+    async def post(self) -> None:
+        offered = self.get_body_argument("client_secret", "").encode()
+        TokenEndpoint.secret_checks += 1
+        if not await asyncio.to_thread(hmac.compare_digest, offered, b"right"):
+            await self.record_failed_authentication()
+            raise ApiError(401, "invalid_client", "Client authentication failed")
+        self.write({"access_token": "issued", "token_type": "Bearer"})
+
+
+class AdminEndpoint(AuthenticatedHandler):
+    rate_limit = "admin"
+
+    def get(self) -> None:
+        self.write({"revocations": []})
+
+
+class ApiEndpoint(AuthenticatedHandler):
+    """Like /api/*: anonymous reads allowed, path arguments do not open budgets."""
+
+    rate_limit = "api"
+    auth_required = False
+
+    def get(self, item: str = "") -> None:
+        self.write({"item": item})
+
+
+TEST_ROUTES: list[tuple[str, Any]] = [
+    (r"/limited/token", TokenEndpoint),
+    (r"/limited/admin/?", AdminEndpoint),
+    (r"/limited/api/?([^/]*)", ApiEndpoint),
+]
+
+
+def limited_app(services: Services) -> Application:
+    # A plain Tornado Application, as a library user builds one: jotguard's own
+    # application insists on documented, literal routes, which these stand-ins are not.
+    return Application(
+        TEST_ROUTES + routes(),
+        default_handler_class=NotFoundHandler,
+        xsrf_cookies=False,
+        **services.tornado_settings(),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_instance(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
+    """A whole jotguard instance (its own services and limiter) on a free port."""
+    services = await Services.start(settings)
+    server = HTTPServer(limited_app(services))
+    sock, port = bind_unused_port()
+    server.add_sockets([sock])
+    try:
+        yield f"http://127.0.0.1:{port}", services
+    finally:
+        server.stop()
+        await server.close_all_connections()
+        await services.close()
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (connections are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -1,0 +1,200 @@
+"""``jotguard clients ...`` and ``jotguard users ...``: the registry, edited in place.
+
+They write to the configured store directly: the server need not run, and a
+running server sees the change on its next request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from backends.errors import BackendUnavailable
+from backends.issuance.base import (
+    AlreadyExists,
+    User,
+    check_name,
+    parse_grant_types,
+    parse_scopes,
+    scope_string,
+)
+from webapp.issuance import Issuance, new_client
+from webapp.services import local_issuer, local_keyring, revocation_store
+from webapp.settings import Settings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+DEFAULT_GRANTS = "client_credentials"
+
+
+class CommandError(Exception):
+    """Print the message and exit with ``status``."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    def convert(raw: str) -> object:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def add_issuance_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    clients = commands.add_parser("clients", help="manage OAuth clients")
+    client_commands = clients.add_subparsers(dest="clients_command", required=True)
+    add = client_commands.add_parser(
+        "add", parents=[common], help="register a client; prints its id and secret once (JSON)"
+    )
+    add.add_argument("name", type=_type(lambda s: check_name(s, "NAME")))
+    add.add_argument("--scope", type=_type(parse_scopes), default=frozenset(), help="scopes")
+    add.add_argument(
+        "--grant",
+        type=_type(parse_grant_types),
+        default=parse_grant_types(DEFAULT_GRANTS),
+        help="comma-separated grant types (default: client_credentials)",
+    )
+    client_commands.add_parser("list", parents=[common], help="list clients (no secrets)")
+
+    users = commands.add_parser("users", help="manage users of the password grant")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    add = user_commands.add_parser("add", parents=[common], help="add a user")
+    add.add_argument("name", type=_type(lambda s: check_name(s, "NAME")))
+    add.add_argument("--scope", type=_type(parse_scopes), default=frozenset(), help="scopes")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    user_commands.add_parser("list", parents=[common], help="list users")
+    for verb, text in (("disable", "disable a user and revoke its tokens"), ("enable", None)):
+        command = user_commands.add_parser(
+            verb, parents=[common], help=text or "let a disabled user log in again"
+        )
+        command.add_argument("name")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            raise CommandError("the passwords differ", EXIT_USAGE)
+    else:
+        raise CommandError("no terminal to prompt on: pass --password-stdin", EXIT_USAGE)
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise CommandError(
+            f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters", EXIT_USAGE
+        )
+    return password
+
+
+async def _add_client(issuance: Issuance, args: argparse.Namespace) -> None:
+    client, secret = await new_client(issuance.hasher, args.name, args.scope, args.grant)
+    await issuance.store.add_client(client)
+    print(json.dumps({"client_id": client.client_id, "client_secret": secret}))
+
+
+async def _list_clients(issuance: Issuance, args: argparse.Namespace) -> None:
+    for client in await issuance.store.list_clients():
+        grants = ",".join(sorted(client.grant_types))
+        print(f"{client.client_id}\t{client.name}\t{grants}\t{scope_string(client.scopes)}")
+
+
+async def _add_user(issuance: Issuance, args: argparse.Namespace) -> None:
+    user = User(
+        user_id=uuid.uuid4().hex,
+        username=args.name,
+        password_hash=await issuance.hasher.hash(args.password),
+        scopes=args.scope,
+        disabled=False,
+        created_at=time.time(),
+    )
+    await issuance.store.add_user(user)
+    print(json.dumps({"user_id": user.user_id, "username": user.username}))
+
+
+async def _list_users(issuance: Issuance, args: argparse.Namespace) -> None:
+    for user in await issuance.store.list_users():
+        state = "disabled" if user.disabled else "active"
+        print(f"{user.user_id}\t{user.username}\t{state}\t{scope_string(user.scopes)}")
+
+
+async def _set_disabled(issuance: Issuance, args: argparse.Namespace, disabled: bool) -> None:
+    user = await issuance.store.set_user_disabled(args.name, disabled)
+    if user is None:
+        raise CommandError(f"no user named {args.name!r}")
+    if not disabled:
+        print(f"enabled {user.username}")
+        return
+    # Disabled first, so no new token can be had while the old ones are being revoked;
+    # if revoking fails, running the command again finishes the job.
+    await issuance.tokens.revoke_user(user, reason="user disabled", actor="cli")
+    print(f"disabled {user.username}; its refresh and access tokens are revoked")
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> None:
+    revocations = revocation_store(settings)
+    issuance = Issuance.open(settings, local_issuer(settings, local_keyring(settings)), revocations)
+    try:
+        # A process-local store would take the change and reach no server.
+        if not issuance.store.durable:
+            raise CommandError(
+                "JOTGUARD_ISSUANCE_STORE=memory:// lives inside each process: a change made"
+                " here would reach no server. Configure sqlite:/// or mongodb://.",
+                EXIT_USAGE,
+            )
+        if args.command == "users" and args.users_command == "disable" and not revocations.durable:
+            raise CommandError(
+                "JOTGUARD_REVOCATION_STORE=memory:// lives inside each process: the user's"
+                " tokens could not be revoked on any server. Configure a shared store.",
+                EXIT_USAGE,
+            )
+        if args.command == "clients":
+            action: Awaitable[None] = (
+                _add_client(issuance, args)
+                if args.clients_command == "add"
+                else _list_clients(issuance, args)
+            )
+        elif args.users_command == "add":
+            action = _add_user(issuance, args)
+        elif args.users_command == "list":
+            action = _list_users(issuance, args)
+        else:
+            action = _set_disabled(issuance, args, args.users_command == "disable")
+        await action
+    finally:
+        await issuance.close()
+        await revocations.close()
+
+
+def run_issuance_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.command == "users" and args.users_command == "add":
+            args.password = _read_password(args.password_stdin)
+        asyncio.run(_run(settings, args))
+    except CommandError as exc:
+        print(f"jotguard: {exc}", file=sys.stderr)
+        return exc.status
+    except AlreadyExists as exc:
+        print(f"jotguard: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BackendUnavailable as exc:
+        print(f"jotguard: {exc.description}; run the command again later", file=sys.stderr)
+        return EXIT_FAILED
+    return 0

@@ -1,0 +1,33 @@
+"""``GET /get-token`` in local mode (used by ``webapp.handlers.get_token``).
+
+Off unless ``JOTGUARD_GET_TOKEN_CLIENT_ID`` is set. Anyone who can reach the route
+gets a token with every scope of the configured client: a development aid, not
+something to expose in production (see the README).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from backends.errors import BackendUnavailable
+from backends.issuance.exchange import ExchangeMisconfigured, LocalTokenExchange
+from webapp.errors import ApiError, from_auth_error
+
+log = logging.getLogger("jotguard.get_token")
+
+
+async def local_get_token(exchange: LocalTokenExchange) -> dict[str, object]:
+    """The token response for the configured client; raises ``ApiError`` (503) otherwise."""
+    try:
+        grant = await exchange.exchange()
+    except BackendUnavailable as exc:
+        raise from_auth_error(exc) from None
+    except ExchangeMisconfigured as exc:
+        log.error("GET /get-token is misconfigured: %s", exc)
+        raise ApiError(
+            503,
+            "temporarily_unavailable",
+            "The token exchange is misconfigured on the server",
+            headers={"Retry-After": "60"},
+        ) from None
+    return grant.response()

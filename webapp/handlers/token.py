@@ -1,0 +1,104 @@
+"""``POST /oauth/token`` (RFC 6749): client_credentials, password and refresh_token."""
+
+from __future__ import annotations
+
+from backends.errors import BackendUnavailable
+from backends.issuance.base import GRANT_TYPES, Client, parse_scopes
+from backends.issuance.errors import InvalidRequest, InvalidScope, OAuthError, UnsupportedGrantType
+from backends.issuance.grants import TokenGrant
+from webapp.oauth import (
+    CLIENT_AUTH_DESCRIPTION,
+    OAUTH_ERROR_RESPONSES,
+    OAuthEndpointHandler,
+    parse_form,
+)
+from webapp.openapi import form_body, json_response, operation
+
+_TOKEN_REQUEST = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        "grant_type": {"enum": list(GRANT_TYPES)},
+        "scope": {"type": "string"},
+        "username": {"type": "string", "description": "password grant"},
+        "password": {"type": "string", "description": "password grant"},
+        "refresh_token": {"type": "string", "description": "refresh_token grant"},
+        "client_id": {"type": "string", "description": "client_secret_post"},
+        "client_secret": {"type": "string", "description": "client_secret_post"},
+    },
+}
+_TOKEN_RESPONSE = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in", "scope"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"const": "Bearer"},
+        "expires_in": {"type": "integer"},
+        "scope": {"type": "string"},
+        "refresh_token": {"type": "string"},
+    },
+}
+
+# What each grant needs besides client authentication; checked before any hashing.
+_REQUIRED = {
+    "client_credentials": (),
+    "password": ("username", "password"),
+    "refresh_token": ("refresh_token",),
+}
+
+
+def requested_scopes(form: dict[str, str]) -> frozenset[str] | None:
+    raw = form.get("scope")
+    if raw is None:
+        return None
+    try:
+        return parse_scopes(raw)
+    except ValueError as exc:
+        raise InvalidScope(f"The scope parameter is malformed: {exc}") from None
+
+
+def _grant_type(form: dict[str, str]) -> str:
+    grant_type = form.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequest("The grant_type parameter is required")
+    if grant_type not in GRANT_TYPES:
+        raise UnsupportedGrantType(f"Supported grant types: {', '.join(GRANT_TYPES)}")
+    missing = [name for name in _REQUIRED[grant_type] if name not in form]
+    if missing:
+        raise InvalidRequest(f"The {grant_type} grant needs the {missing[0]} parameter")
+    return grant_type
+
+
+class TokenHandler(OAuthEndpointHandler):
+    @operation(
+        "RFC 6749 token endpoint: client_credentials, password, refresh_token",
+        description=CLIENT_AUTH_DESCRIPTION + " Every refresh returns a new refresh token; "
+        "presenting a used one revokes its whole family.",
+        request_body=form_body(_TOKEN_REQUEST),
+        responses={200: json_response("Tokens.", _TOKEN_RESPONSE), **OAUTH_ERROR_RESPONSES},
+        tags=["oauth"],
+    )
+    async def post(self) -> None:
+        try:
+            form = parse_form(self.request)
+            grant_type = _grant_type(form)
+            scopes = requested_scopes(form)
+            client = await self.authenticate_client(form)
+            grant = await self._grant(grant_type, client, form, scopes)
+        except (OAuthError, BackendUnavailable) as exc:
+            raise await self.answer_oauth_error(exc) from None
+        self.services.metrics.token_issued(grant_type)
+        self.write(grant.response())
+
+    async def _grant(
+        self,
+        grant_type: str,
+        client: Client,
+        form: dict[str, str],
+        scopes: frozenset[str] | None,
+    ) -> TokenGrant:
+        if grant_type == "client_credentials":
+            return await self.tokens.client_credentials(client, scopes)
+        if grant_type == "password":
+            return await self.tokens.password(client, form["username"], form["password"], scopes)
+        return await self.tokens.refresh(client, form["refresh_token"], scopes)
