@@ -247,16 +247,3 @@ class _TokenHandler(_FakeHandler):
                 "scope": "read:catchphrases",
             }
         )
-
-
-class FakeClock:
-    """Epoch seconds that only move when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds

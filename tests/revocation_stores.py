@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from backends.revocation.memory import MemoryRevocationStore
 from backends.revocation.mongo import MongoRevocationStore
 from backends.revocation.redis import RedisRevocationStore
 from backends.revocation.sqlite import SQLiteRevocationStore
+from tests.clock import FakeClock as Clock
 from tests.conftest import redis_url, require_service
 
 LEEWAY = 30
@@ -40,19 +40,6 @@ STORE_KINDS = [
     "mongo-mock",
     pytest.param("mongo-real", marks=pytest.mark.mongodb),
 ]
-
-
-class Clock:
-    """A settable clock, starting at the real time (Redis and MongoDB expiry use real time)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def reachable(url: str) -> bool:

@@ -19,7 +19,8 @@ from backends.jwks import (
     discovery_urls,
     parse_key,
 )
-from tests.fake_issuer import FakeClock, FakeIssuer
+from tests.clock import FakeClock
+from tests.fake_issuer import FakeIssuer
 
 RS256 = frozenset({"RS256"})
 

@@ -12,6 +12,7 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from backends.errors import InvalidToken, MissingCredentials
 from backends.ratelimit import Decision, Policy, RateLimiter, parse_limits
+from tests.clock import FakeClock
 from tests.ratelimit_support import closed_port
 from webapp.clientip import ClientAddresses, parse_address
 from webapp.ratelimit import is_failed_guess, offered_client_id
@@ -216,17 +217,9 @@ async def test_hit_peek_and_usage_on_memory():
     await limiter.aclose()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_dead_storage_is_rested_counted_and_logged_once_per_interval(caplog):
     caplog.set_level(logging.WARNING, logger="jotguard.ratelimit")
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(f"redis://127.0.0.1:{closed_port()}/15", timeout=0.2, clock=clock)
     policy = Policy("p", "1/minute")
 
@@ -262,7 +255,7 @@ class FlakyStrategy:
 
 
 async def test_one_probe_at_a_time_while_the_storage_is_down(monkeypatch):
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter("memory://", timeout=0.5, clock=clock)
     strategy = FlakyStrategy()
     monkeypatch.setattr(limiter, "_strategy", lambda policy: strategy)

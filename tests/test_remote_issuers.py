@@ -22,7 +22,8 @@ from tornado.web import Application
 from backends.auth import Authenticator
 from backends.jwks import JWKSPolicy
 from backends.remote import RemoteIssuer, RemoteIssuerBackend
-from tests.fake_issuer import FakeClock, FakeIssuer
+from tests.clock import FakeClock
+from tests.fake_issuer import FakeIssuer
 from webapp.app import make_app
 from webapp.handler import AuthenticatedHandler, requires_scopes
 from webapp.handlers.basic import ProtectedHandler

@@ -11,18 +11,11 @@ from backends.keyring import Keyring
 from backends.local import LocalIssuer
 from backends.revocation.memory import MemoryRevocationStore
 from backends.verifier import JWTVerifier
+from tests.clock import FakeClock
 
 ISS = "http://jotguard.test/"
 LEEWAY = 30
 MAX_TTL = 600
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Backend:
@@ -49,7 +42,7 @@ def keyring(keyring_template):
 
 
 def setup(keyring, start):
-    clock = Clock(start)
+    clock = FakeClock(start)
     store = MemoryRevocationStore(leeway=LEEWAY, max_token_ttl=MAX_TTL, clock=clock)
     auth = Authenticator(
         [Backend(keyring, clock)],
@@ -137,7 +130,7 @@ class Broken(MemoryRevocationStore):
 
 async def test_garbage_never_reaches_the_store_and_outages_fail_closed(keyring):
     start = 1_800_000_000
-    clock = Clock(start)
+    clock = FakeClock(start)
     calls = []
 
     class Spy(Broken):
