@@ -23,20 +23,12 @@ from backends.revocation.factory import open_store
 from backends.revocation.memory import MemoryRevocationStore
 from backends.revocation.mirror import PURGE_CHUNK, RevocationMirror
 from backends.revocation.notify import notifier_for
+from tests.clock import FakeClock
 from tests.conftest import TEST_ISSUER, redis_url, require_service
 from tests.revocation_http_support import Proxy
 from tests.revocation_stores import STORE_KINDS, delete_prefix, open_test_store, reachable
-from tests.revocation_stores import Clock as StoreClock
 from webapp import services as services_module
 from webapp.settings import Settings, SettingsError
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FlakyStore:
@@ -181,7 +173,7 @@ async def test_store_down_turns_to_503_after_the_freshness_bound_and_recovers(
     flaky, fetch, issue_token, services
 ):
     mirror = services.revocations
-    clock = Clock(time.monotonic() + 1000)
+    clock = FakeClock(time.monotonic() + 1000)
     mirror.monotonic = clock
     assert await mirror.poll()
     token = issue_token("erin")
@@ -206,7 +198,7 @@ async def test_store_down_turns_to_503_after_the_freshness_bound_and_recovers(
 
 async def test_readiness_reports_a_mirror_behind_the_store(flaky, fetch, services):
     mirror = services.revocations
-    clock = Clock(time.monotonic() + 1000)
+    clock = FakeClock(time.monotonic() + 1000)
     mirror.monotonic = clock
     assert await mirror.poll()
     assert (await fetch("/readyz")).code == 200
@@ -333,7 +325,7 @@ async def test_the_mirror_decides_as_the_store_for_every_kind_of_entry():
 
 
 async def test_expired_entries_are_purged_in_chunks():
-    wall = Clock(1_000_000.0)
+    wall = FakeClock(1_000_000.0)
     store = MemoryRevocationStore(clock=wall, leeway=0)
     mirror = RevocationMirror(store, clock=wall)
     for n in range(PURGE_CHUNK + 5):
@@ -359,7 +351,7 @@ def test_freshness_must_exceed_the_poll_interval():
 
 @pytest.mark.parametrize("kind", STORE_KINDS)
 async def test_the_mirror_follows_every_store(kind, tmp_path):
-    clock = StoreClock()
+    clock = FakeClock()
     now = clock.now
     async with open_test_store(kind, tmp_path, clock) as store:
         mirror = RevocationMirror(store, poll_interval=0.05, freshness=1, clock=clock)

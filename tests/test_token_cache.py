@@ -12,18 +12,11 @@ from backends.compact import parse_compact
 from backends.keyring import _write_keys, generate_key
 from backends.principal import Principal
 from backends.token_cache import VerifiedTokenCache
+from tests.clock import FakeClock
 from tests.conftest import TEST_ISSUER
 from tests.forge import good_claims, sign
 from webapp import services as services_module
 from webapp.settings import Settings, SettingsError
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ async def test_rejected_tokens_are_never_cached(fetch, services, verifications):
 
 
 async def test_a_cached_token_expires_with_its_exp(fetch, services, verifications):
-    clock = Clock(1_000_000.0)
+    clock = FakeClock(1_000_000.0)
     services.authenticator.token_cache.clock = clock
     backend = services.authenticator.backends[TEST_ISSUER]
     backend.verifier.clock = clock
@@ -178,7 +171,7 @@ def principal(exp: int = 2_000) -> Principal:
 
 
 def test_least_recently_used_token_goes_first_when_full():
-    cache = VerifiedTokenCache(2, clock=Clock(1_000))
+    cache = VerifiedTokenCache(2, clock=FakeClock(1_000))
     cache.put("a", principal())
     cache.put("b", principal())
     assert cache.get("a") is not None  # "b" is now the least recently used
@@ -190,7 +183,7 @@ def test_least_recently_used_token_goes_first_when_full():
 
 
 def test_a_token_past_its_exp_is_not_stored():
-    cache = VerifiedTokenCache(2, clock=Clock(1_000))
+    cache = VerifiedTokenCache(2, clock=FakeClock(1_000))
     cache.put("late", principal(exp=1_000))
     assert cache.get("late") is None
     assert len(cache) == 0
