@@ -12,6 +12,7 @@ from backends.errors import BackendUnavailable, ConfigError, InvalidToken
 from backends.principal import Principal
 from backends.revocation.base import RevocationStore
 from backends.revocation.policy import outlives_denylist
+from backends.token_cache import VerifiedTokenCache
 
 log = logging.getLogger("jotguard.auth")
 
@@ -44,6 +45,8 @@ class Authenticator:
     :param max_token_lifetime: subject and client revocations expire this long after
         their cutoff, so a token that could live longer is refused: it would come back
         to life once the entry that revoked it is gone.
+    :param token_cache: remembers verified tokens so a token's signature is checked
+        once; the revocation check still runs on every request.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class Authenticator:
         fail_open: bool = False,
         max_token_lifetime: float | None = None,
         clock: Callable[[], float] = time.time,
+        token_cache: VerifiedTokenCache | None = None,
     ) -> None:
         self.backends: dict[str, AuthBackend] = {}
         for backend in backends:
@@ -64,14 +68,28 @@ class Authenticator:
         self.fail_open = fail_open
         self.max_token_lifetime = max_token_lifetime
         self.clock = clock
+        self.token_cache = token_cache
 
     async def verify(self, token: str) -> Principal:
         """Signature and claims only: the token is genuine, not necessarily still allowed."""
+        cache = self.token_cache
+        if cache is not None:
+            cached = cache.get(token)
+            if cached is not None:
+                return cached
         parsed = parse_compact(token)
         backend = self.backends.get(parsed.issuer or "")
         if backend is None:
             raise InvalidToken("The token issuer is not trusted", reason="wrong_issuer")
-        return await backend.authenticate(parsed)
+        principal = await backend.authenticate(parsed)
+        if cache is not None:
+            cache.put(token, principal)
+        return principal
+
+    def forget_verified(self) -> None:
+        """Verify every token again: call when a backend's keys changed (one was dropped)."""
+        if self.token_cache is not None:
+            self.token_cache.clear()
 
     async def authenticate(self, token: str) -> Principal:
         principal = await self.verify(token)

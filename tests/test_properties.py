@@ -23,7 +23,7 @@ from backends.keyring import Keyring
 from backends.local import LocalIssuer, LocalKeyBackend
 from backends.principal import Principal
 from tests.conftest import TEST_ISSUER
-from webapp.handler import _B64TOKEN, bearer_token
+from webapp.handler import _B64TOKEN, bearer_token, is_b64token
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -104,6 +104,11 @@ authorization_values = st.text(max_size=60) | st.tuples(
     b64tokens | st.text(max_size=20),
     st.sampled_from(["", " ", " extra", "\xa0", ","]),
 ).map("".join)
+
+
+@given(b64tokens | st.text(max_size=40) | st.from_regex(r"[A-Za-z0-9=._~+/-]{0,30}"))
+def test_the_fast_b64token_check_agrees_with_the_rfc_6750_pattern(value):
+    assert is_b64token(value) == bool(_B64TOKEN.fullmatch(value))
 
 
 @given(st.lists(authorization_values, max_size=3))

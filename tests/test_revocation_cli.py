@@ -169,6 +169,16 @@ class Server:
         finally:
             conn.close()
 
+    def status_when(self, token, expected, timeout=5.0):
+        """Poll until the answer is ``expected`` (or ``timeout``): the server's mirror
+        picks up the CLI's write on its next poll of the store (every second)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code, body = self.status(token)
+            if code == expected or time.monotonic() > deadline:
+                return code, body
+            time.sleep(0.02)
+
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -196,7 +206,7 @@ def test_must_show_revoke_with_the_cli_and_restart(env):
         assert server.status(token)[0] == 200
         revoked = jotguard("revoke", "--jti", jti, "--reason", "leaked", env=env)
         assert revoked.returncode == 0, revoked.stderr
-        code, body = server.status(token)
+        code, body = server.status_when(token, 401)
         assert code == 401
         assert json.loads(body)["error_description"] == "The token has been revoked"
     finally:

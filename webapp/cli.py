@@ -136,9 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _load_settings(args)
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
-            from webapp.server import serve
+            from webapp.server import run_service
 
-            asyncio.run(serve(settings))
+            if settings.workers > 1:
+                from webapp.workers import serve_workers
+
+                return serve_workers(settings)
+            run_service(settings)
             return 0
         if args.command == "token":
             return _issue(args, settings)

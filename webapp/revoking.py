@@ -162,7 +162,7 @@ async def revoke_from_cli(settings: Settings, fields: Mapping[str, Any]) -> int:
     except RevocationInputError as exc:
         print(f"jotguard revoke: {exc}", file=sys.stderr)
         return 2
-    services = await Services.start(settings)
+    services = await Services.start(settings, mirror=False)
     if not services.revocations.durable:
         await services.close()
         print(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 
+import uvloop
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -21,7 +23,14 @@ SHUTDOWN_GRACE_SECONDS = 4.0
 METRICS_HOST = "127.0.0.1"
 
 
-async def serve(settings: Settings) -> None:
+def run_service(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:
+    """:func:`serve` on uvloop: Tornado re-registers each connection's socket and runs
+    several callbacks per request, and uvloop does that in C rather than in Python."""
+    uvloop.run(serve(settings, sockets=sockets))
+
+
+async def serve(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; on ``sockets`` already bound (a worker), or bind them."""
     services = await Services.start(settings)
     log.info("revocation store: %s", redact(settings.revocation_store_url))
     if not services.revocations.durable:
@@ -32,7 +41,8 @@ async def serve(settings: Settings) -> None:
         )
     app = make_app(services)
     server = HTTPServer(app)
-    sockets = bind_sockets(settings.port, settings.host)
+    if sockets is None:
+        sockets = bind_sockets(settings.port, settings.host)
     server.add_sockets(sockets)
     log.info("jotguard listening on %s (issuer %s)", _address(sockets[0]), settings.issuer_url)
     metrics_server = None

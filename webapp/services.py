@@ -16,6 +16,9 @@ from backends.local import LocalIssuer, LocalKeyBackend
 from backends.remote import RemoteIssuerBackend
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
+from backends.revocation.mirror import RevocationMirror
+from backends.revocation.notify import notifier_for
+from backends.token_cache import VerifiedTokenCache
 from backends.token_exchange import ClientCredentialsExchange
 from webapp.cors import CorsPolicy
 from webapp.issuance import Issuance
@@ -68,6 +71,29 @@ def revocation_store(settings: Settings) -> RevocationStore:
     )
 
 
+def token_cache(settings: Settings) -> VerifiedTokenCache | None:
+    size = settings.token_cache_size
+    return VerifiedTokenCache(size) if size > 0 else None
+
+
+async def followed(settings: Settings, store: RevocationStore) -> RevocationStore:
+    """``store`` behind an in-memory mirror of its change feed, loaded and followed
+    (polled, and woken at once by the store's announcements where it makes them).
+
+    The memory store is in-process already: it is its own mirror.
+    """
+    if settings.revocation_store_url.startswith("memory:"):
+        return store
+    mirror = RevocationMirror(
+        store,
+        poll_interval=settings.revocation_poll_interval,
+        freshness=settings.revocation_freshness,
+        notifier=notifier_for(store),
+    )
+    await mirror.start()
+    return mirror
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -89,7 +115,9 @@ class Services:
     cors: CorsPolicy | None = None
 
     @classmethod
-    async def start(cls, settings: Settings) -> Services:
+    async def start(cls, settings: Settings, *, mirror: bool = True) -> Services:
+        """``mirror=False``: check and write the store directly (one-shot commands such as
+        ``jotguard revoke``, which need not load the whole revocation list)."""
         keyring = local_keyring(settings)
         # RSA key generation takes a while: keep it off the loop.
         if await asyncio.to_thread(keyring.ensure):
@@ -107,6 +135,8 @@ class Services:
         remote = remote_backends(settings, outbound_http)
         backends.extend(remote)
         revocations = revocation_store(settings)
+        if mirror:
+            revocations = await followed(settings, revocations)
         issuer = local_issuer(settings, keyring)
         issuance = Issuance.open(settings, issuer, revocations)
         services = cls(
@@ -123,6 +153,7 @@ class Services:
                 revocations=revocations,
                 fail_open=settings.revocation_fail_open,
                 max_token_lifetime=settings.max_token_ttl + settings.leeway,
+                token_cache=token_cache(settings),
             ),
             revocations=revocations,
             rate_limits=RequestLimits.from_settings(settings),
@@ -143,6 +174,7 @@ class Services:
 
     async def _follow_keyring(self) -> None:
         # Picks up `jotguard keys rotate` run beside the server: signing moves to the new key.
+        known = self._verification_key_ids()
         while True:
             await asyncio.sleep(KEYRING_POLL_SECONDS)
             try:
@@ -150,6 +182,19 @@ class Services:
                     log.info("keyring reloaded; current key %s", self.keyring.current.kid)
             except Exception:
                 log.exception("keyring reload failed; keeping the keys already loaded")
+            # A key gone from the keyring (however it was reloaded) or from a remote
+            # issuer's JWKS takes the tokens it verified out of the cache with it.
+            kids = self._verification_key_ids()
+            if known - kids:
+                self.authenticator.forget_verified()
+            known = kids
+
+    def _verification_key_ids(self) -> set[tuple[str, str]]:
+        """(issuer, kid) of every key a cached token may have been verified with."""
+        kids = {(self.settings.issuer_url, k.kid) for k in self.keyring.all_keys()}
+        for backend in self.remote_backends:
+            kids.update((backend.issuer, kid) for kid in backend.status().key_ids)
+        return kids
 
     def tornado_settings(self) -> dict[str, Any]:
         return {

@@ -371,6 +371,35 @@ class Settings:
     admin_scope: str = setting(
         "JOTGUARD_ADMIN_SCOPE", "admin", _scope_name, "Scope the admin API requires."
     )
+    # -- performance --------------------------------------------------------------------
+    token_cache_size: int = setting(
+        "JOTGUARD_TOKEN_CACHE_SIZE",
+        10_000,
+        _int_between(0, 1_000_000),
+        "Verified tokens remembered so each signature is checked once (never past its exp);"
+        " 0 turns the cache off.",
+    )
+    revocation_poll_interval: float = setting(
+        "JOTGUARD_REVOCATION_POLL_INTERVAL",
+        1.0,
+        remote_settings.seconds_between(0.05, 60),
+        "Seconds between polls of the revocation store's change feed by each process's"
+        " in-memory mirror (Redis also notifies at once).",
+    )
+    revocation_freshness: float = setting(
+        "JOTGUARD_REVOCATION_FRESHNESS",
+        5.0,
+        remote_settings.seconds_between(0.5, 3600),
+        "Protected requests get 503 when the mirror has not confirmed it is current for"
+        " this many seconds (store down); longer than the poll interval.",
+    )
+    workers: int = setting(
+        "JOTGUARD_WORKERS",
+        1,
+        _int_between(1, 64),
+        "Processes `serve` runs on the one port, each with its own revocation mirror;"
+        " about one per CPU.",
+    )
     # -- token issuance -----------------------------------------------------------------
     issuance_store: str = setting(
         "JOTGUARD_ISSUANCE_STORE",
@@ -505,6 +534,13 @@ class Settings:
         found = remote_settings.problem(self)
         if found is not None:
             raise SettingsError(*found)
+        if self.revocation_freshness <= self.revocation_poll_interval:
+            raise SettingsError(
+                "JOTGUARD_REVOCATION_FRESHNESS",
+                "must be longer than JOTGUARD_REVOCATION_POLL_INTERVAL"
+                f" ({self.revocation_poll_interval:g}s)",
+                f"{self.revocation_freshness:g}",
+            )
         if self.get_token_client_id and self.auth0_client_id:
             raise SettingsError(
                 "JOTGUARD_GET_TOKEN_CLIENT_ID",

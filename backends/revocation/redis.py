@@ -126,6 +126,11 @@ class RedisRevocationStore(StoreBase):
     def _k(self, name: str) -> str:
         return self.prefix + name
 
+    @property
+    def changes_channel(self) -> str:
+        """The pub/sub channel every committed change number is published on."""
+        return self._k("changed")
+
     def _entry_key(self, member: str) -> str:
         return self._k("entry:" + member)
 
@@ -172,6 +177,9 @@ class RedisRevocationStore(StoreBase):
         )
         pipe.zadd(self._k("changes"), {member: seq})
         pipe.zadd(self._k("expiry"), {member: entry.expires_at})
+        # Inside the transaction: announced exactly when committed, to wake mirrors at once
+        # (backends.revocation.notify); a missed announcement costs one poll interval.
+        pipe.publish(self.changes_channel, seq)
 
     def _stage_audit(
         self,

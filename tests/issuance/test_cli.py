@@ -191,7 +191,12 @@ async def test_users_disable_revokes_live_tokens_and_blocks_new_ones(cli, token_
     code, _out, err = await cli("users", "disable", "alice")
 
     assert code == 0, err
-    revoked = await fetch("/test-auth", token=tokens["access_token"])
+    # The server's revocation mirror picks the CLI's write up on its next poll (every 1 s).
+    for _ in range(300):
+        revoked = await fetch("/test-auth", token=tokens["access_token"])
+        if revoked.code == 401:
+            break
+        await asyncio.sleep(0.02)
     assert revoked.code == 401
     assert "revoked" in revoked.headers["WWW-Authenticate"]
     refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
