@@ -99,7 +99,6 @@ class JsonHandler(RequestHandler):
 
     rate_limit: PolicyRef = "default"
     _rate_limit_headers: dict[str, str] = {}  # replaced per request, never mutated
-    _auth_attempt: str | None = None
 
     def prepare(self) -> Awaitable[None] | None:
         return self.limit_request(authenticating=False)
@@ -115,22 +114,7 @@ class JsonHandler(RequestHandler):
             admission = await self.rate_limits.before_auth(
                 self.request, self.rate_limit, authenticating=authenticating
             )
-            self._auth_attempt = admission.attempt
             self._set_rate_limit_headers(admission.headers)
-
-    def end_auth_attempt(self) -> None:
-        """The credential check is over: free its slot of the failed-auth budget.
-
-        Called after authentication and again in ``on_finish`` (a no-op by then
-        unless the handler checked credentials itself, as a token endpoint does).
-        """
-        if self._auth_attempt is not None and self.rate_limits is not None:
-            self.rate_limits.release(self._auth_attempt)
-        self._auth_attempt = None
-
-    def on_finish(self) -> None:
-        self.end_auth_attempt()
-        super().on_finish()
 
     async def record_failed_authentication(self) -> None:
         """Count a failed client or password check against the caller's IP.
@@ -263,8 +247,6 @@ class AuthenticatedHandler(JsonHandler):
             if is_failed_guess(exc):
                 await self.record_failed_authentication()
             raise self.fail(exc) from None
-        finally:
-            self.end_auth_attempt()
         if self.rate_limits is not None:
             headers = await self.rate_limits.for_principal(self.rate_limit, self.current_user)
             self._set_rate_limit_headers(headers)

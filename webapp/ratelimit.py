@@ -39,7 +39,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote_plus
@@ -69,8 +68,6 @@ class Admission:
 
     headers: dict[str, str] = field(default_factory=dict)
     """Rate-limit headers for the response (empty when stage 2 will report)."""
-    attempt: str | None = None
-    """The failed-authentication slot this request holds; give it back with ``release``."""
 
 
 def is_failed_guess(exc: AuthError) -> bool:
@@ -100,7 +97,6 @@ class RequestLimits:
         self.failed_auth = failed_auth
         self.preauth = preauth
         self.addresses = ClientAddresses(trusted_proxies, ipv6_prefix)
-        self._checks_in_progress: Counter[str] = Counter()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLimits:
@@ -148,12 +144,10 @@ class RequestLimits:
         if policy is None:
             return Admission()
         ip_key = f"ip:{self.addresses.key(request)}"
-        attempt = None
         checks: list[tuple[Policy, str]] = []
         if self.failed_auth is not None and (authenticating or policy.per_client):
-            # Taken before the first await, so concurrent requests see each other.
-            attempt = ip_key
-            self._checks_in_progress[ip_key] += 1
+            # Only recorded failures count: checks in flight do not, or 50 honest
+            # clients behind one NAT address would lock each other out.
             checks.append((self.failed_auth, ip_key))
         route_key = None if authenticating else _route_key(request, policy, ip_key)
         if self.preauth is not None and route_key != ip_key:
@@ -161,32 +155,17 @@ class RequestLimits:
         if route_key is not None:
             checks.append((policy, route_key))
         calls = [
-            self.limiter.peek(p, key, cost=self._checks_in_progress[key])
-            if p is self.failed_auth
-            else self.limiter.hit(p, key)
+            self.limiter.peek(p, key) if p is self.failed_auth else self.limiter.hit(p, key)
             for p, key in checks
         ]
-        try:
-            # Usually one call: awaited directly, since tasks cost more than the memory storage.
-            decisions = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
-            for (checked, key), decision in zip(checks, decisions, strict=True):
-                if not decision.allowed:
-                    raise await self._refusal(checked, key, decision)
-        except BaseException:
-            self.release(attempt)
-            raise
+        # Usually one call: awaited directly, since tasks cost more than the memory storage.
+        decisions = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        for (checked, key), decision in zip(checks, decisions, strict=True):
+            if not decision.allowed:
+                raise await self._refusal(checked, key, decision)
         if route_key is None or decisions[-1].storage_failed:
-            return Admission(attempt=attempt)
-        return Admission(_headers(await self.limiter.usage(policy, route_key)), attempt)
-
-    def release(self, attempt: str | None) -> None:
-        """The credential check of an :class:`Admission` has ended (its failure, if any,
-        already recorded with :meth:`record_failed_auth`)."""
-        if attempt is None:
-            return
-        self._checks_in_progress[attempt] -= 1
-        if self._checks_in_progress[attempt] <= 0:
-            del self._checks_in_progress[attempt]
+            return Admission()
+        return Admission(_headers(await self.limiter.usage(policy, route_key)))
 
     async def for_principal(self, ref: PolicyRef, principal: Principal) -> dict[str, str]:
         """Stage 2: the handler's policy for the authenticated ``principal``.
