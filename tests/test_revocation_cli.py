@@ -58,7 +58,7 @@ def run_cli(*argv):
 def test_cli_revokes_a_subject_in_the_default_store(env, data_dir, capsys):
     assert run_cli("--sub", "alice", "--reason", "phished") == 0
     out = capsys.readouterr().out
-    assert out.startswith("revoked sub alice (id ")
+    assert out.startswith("revoked sub alice for every issuer (id ")
     alice = Principal("alice", ISS, "j", int(time.time()) + 60, int(time.time()) - 1)
     assert asyncio.run(is_revoked(data_dir, alice)) is not None
 
@@ -72,7 +72,7 @@ def test_cli_revokes_a_token_read_from_stdin_and_prints_only_its_jti(
     assert run_cli("--token", "-") == 0
     out = capsys.readouterr().out
     claims = parse_compact(token).claims
-    assert f"revoked jti {claims['jti']} " in out
+    assert f"revoked jti {claims['jti']} for issuer {claims['iss']} " in out
     assert token not in out
     principal = Principal("alice", ISS, claims["jti"], claims["exp"], claims["iat"])
     assert asyncio.run(is_revoked(data_dir, principal)) == "The token has been revoked"

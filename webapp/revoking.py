@@ -182,5 +182,8 @@ async def revoke_from_cli(settings: Settings, fields: Mapping[str, Any]) -> int:
     finally:
         await services.close()
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.expires_at))
-    print(f"revoked {entry.kind} {entry.value} (id {entry.id}, kept until {until})")
+    # Name the issuer: a jti is revoked for one issuer, and the local issuer's URL follows
+    # --host/--port/JOTGUARD_ISSUER, which must match the server's.
+    scope = f"issuer {entry.issuer}" if entry.issuer else "every issuer"
+    print(f"revoked {entry.kind} {entry.value} for {scope} (id {entry.id}, kept until {until})")
     return 0
