@@ -195,35 +195,28 @@ class RateLimiter:
 
         Stops at the first limit that refuses; the limits before it stay charged.
         """
-        if self._storage_resting():
-            return self._without_storage(policy)
-        strategy = self._strategy(policy)
-        try:
-            for index, item in enumerate(policy.items):
-                if not await strategy.hit(item, policy.name, key, cost=cost):
-                    self._storage_answered()
-                    self.counts[(policy.name, "limited")] += 1
-                    return Decision(False, exceeded=index)
-        except _STORAGE_ERRORS as exc:
-            return self._without_storage(policy, exc)
-        self._storage_answered()
-        self.counts[(policy.name, "allowed")] += 1
-        return Decision(True)
+        return await self._decide(policy, key, cost, charge=True)
 
     async def peek(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
         """Would ``cost`` more hits fit under every limit? Charges nothing."""
+        return await self._decide(policy, key, cost, charge=False)
+
+    async def _decide(self, policy: Policy, key: str, cost: int, *, charge: bool) -> Decision:
         if self._storage_resting():
             return self._without_storage(policy)
         strategy = self._strategy(policy)
+        ask = strategy.hit if charge else strategy.test
         try:
             for index, item in enumerate(policy.items):
-                if not await strategy.test(item, policy.name, key, cost=cost):
+                if not await ask(item, policy.name, key, cost=cost):
                     self._storage_answered()
                     self.counts[(policy.name, "limited")] += 1
                     return Decision(False, exceeded=index)
         except _STORAGE_ERRORS as exc:
             return self._without_storage(policy, exc)
         self._storage_answered()
+        if charge:
+            self.counts[(policy.name, "allowed")] += 1
         return Decision(True)
 
     async def usage(
