@@ -213,3 +213,24 @@ def test_serve_opens_the_separate_metrics_port(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(server.url + "metrics", timeout=5)  # noqa: S310
         assert refused.value.code == 404
+
+
+def test_latency_buckets_count_observations_up_to_their_bound():
+    metrics = Metrics()
+    for seconds in (0.0004, 0.001, 0.0011, 0.3, 7.0):
+        metrics.observe_request("/x", "GET", 200, seconds)
+    text = metrics.exposition("text/plain")[0].decode()
+    buckets = {
+        dict(labels)["le"]: value
+        for labels, value in samples(text, "jotguard_http_request_duration_seconds_bucket").items()
+    }
+    # A value on a bound belongs to that bucket (le = "less than or equal").
+    assert (buckets["0.001"], buckets["0.0025"], buckets["0.25"], buckets["0.5"]) == (2, 3, 3, 4)
+    assert (buckets["5.0"], buckets["+Inf"]) == (4, 5)
+    assert samples(text, "jotguard_http_request_duration_seconds_count") == {(("route", "/x"),): 5}
+    assert samples(text, "jotguard_http_request_duration_seconds_sum")[
+        (("route", "/x"),)
+    ] == pytest.approx(7.3025)
+    assert samples(text, "jotguard_http_requests_total") == {
+        (("method", "GET"), ("route", "/x"), ("status", "200")): 5
+    }
