@@ -22,7 +22,7 @@ from webapp.handlers.ops import MetricsHandler, OpenAPIHandler, ReadinessHandler
 from webapp.handlers.token import TokenHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
 from webapp.openapi import build_document
-from webapp.routing import app_routes, route_of
+from webapp.routing import app_routes, route_of, templates_by_handler
 from webapp.services import Services
 
 
@@ -40,6 +40,7 @@ class JotguardApplication(Application):
     def __init__(self, handlers: Any = None, **settings: Any) -> None:
         super().__init__(handlers, **settings)
         self.routes = app_routes(self)
+        self._templates = templates_by_handler(self.routes)
         self.settings["openapi"] = build_document(self.routes)
         metrics = self.settings.get("metrics")
         if metrics is not None:
@@ -66,9 +67,8 @@ class JotguardApplication(Application):
         self.in_flight -= 1
         if self.in_flight <= 0 and self._idle is not None:
             self._idle.set()
-        record_request(
-            handler, route_of(self.routes, handler.request), self.settings.get("metrics")
-        )
+        route = self._templates.get(type(handler)) or route_of(self.routes, handler.request)
+        record_request(handler, route, self.settings.get("metrics"))
 
 
 def routes() -> list[tuple[str, type[RequestHandler]]]:

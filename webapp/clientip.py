@@ -12,6 +12,7 @@ a whole /64 and could otherwise rotate addresses to get fresh budgets.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
@@ -40,6 +41,9 @@ def parse_networks(raw: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+# Cached: a client sends many requests from one address, and ipaddress parsing in
+# pure Python cost more than the rest of the rate-limit key. Addresses are immutable.
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str | None) -> Address | None:
     """An address as proxies write it (``a.b.c.d``, ``a.b.c.d:port``, ``[v6]:port``), or None."""
     if not text:
@@ -98,9 +102,14 @@ class ClientAddresses:
         address = self.client(request)
         if address is None:
             return "unknown"
-        if isinstance(address, IPv6Address) and self.ipv6_prefix < 128:
-            return str(ip_network((address, self.ipv6_prefix), strict=False))
-        return str(address)
+        return _address_key(address, self.ipv6_prefix)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_key(address: Address, ipv6_prefix: int) -> str:
+    if isinstance(address, IPv6Address) and ipv6_prefix < 128:
+        return str(ip_network((address, ipv6_prefix), strict=False))
+    return str(address)
 
 
 def _header_chain(request: HTTPServerRequest, name: str) -> list[str]:

@@ -141,6 +141,10 @@ class JsonHandler(RequestHandler):
             for name, value in cors.response_headers(self.request.headers.get("Origin")).items():
                 self.set_header(name, value)
 
+    def compute_etag(self) -> str | None:
+        # Answers are ``no-store``: nobody revalidates them, so hashing each body buys nothing.
+        return None
+
     def refuse_unsupported_method(self) -> None:
         """405 before any credential work: a method the route lacks is not an auth question."""
         method = self.request.method or ""

@@ -31,7 +31,6 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from backends.telemetry import Sample, TelemetrySource
 
@@ -58,6 +57,7 @@ GRANT_TYPES = ("client_credentials", "password", "refresh_token")
 
 # An API answers in milliseconds; the tail buckets catch a slow store or JWKS fetch.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_BUCKET_BOUNDS = (*(str(float(bound)) for bound in LATENCY_BUCKETS), "+Inf")
 
 
 class Metrics:
@@ -112,7 +112,7 @@ class RequestCounters(Collector):
         self.requests: CounterOf[tuple[str, str, int]] = CounterOf()
         # Per route: one count per bucket of LATENCY_BUCKETS and a last one for +Inf.
         self.latency_buckets: dict[str, list[int]] = {}
-        self.latency_sum: CounterOf[str] = CounterOf()
+        self.latency_sum: dict[str, float] = {}
         self.auth_outcomes: CounterOf[str] = CounterOf(dict.fromkeys(AUTH_OUTCOMES, 0))
         self.tokens_issued: CounterOf[str] = CounterOf(dict.fromkeys(GRANT_TYPES, 0))
 
@@ -123,7 +123,7 @@ class RequestCounters(Collector):
             buckets = self.latency_buckets[route] = [0] * (len(LATENCY_BUCKETS) + 1)
         # A bucket counts observations <= its bound: the first bound not below ``seconds``.
         buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.latency_sum[route] += seconds
+        self.latency_sum[route] = self.latency_sum.get(route, 0.0) + seconds
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -141,9 +141,8 @@ class RequestCounters(Collector):
         )
         for route, counts in list(self.latency_buckets.items()):
             cumulative = list(accumulate(counts))
-            bounds = [*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf"]
             latency.add_metric(
-                [route], list(zip(bounds, cumulative, strict=True)), self.latency_sum[route]
+                [route], list(zip(_BUCKET_BOUNDS, cumulative, strict=True)), self.latency_sum[route]
             )
         yield latency
         yield _counter_family(

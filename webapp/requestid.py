@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from tornado.httputil import HTTPServerRequest
 
@@ -18,4 +18,5 @@ def request_id(request: HTTPServerRequest) -> str:
     offered = request.headers.get(HEADER)
     if offered is not None and _SANE.fullmatch(offered):
         return offered
-    return uuid.uuid4().hex
+    # 128 random bits as uuid4().hex has them, without building a UUID (a quarter of the cost).
+    return os.urandom(16).hex()

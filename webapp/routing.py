@@ -74,6 +74,15 @@ def app_routes(app: Application) -> list[Route]:
     return routes
 
 
+def templates_by_handler(routes: list[Route]) -> dict[type[RequestHandler], str]:
+    """The template of each handler class that serves exactly one route: for those the
+    class names the route, with no pattern matched again after the request."""
+    seen: dict[type[RequestHandler], list[str]] = {}
+    for route in routes:
+        seen.setdefault(route.handler, []).append(route.template)
+    return {handler: names[0] for handler, names in seen.items() if len(names) == 1}
+
+
 def route_of(routes: list[Route], request: HTTPServerRequest) -> str:
     """The template of the route ``request`` took, or ``"unmatched"``."""
     for route in routes:

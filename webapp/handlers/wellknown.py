@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tornado.web import RequestHandler
+
 from backends.issuance.base import GRANT_TYPES
 from webapp.handler import JsonHandler
 from webapp.handlers.catchphrases import DEMO_SCOPES
@@ -51,6 +53,10 @@ class WellKnownHandler(JsonHandler):
         super().set_default_headers()
         # Short caching: a rotation must reach verifiers within a minute.
         self.set_header("Cache-Control", "public, max-age=60")
+
+    def compute_etag(self) -> str | None:
+        # Cacheable documents: a verifier may revalidate them with If-None-Match.
+        return RequestHandler.compute_etag(self)
 
 
 class JWKSHandler(WellKnownHandler):
