@@ -70,6 +70,11 @@ class Authenticator:
         self.clock = clock
         self.token_cache = token_cache
 
+    def verified_before(self, token: str) -> Principal | None:
+        """The Principal of ``token`` if its signature and claims were verified before and
+        it has not expired since (the token cache); None otherwise. Not a revocation check."""
+        return self.token_cache.get(token) if self.token_cache is not None else None
+
     async def verify(self, token: str) -> Principal:
         """Signature and claims only: the token is genuine, not necessarily still allowed."""
         cache = self.token_cache

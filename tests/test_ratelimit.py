@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -333,6 +334,35 @@ async def test_preauth_guard_caps_token_checks_per_ip(fetch, issue_token, signat
 
 @pytest.mark.parametrize(
     "settings_overrides",
+    [{**TIGHT, "JOTGUARD_RATELIMIT_PREAUTH": "3/minute", "JOTGUARD_RATELIMIT_ADMIN": "100/minute"}],
+)
+async def test_preauth_guard_counts_checks_not_requests_of_a_verified_token(
+    fetch, issue_token, signature_checks
+):
+    token = issue_token("alice")
+    codes = [(await fetch("/limited/admin", token=token)).code for _ in range(10)]
+    assert codes == [200] * 10  # verified once, then remembered: one preauth charge
+    assert signature_checks["signatures"] == 1
+    others = [(await fetch("/limited/admin", token=issue_token(f"u{n}"))).code for n in range(3)]
+    assert others == [200, 200, 429]  # new tokens still need checks, and the guard counts them
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{**TIGHT, "JOTGUARD_RATELIMIT_PREAUTH": "3/minute", "JOTGUARD_RATELIMIT_ADMIN": "100/minute"}],
+)
+async def test_a_verified_token_refused_later_is_charged_to_the_preauth_guard(
+    fetch, issue_token, services
+):
+    token = issue_token("alice")
+    assert (await fetch("/limited/admin", token=token)).code == 200
+    await services.revocations.revoke_subject("alice", before=time.time() + 1)
+    codes = [(await fetch("/limited/admin", token=token)).code for _ in range(4)]
+    assert codes == [401, 401, 429, 429]  # a flood of a revoked token is cut off too
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
     [
         {
             **BEHIND_PROXY,
@@ -347,11 +377,15 @@ async def test_failed_auth_budget_is_spent_by_failures_only(fetch, issue_token):
     for _ in range(10):
         assert (await fetch("/limited/admin", token=good)).code == 200  # successes are free
     assert [(await fetch("/limited/admin", token=t)).code for t in bad] == [401, 401, 401, 429]
-    # Once spent, even a good token from that IP waits; other IPs are unaffected.
-    locked = await fetch("/limited/admin", token=good)
+    # Once spent, no new token from that IP is checked; other IPs are unaffected.
+    fresh = issue_token("alice")
+    locked = await fetch("/limited/admin", token=fresh)
     assert locked.code == 429
     assert locked.headers["RateLimit-Policy"] == '"failed-auth-60s";q=3;w=60'
-    assert (await fetch("/limited/admin", token=good, **from_ip("198.51.100.4"))).code == 200
+    assert (await fetch("/limited/admin", token=fresh, **from_ip("198.51.100.4"))).code == 200
+    # A token already verified needs no check, so the lockout (which guards checks) does
+    # not hold it back: a guesser cannot lock out the users behind its NAT address.
+    assert (await fetch("/limited/admin", token=good)).code == 200
     # Anonymous routes stay open to the locked IP.
     assert (await fetch("/test")).code == 200
 

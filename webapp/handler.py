@@ -237,17 +237,29 @@ class AuthenticatedHandler(JsonHandler):
             if isinstance(exc, HTTPError):
                 raise
             raise self.fail(exc) from None
-        # Before any verification work: a flood of garbage tokens stops here.
-        await self.limit_request(authenticating=token is not None)
+        # A token verified before needs no verification work, so the guards that protect
+        # that work (the preauth budget, the failed-auth lockout) are skipped: it is
+        # counted against its user below like any success.
+        known = authenticator.verified_before(token) if token is not None else None
+        if known is None:
+            # Before any verification work: a flood of garbage tokens stops here.
+            await self.limit_request(authenticating=token is not None)
         try:
             if token is None:
                 if self.auth_required:
                     raise MissingCredentials()
                 self.current_user = None
                 return
-            self.current_user = await authenticator.authenticate(token)
+            if known is None:
+                self.current_user = await authenticator.authenticate(token)
+            else:
+                await authenticator.check_revocation(known)
+                self.current_user = known
             self.auth_outcome = "success"
         except AuthError as exc:
+            if known is not None:
+                # Refused after all (revoked, store down): a flood of it is still a flood.
+                await self.limit_request(authenticating=True)
             if is_failed_guess(exc):
                 await self.record_failed_authentication()
             raise self.fail(exc) from None
