@@ -222,3 +222,12 @@ def test_serve_writes_json_lines(tmp_path):
     entries = [json.loads(line) for line in server.lines]
     assert any(e.get("route") == "/test" and e.get("status") == 200 for e in entries)
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+
+
+def test_text_lines_carry_the_time_to_the_millisecond_as_logging_would():
+    formatter = TextFormatter()
+    standard = logging.Formatter("%(asctime)s")
+    for created in (1_800_000_000.001, 1_800_000_000.999, 1_800_000_001.5, 1_800_000_000.25):
+        record = logging.LogRecord("jotguard", logging.INFO, "", 0, "hi", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert formatter.formatTime(record) == standard.formatTime(record)
