@@ -201,7 +201,7 @@ class _MovingWindow(_Table["deque[float]", _MovingLook]):
         # As limits reports it: when the oldest counted hit leaves the window,
         # a whole window when there is none.
         hits = look[1]
-        if not hits:  # none, or only the one just charged, which takes a whole window
+        if not hits:  # also right for a first hit just charged: it leaves a window from now
             return float(self.expiry)
         return hits[0] + self.expiry - now
 
@@ -225,8 +225,8 @@ class MemoryCounters:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._policies: dict[Policy, tuple[_AnyTable, ...]] = {}
-        # Keyed as limits keys its counters (policy name, amount, window), so two
-        # equal-looking policies share counts as they did there.
+        # limits keys counters by policy name, amount and window, so two policies
+        # alike in those share counts; kept so, per strategy.
         self._tables: dict[tuple[str, str, int, int], _AnyTable] = {}
 
     def decide(
