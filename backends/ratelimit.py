@@ -1,15 +1,18 @@
-"""Rate limits over the ``limits`` library's async API, in memory or shared through Redis.
+"""Rate limits counted in process memory, or shared through Redis with the ``limits`` library.
 
 A :class:`Policy` names a set of limits in the ``limits`` notation
 (``"10/minute;100/hour"``) and a strategy; a :class:`RateLimiter` counts hits
 against a policy for an opaque key (the web layer decides whom a key names).
+``memory://`` counts in :class:`~backends.ratelimit_memory.MemoryCounters`,
+synchronously and atomically; Redis through ``limits``' async strategies.
 
-The storage is the only thing that can fail. When it does, the limiter decides
-without it: it lets requests through (fail-open, the default: rate limiting
-protects capacity, not identity) or refuses them (fail-closed). Either way the
-decision is counted in :attr:`RateLimiter.counts`, a warning is logged at most
-once per :data:`LOG_INTERVAL_SECONDS`, and the storage is left alone for
-:data:`STORAGE_RETRY_SECONDS` so a dead Redis costs requests nothing meanwhile.
+The storage is the only thing that can fail (Redis; memory cannot). When it does,
+the limiter decides without it: it lets requests through (fail-open, the default:
+rate limiting protects capacity, not identity) or refuses them (fail-closed).
+Either way the decision is counted in :attr:`RateLimiter.counts`, a warning is
+logged at most once per :data:`LOG_INTERVAL_SECONDS`, and the storage is left
+alone for :data:`STORAGE_RETRY_SECONDS` so a dead Redis costs requests nothing
+meanwhile.
 """
 
 from __future__ import annotations
@@ -17,17 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Literal
 from urllib.parse import urlsplit
 
 import redis.asyncio
-from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -36,11 +35,21 @@ from limits.aio.strategies import (
 from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import StorageError
 
+from backends.ratelimit_memory import MemoryCounters
+from backends.ratelimit_policy import Decision, Policy, Quota, StrategyName, parse_limits
 from backends.telemetry import Sample
 
-log = logging.getLogger("jotguard.ratelimit")
+__all__ = [
+    "Decision",
+    "Policy",
+    "Quota",
+    "RateLimiter",
+    "StrategyName",
+    "check_storage_uri",
+    "parse_limits",
+]
 
-StrategyName = Literal["sliding-window-counter", "moving-window", "fixed-window"]
+log = logging.getLogger("jotguard.ratelimit")
 
 STORAGE_RETRY_SECONDS = 1.0
 LOG_INTERVAL_SECONDS = 60.0
@@ -48,29 +57,11 @@ LOG_INTERVAL_SECONDS = 60.0
 # wrap_exceptions=True turns driver errors into StorageError; a socket error or
 # timeout that escapes the wrapping must not become a 500 either.
 _STORAGE_ERRORS = (StorageError, OSError, asyncio.TimeoutError)
-_STRATEGIES: dict[str, Callable[[Storage], Strategy]] = {
+_STRATEGIES: dict[StrategyName, Callable[[Storage], Strategy]] = {
     "sliding-window-counter": SlidingWindowCounterRateLimiter,
     "moving-window": MovingWindowRateLimiter,
     "fixed-window": FixedWindowRateLimiter,
 }
-_POLICY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def parse_limits(notation: str) -> tuple[RateLimitItem, ...]:
-    """``"10/minute;100/hour"`` as ``limits`` items, shortest window first.
-
-    :raises ValueError: bad notation, a zero amount or two limits on one window.
-    """
-    try:
-        items = parse_many(notation.strip())
-    except ValueError:
-        raise ValueError("must be limits such as 10/minute;100/hour") from None
-    if any(item.amount < 1 for item in items):
-        raise ValueError("every limit must allow at least one request")
-    windows = [item.get_expiry() for item in items]
-    if len(set(windows)) != len(windows):
-        raise ValueError("two limits share one window")
-    return tuple(sorted(items, key=lambda item: item.get_expiry()))
 
 
 def check_storage_uri(uri: str) -> str:
@@ -87,60 +78,14 @@ def check_storage_uri(uri: str) -> str:
     raise ValueError("must be memory:// or a redis://host:port/db URL")
 
 
-@dataclass(frozen=True)
-class Policy:
-    """A named set of limits, e.g. ``Policy("search", "30/minute")``.
-
-    ``strategy`` is one of ``limits``' strategies: the sliding-window counter
-    (cheap, nearly exact) by default, the moving window where exactness matters
-    (token and login endpoints). ``per_client`` asks the web layer to count the
-    ``client_id`` a request offers together with its IP instead of the IP alone
-    (token endpoints, which also check credentials).
-
-    :raises ValueError: a bad name, notation or strategy.
-    """
-
-    name: str
-    limits: str
-    strategy: StrategyName = "sliding-window-counter"
-    per_client: bool = False
-    items: tuple[RateLimitItem, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not _POLICY_NAME.fullmatch(self.name):
-            raise ValueError(f"policy name {self.name!r}: use 1-64 of A-Z a-z 0-9 _ . -")
-        if self.strategy not in _STRATEGIES:
-            raise ValueError(f"policy {self.name}: unknown strategy {self.strategy!r}")
-        object.__setattr__(self, "items", parse_limits(self.limits))
-
-
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """Where one limit of a policy stands for one key (what the RateLimit headers say)."""
-
-    name: str
-    limit: int
-    window: int
-    remaining: int
-    reset_after: int
-    """Whole seconds until the window has room again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    allowed: bool
-    exceeded: int | None = None
-    """Index in ``policy.items`` of the limit that refused, if one did."""
-    storage_failed: bool = False
-    """The storage could not answer; ``allowed`` is the fail-open/closed policy."""
-
-
 class RateLimiter:
     """Counts hits per (policy, key) in ``memory://`` or Redis storage.
 
     Build it inside the event loop that uses it, and ``await aclose()`` at the end.
     ``counts[(policy_name, outcome)]`` counts refusals (``limited``) and decisions
     made without the storage (``failed_open`` / ``failed_closed``) for metrics.
+    ``clock`` times the storage's rests and log intervals; ``window_clock`` is the
+    wall clock ``memory://`` windows are counted on (Redis keeps its own time).
     """
 
     def __init__(
@@ -151,13 +96,20 @@ class RateLimiter:
         timeout: float = 0.5,
         fail_closed: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        window_clock: Callable[[], float] = time.time,
     ) -> None:
         self.fail_closed = fail_closed
         self.counts: Counter[tuple[str, str]] = Counter()
         self._clock = clock
         self._timeout = timeout
         self._pool: redis.asyncio.ConnectionPool | None = None
-        self._storage = self._open(check_storage_uri(storage_uri), key_prefix, timeout)
+        self._memory: MemoryCounters | None = None
+        self._storage: Storage | None = None
+        uri = check_storage_uri(storage_uri)
+        if uri == "memory://":
+            self._memory = MemoryCounters(window_clock)
+        else:
+            self._storage = self._open_redis(uri, key_prefix, timeout)
         self._strategies: dict[str, Strategy] = {}
         self._skip_storage_until = -math.inf
         self._failing = False
@@ -166,9 +118,13 @@ class RateLimiter:
         self._last_error: BaseException | None = None
         self._outage_logged = False
 
-    def _open(self, uri: str, key_prefix: str, timeout: float) -> Storage:
-        if uri == "memory://":
-            return MemoryStorage(wrap_exceptions=True)
+    @property
+    def in_process(self) -> bool:
+        """Counts in this process's memory: answers without I/O, so calls gain
+        nothing from running concurrently."""
+        return self._memory is not None
+
+    def _open_redis(self, uri: str, key_prefix: str, timeout: float) -> Storage:
         # Our own pool: short timeouts and no retries with backoff (redis-py's
         # default client retries three times with up to seconds of sleep), so a
         # dead Redis costs a request milliseconds; and we can close it.
@@ -186,38 +142,59 @@ class RateLimiter:
     def _strategy(self, policy: Policy) -> Strategy:
         strategy = self._strategies.get(policy.strategy)
         if strategy is None:
+            assert self._storage is not None, "memory:// counts without limits strategies"
             strategy = _STRATEGIES[policy.strategy](self._storage)
             self._strategies[policy.strategy] = strategy
         return strategy
 
-    async def hit(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
+    async def hit(
+        self, policy: Policy, key: str, *, cost: int = 1, report: bool = False
+    ) -> Decision:
         """Charge ``cost`` to every limit of ``policy`` for ``key``, shortest window first.
 
-        Stops at the first limit that refuses; the limits before it stay charged.
+        In memory, all limits are charged or none. In Redis, the limits are asked
+        one by one and the first that refuses stops it; the limits before it stay
+        charged. ``report``: the decision carries the quotas (see :meth:`usage`),
+        unless the storage failed.
         """
-        return await self._decide(policy, key, cost, charge=True)
+        return await self._decide(policy, key, cost, charge=True, report=report)
 
-    async def peek(self, policy: Policy, key: str, *, cost: int = 1) -> Decision:
+    async def peek(
+        self, policy: Policy, key: str, *, cost: int = 1, report: bool = False
+    ) -> Decision:
         """Would ``cost`` more hits fit under every limit? Charges nothing."""
-        return await self._decide(policy, key, cost, charge=False)
+        return await self._decide(policy, key, cost, charge=False, report=report)
 
-    async def _decide(self, policy: Policy, key: str, cost: int, *, charge: bool) -> Decision:
+    async def _decide(
+        self, policy: Policy, key: str, cost: int, *, charge: bool, report: bool
+    ) -> Decision:
+        if self._memory is not None:
+            # Cannot fail, so it never rests and is never "answering again".
+            decision = self._memory.decide(policy, key, cost, charge=charge, report=report)
+            if not decision.allowed:
+                self.counts[(policy.name, "limited")] += 1
+            elif charge:
+                self.counts[(policy.name, "allowed")] += 1
+            return decision
         if self._storage_resting():
             return self._without_storage(policy)
         strategy = self._strategy(policy)
         ask = strategy.hit if charge else strategy.test
+        exceeded = None
         try:
             for index, item in enumerate(policy.items):
                 if not await ask(item, policy.name, key, cost=cost):
-                    self._storage_answered()
-                    self.counts[(policy.name, "limited")] += 1
-                    return Decision(False, exceeded=index)
+                    exceeded = index
+                    break
         except _STORAGE_ERRORS as exc:
             return self._without_storage(policy, exc)
         self._storage_answered()
-        if charge:
+        if exceeded is not None:
+            self.counts[(policy.name, "limited")] += 1
+        elif charge:
             self.counts[(policy.name, "allowed")] += 1
-        return Decision(True)
+        quotas = await self.usage(policy, key, exceeded=exceeded) if report else None
+        return Decision(exceeded is None, exceeded, quotas=quotas)
 
     async def usage(
         self, policy: Policy, key: str, *, exceeded: int | None = None
@@ -227,6 +204,8 @@ class RateLimiter:
         ``exceeded`` (from a refusing :class:`Decision`) reports that limit as spent:
         the sliding-window counter may refuse while its rounded remainder is still 1.
         """
+        if self._memory is not None:
+            return self._memory.usage(policy, key, exceeded=exceeded)
         if self._storage_resting():
             return None
         strategy = self._strategy(policy)
@@ -256,7 +235,9 @@ class RateLimiter:
             raise ConnectionError("the rate-limit storage does not answer")
 
     async def check(self) -> bool:
-        """True if the storage answers (for readiness probes)."""
+        """True if the storage answers (for readiness probes); memory always does."""
+        if self._storage is None:
+            return True
         try:
             return bool(await self._storage.check())
         except _STORAGE_ERRORS:
@@ -291,9 +272,6 @@ class RateLimiter:
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
-        timer = getattr(self._storage, "timer", None)
-        if isinstance(timer, asyncio.Task):
-            timer.cancel()
 
     def _storage_resting(self) -> bool:
         now = self._clock()

@@ -256,7 +256,8 @@ class FlakyStrategy:
 
 async def test_one_probe_at_a_time_while_the_storage_is_down(monkeypatch):
     clock = FakeClock(1000.0)
-    limiter = RateLimiter("memory://", timeout=0.5, clock=clock)
+    # A Redis limiter (memory:// cannot fail); the strategy below stands in for its storage.
+    limiter = RateLimiter(f"redis://127.0.0.1:{closed_port()}/15", timeout=0.5, clock=clock)
     strategy = FlakyStrategy()
     monkeypatch.setattr(limiter, "_strategy", lambda policy: strategy)
     policy = Policy("p", "5/minute")
@@ -281,6 +282,7 @@ async def test_one_probe_at_a_time_while_the_storage_is_down(monkeypatch):
     assert (await limiter.hit(policy, "k")) == Decision(True)  # back in service at once
     assert strategy.calls == 3
     assert limiter.counts[("p", "failed_open")] == 7
+    await limiter.aclose()
 
 
 async def test_fail_closed_refuses_without_storage():

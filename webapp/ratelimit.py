@@ -27,10 +27,11 @@ Counting happens in two stages, both before the handler runs:
 Failed authentications are counted per IP in a separate budget that a success
 never consumes: bad or forged tokens here, failed client or password checks
 wherever a token endpoint calls :meth:`RequestLimits.record_failed_auth`.
-A failure is only known once the check is done, so every check in progress
-holds a slot of that budget until it ends (:meth:`RequestLimits.release`):
-fifty garbage tokens sent at once get as many checks as the budget allows,
-not fifty. The slots are counted per process.
+Only recorded failures count: a request that presents credentials is refused
+unchecked once its IP has spent that budget, while checks still in progress
+hold nothing, so honest clients behind one NAT address never lock each other
+out. The price is that a burst sent at once is checked until its first
+failures are recorded: at most the budget plus the requests in flight.
 """
 
 from __future__ import annotations
@@ -155,17 +156,23 @@ class RequestLimits:
         if route_key is not None:
             checks.append((policy, route_key))
         calls = [
-            self.limiter.peek(p, key) if p is self.failed_auth else self.limiter.hit(p, key)
+            self.limiter.peek(p, key)
+            if p is self.failed_auth
+            # The route's own check brings the quotas for the response headers.
+            else self.limiter.hit(p, key, report=key == route_key)
             for p, key in checks
         ]
-        # Usually one call: awaited directly, since tasks cost more than the memory storage.
-        decisions = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        if len(calls) == 1 or self.limiter.in_process:
+            # Nothing to overlap: tasks would cost more than the calls.
+            decisions = [await call for call in calls]
+        else:
+            decisions = await asyncio.gather(*calls)
         for (checked, key), decision in zip(checks, decisions, strict=True):
             if not decision.allowed:
                 raise await self._refusal(checked, key, decision)
-        if route_key is None or decisions[-1].storage_failed:
+        if route_key is None:
             return Admission()
-        return Admission(_headers(await self.limiter.usage(policy, route_key)))
+        return Admission(_headers(decisions[-1].quotas))
 
     async def for_principal(self, ref: PolicyRef, principal: Principal) -> dict[str, str]:
         """Stage 2: the handler's policy for the authenticated ``principal``.
@@ -177,12 +184,10 @@ class RequestLimits:
         if policy is None:
             return {}
         key = f"sub:{_key_part(principal.issuer)}|{_key_part(principal.subject)}"
-        decision = await self.limiter.hit(policy, key)
+        decision = await self.limiter.hit(policy, key, report=True)
         if not decision.allowed:
             raise await self._refusal(policy, key, decision)
-        if decision.storage_failed:
-            return {}
-        return _headers(await self.limiter.usage(policy, key))
+        return _headers(decision.quotas)
 
     async def record_failed_auth(self, request: HTTPServerRequest) -> None:
         """Count one failed authentication (bad token, client secret or password) for the IP."""
@@ -198,7 +203,11 @@ class RequestLimits:
                 headers={"Retry-After": str(_FAIL_CLOSED_RETRY_AFTER)},
                 reason="ratelimit_unavailable",
             )
-        quotas = await self.limiter.usage(policy, key, exceeded=decision.exceeded)
+        quotas = decision.quotas
+        if quotas is None:
+            # Only the route's own check reports. If the storage failed to report,
+            # asking again costs nothing: it rests, and usage() answers None at once.
+            quotas = await self.limiter.usage(policy, key, exceeded=decision.exceeded)
         index = decision.exceeded or 0
         if quotas is not None:
             retry_after = quotas[index].reset_after
