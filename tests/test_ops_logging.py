@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ import pytest
 from tests.helpers import ScopedHandler, app_with, signed
 from tests.live import live_jotguard
 from webapp.handler import JsonHandler
-from webapp.logs import JsonFormatter, TextFormatter
+from webapp.logs import JsonFormatter, TextFormatter, tag_worker
 from webapp.openapi import operation, text_response
 
 
@@ -231,3 +232,22 @@ def test_text_lines_carry_the_time_to_the_millisecond_as_logging_would():
         record = logging.LogRecord("jotguard", logging.INFO, "", 0, "hi", (), None)
         record.created, record.msecs = created, (created - int(created)) * 1000
         assert formatter.formatTime(record) == standard.formatTime(record)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_worker_lines_are_tagged_and_still_redacted(fmt, monkeypatch):
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    tag_worker(3)
+    record = logging.LogRecord(
+        "tornado.general", logging.WARNING, "", 0, "bad: Bearer %s", ("a" * 40,), None
+    )
+    line = handler.format(record)
+    assert "a" * 40 not in line
+    assert "[redacted]" in line
+    if fmt == "json":
+        entry = json.loads(line)
+        assert (entry["worker"], entry["pid"]) == (3, os.getpid())
+    else:
+        assert f"[worker 3 pid {os.getpid()}] tornado.general:" in line

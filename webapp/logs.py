@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -56,8 +57,11 @@ def redact(text: str) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """``time LEVEL logger: message``; ``tag`` (a worker's) goes before the logger name."""
+
+    def __init__(self, tag: str = "") -> None:
+        tag = tag.replace("%", "%%") + " " if tag else ""
+        super().__init__(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s")
         self._second = -1
         self._second_text = ""
 
@@ -74,13 +78,19 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; a record's ``fields`` (the access log's) become keys."""
+    """One JSON object per line; a record's ``fields`` (the access log's) become keys,
+    and so do ``tags`` (a worker's number and pid) on every line."""
+
+    def __init__(self, tags: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.tags = dict(tags or {})
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": _utc(record.created),
             "level": record.levelname,
             "logger": record.name,
+            **self.tags,
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
@@ -89,6 +99,16 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return redact(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+def tag_worker(number: int) -> None:
+    """Mark every line of this process as worker ``number``'s, in the configured format."""
+    pid = os.getpid()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.setFormatter(JsonFormatter({"worker": number, "pid": pid}))
+        else:
+            handler.setFormatter(TextFormatter(f"[worker {number} pid {pid}]"))
 
 
 def _utc(created: float) -> str:

@@ -20,6 +20,9 @@ Counting happens in two stages, both before the handler runs:
      client IP (or by ``client_id`` + IP on ``per_client`` endpoints, which are
      also charged to the ``preauth`` guard, since the client picks the id).
 
+   A token this process has verified before skips stage 1: the guards exist to
+   protect verification work, and it needs none (``AuthenticatedHandler.prepare``).
+
 2. **After authentication**: the handler's policy, keyed by the verified
    principal (issuer + ``sub``), so users behind one NAT do not share a budget
    and a user on several networks does not get several.
@@ -39,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -183,7 +187,7 @@ class RequestLimits:
         policy = self.policy(ref)
         if policy is None:
             return {}
-        key = f"sub:{_key_part(principal.issuer)}|{_key_part(principal.subject)}"
+        key = _principal_key(principal.issuer, principal.subject)
         decision = await self.limiter.hit(policy, key, report=True)
         if not decision.allowed:
             raise await self._refusal(policy, key, decision)
@@ -250,6 +254,12 @@ def offered_client_id(request: HTTPServerRequest) -> str | None:
         return values[0].decode("utf-8") or None
     except UnicodeDecodeError:
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _principal_key(issuer: str, subject: str) -> str:
+    # Cached: the same few users send most requests, and quoting is dear per request.
+    return f"sub:{_key_part(issuer)}|{_key_part(subject)}"
 
 
 def _key_part(value: str) -> str:

@@ -22,6 +22,7 @@ from types import FrameType
 from tornado.netutil import bind_sockets
 
 from backends.errors import ConfigError
+from webapp.logs import tag_worker
 from webapp.server import SHUTDOWN_GRACE_SECONDS, run_service
 from webapp.services import local_keyring
 from webapp.settings import Settings
@@ -40,9 +41,7 @@ def _run_worker(settings: Settings, sockets: list[socket.socket], number: int) -
     """The body of a forked worker: the whole service on the inherited sockets."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)  # serve() installs its own on its loop
-    fmt = f"%(asctime)s %(levelname)s [worker {number} pid %(process)d] %(name)s: %(message)s"
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter(fmt))
+    tag_worker(number)
     try:
         run_service(settings, sockets=sockets)
     except Exception:
