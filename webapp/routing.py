@@ -91,11 +91,21 @@ def route_of(routes: list[Route], request: HTTPServerRequest) -> str:
     return UNMATCHED
 
 
-def handler_methods(handler: type[RequestHandler]) -> list[str]:
-    """The HTTP methods ``handler`` implements, OPTIONS aside (every JsonHandler answers it)."""
-    return [
-        method
-        for method in RequestHandler.SUPPORTED_METHODS
-        if method != "OPTIONS"
-        and getattr(handler, method.lower()) is not getattr(RequestHandler, method.lower())
-    ]
+def handler_methods(handler: type[RequestHandler]) -> tuple[str, ...]:
+    """The HTTP methods ``handler`` implements, OPTIONS aside (every JsonHandler answers it).
+
+    Cached per class (a class's methods are fixed once defined): protected routes ask
+    on every request, before any credential work.
+    """
+    methods = _METHODS.get(handler)
+    if methods is None:
+        methods = _METHODS[handler] = tuple(
+            method
+            for method in RequestHandler.SUPPORTED_METHODS
+            if method != "OPTIONS"
+            and getattr(handler, method.lower()) is not getattr(RequestHandler, method.lower())
+        )
+    return methods
+
+
+_METHODS: dict[type[RequestHandler], tuple[str, ...]] = {}
