@@ -211,6 +211,13 @@ def report(results: list[Measured]) -> None:
                 name = m.target.name.removeprefix("jotguard ")
                 ratios = paired(m.rates("/test-auth"), theirs)
                 print(f"  {name} over {peer.target.name}: {spread(ratios)}x")
+    tornado = next((p for p in peers if p.target.name == "tornado"), None)
+    if tornado is not None:
+        print()
+        print("protected req/s over plain Tornado's hello world (its /test: the ceiling):")
+        for m in [*ours, *(p for p in peers if p is not tornado)]:
+            ratios = paired(m.rates("/test-auth"), tornado.rates("/test"))
+            print(f"  {m.target.name}: {spread(ratios)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,9 +29,7 @@ PEERS = Path(__file__).resolve().parent / "peers"
 AUDIENCE = "jotguard"
 JOTGUARD = (sys.executable, "-m", "webapp")
 # Rate limiting stays on and counts every request (its cost is measured), with limits no
-# benchmark reaches: a 429 is no measurement (and would void the run). FAILED_AUTH too:
-# its budget also counts checks in progress, and 50 connections from one address exceed
-# the default 10 at once.
+# benchmark reaches: a 429 is no measurement (and would void the run).
 UNREACHABLE_LIMITS = {
     f"JOTGUARD_RATELIMIT_{name}": "100000000/minute"
     for name in ("DEFAULT", "PREAUTH", "ADMIN", "FAILED_AUTH")
@@ -314,6 +312,19 @@ class FastAPIPeer(Target):
         return command, _peer_env(ctx, self.port), PEERS
 
 
+class TornadoPeer(Target):
+    """Plain Tornado + joserfc on uvloop, from the project's own environment."""
+
+    name = "tornado"
+    kind = "peer"
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def command(self, ctx: Context) -> tuple[list[str], dict[str, str], Path]:
+        return [sys.executable, "tornado_peer.py"], _peer_env(ctx, self.port), PEERS
+
+
 def cleanup_redis(ctx: Context) -> None:
     """Delete every key this run wrote to Redis (its own prefixes only)."""
     if not ctx.redis_prefixes:
@@ -331,7 +342,11 @@ def cleanup_redis(ctx: Context) -> None:
         print(f"could not remove the run's Redis keys ({exc})")
 
 
-PEER_TYPES: dict[str, Callable[[int], Target]] = {"express": ExpressPeer, "fastapi": FastAPIPeer}
+PEER_TYPES: dict[str, Callable[[int], Target]] = {
+    "express": ExpressPeer,
+    "fastapi": FastAPIPeer,
+    "tornado": TornadoPeer,
+}
 
 
 def new_port() -> int:
