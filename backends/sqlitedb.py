@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,46 @@ from backends.errors import BackendUnavailable
 T = TypeVar("T")
 
 BUSY_TIMEOUT_SECONDS = 5.0
+
+
+def open_connection(path: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> sqlite3.Connection:
+    """Open ``path`` in WAL mode with durable commits, creating it 0600 if need be.
+
+    The connection may be used from another thread than the one that opened it,
+    but by one thread at a time.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Created 0600 before SQLite does (it would honour the umask); its WAL and
+    # shared-memory files then take the same mode.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    connection = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        _enable_wal(connection, busy_timeout)
+        connection.execute("PRAGMA synchronous=FULL")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _enable_wal(connection: sqlite3.Connection, busy_timeout: float) -> None:
+    # Switching to WAL while another process opens the same new file can fail with
+    # "database is locked" at once: SQLite skips the busy handler there to avoid a
+    # deadlock. The server and the CLI do open the file together, so retry until
+    # the busy timeout, as SQLite would for any other lock.
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class SQLiteDatabase:
@@ -38,16 +79,8 @@ class SQLiteDatabase:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Created 0600 before SQLite does (it would honour the umask); its WAL and
-            # shared-memory files then take the same mode.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
-            )
+            connection = open_connection(self.path)
             try:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=FULL")
                 connection.execute("PRAGMA foreign_keys=ON")
                 connection.executescript(self._schema)
             except BaseException:
