@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import re
 from collections.abc import Iterator
+from unittest import mock
 
 import pytest
 
 from tests.helpers import ScopedHandler, app_with, signed
 from tests.live import live_jotguard
+from webapp import access
 from webapp.handler import JsonHandler
-from webapp.logs import JsonFormatter, TextFormatter, tag_worker
+from webapp.logs import JsonFormatter, LineHandler, TextFormatter, tag_worker
 from webapp.openapi import operation, text_response
 
 
@@ -251,3 +254,113 @@ def test_worker_lines_are_tagged_and_still_redacted(fmt, monkeypatch):
         assert (entry["worker"], entry["pid"]) == (3, os.getpid())
     else:
         assert f"[worker 3 pid {os.getpid()}] tornado.general:" in line
+
+
+# -- the access log's direct path (jotguard's own handler alone on the root) ----------------
+
+
+def _masked(line: str) -> str:
+    """``line`` without what differs between two requests: time, duration and request id."""
+    if line.startswith("{"):
+        entry = json.loads(line)
+        for key in ("time", "duration_ms", "request_id", "message"):
+            entry.pop(key)
+        return json.dumps(entry, sort_keys=True)
+    line = re.sub(r"^\S+ \S+ ", "", line)
+    return re.sub(r" [0-9.]+ms request_id=\S+", "", line)
+
+
+@contextlib.contextmanager
+def sole(handler: logging.Handler, *others: logging.Handler) -> Iterator[None]:
+    """``handler`` (and ``others``) alone on the root for the block, at DEBUG."""
+    root = logging.getLogger()
+    with mock.patch.object(root, "handlers", [handler, *others]):
+        previous = root.level
+        root.setLevel(logging.DEBUG)
+        try:
+            yield
+        finally:
+            root.setLevel(previous)
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
+async def test_the_direct_path_writes_what_logging_would(fetch, services, formatter):
+    issued = services.issuer.sign(services.issuer.claims_for("alice"))
+    direct, through_logging = io.StringIO(), io.StringIO()
+
+    handler = LineHandler(direct)
+    handler.setFormatter(formatter)
+    with sole(handler), mock.patch.object(access.log, "log", wraps=access.log.log) as record:
+        await fetch("/test-auth", token=issued.token)
+        await fetch("/test-auth", token="not-a-token")
+        handler.flush()
+    assert record.call_count == 0  # no LogRecord was made
+    # A second handler on the root sends the same requests through logging's records.
+    handler = LineHandler(through_logging)
+    handler.setFormatter(formatter)
+    with (
+        sole(handler, logging.NullHandler()),
+        mock.patch.object(access.log, "log", wraps=access.log.log) as record,
+    ):
+        await fetch("/test-auth", token=issued.token)
+        await fetch("/test-auth", token="not-a-token")
+    assert record.call_count == 2
+
+    lines = direct.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "auth=success sub=alice" in lines[0] or '"auth": "success"' in lines[0]
+    assert [_masked(x) for x in lines] == [
+        _masked(x) for x in through_logging.getvalue().splitlines()
+    ]
+
+
+async def test_direct_lines_are_written_once_the_loop_turns_and_keep_their_order():
+    stream = io.StringIO()
+    handler = LineHandler(stream)
+    handler.setFormatter(TextFormatter())
+    with sole(handler):
+        logging.getLogger("jotguard.access").info("first")  # through logging: written now
+        assert handler.write_line(logging.INFO, "jotguard.access", "second", {})
+        assert handler.write_line(logging.INFO, "jotguard.access", "third", {})
+        assert stream.getvalue().count("\n") == 1  # the two wait for the loop's turn
+        logging.getLogger("jotguard").warning("fourth")  # writes what waits, then itself
+        assert handler.write_line(logging.INFO, "jotguard.access", "fifth", {})
+        await asyncio.sleep(0)
+    messages = [line.rsplit(": ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert messages == ["first", "second", "third", "fourth", "fifth"]
+
+
+def test_direct_lines_outside_a_loop_are_written_at_once_and_shutdown_writes_the_rest():
+    stream = io.StringIO()
+    handler = LineHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    assert handler.write_line(logging.INFO, "jotguard.access", "now", {"status": 200})
+    assert json.loads(stream.getvalue())["status"] == 200
+
+    async def pending() -> None:
+        handler.write_line(logging.INFO, "jotguard.access", "later", {"status": 201})
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(pending())  # the loop stops before its write runs
+    finally:
+        loop.close()
+    handler.flush()  # what logging.shutdown() does at exit
+    assert [json.loads(x)["status"] for x in stream.getvalue().splitlines()] == [200, 201]
+
+
+async def test_a_filter_on_the_access_logger_is_honoured(fetch):
+    stream = io.StringIO()
+    handler = LineHandler(stream)
+    handler.setFormatter(TextFormatter())
+    access = logging.getLogger("jotguard.access")
+    with sole(handler):
+        access.addFilter(lambda record: "/test " not in record.getMessage())
+        try:
+            await fetch("/test")
+            await fetch("/nowhere")
+        finally:
+            access.filters.clear()
+        handler.flush()
+    [line] = stream.getvalue().splitlines()
+    assert " 404 " in line

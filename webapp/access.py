@@ -15,6 +15,7 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from backends.principal import Principal
+from webapp.logs import sole_handler
 from webapp.metrics import Metrics
 
 log = logging.getLogger("jotguard.access")
@@ -82,4 +83,7 @@ def record_request(handler: RequestHandler, route: str, metrics: Metrics | None)
         for key, value in fields.items()
         if key not in {"method", "route", "status", "duration_ms"}
     )
-    log.log(level, "%s %s", head, tail, extra={"fields": fields})
+    message = f"{head} {tail}"
+    output = sole_handler(log, level)
+    if output is None or not output.write_line(level, log.name, message, fields):
+        log.log(level, "%s", message, extra={"fields": fields})

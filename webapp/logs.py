@@ -7,6 +7,8 @@ formatted line therefore passes through :func:`redact` before it is written.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -60,21 +62,35 @@ class TextFormatter(logging.Formatter):
     """``time LEVEL logger: message``; ``tag`` (a worker's) goes before the logger name."""
 
     def __init__(self, tag: str = "") -> None:
-        tag = tag.replace("%", "%%") + " " if tag else ""
-        super().__init__(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s")
+        super().__init__()
+        self._tag = f"{tag} " if tag else ""
         self._second = -1
         self._second_text = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return self._stamp(record.created, record.msecs)
+
+    def _stamp(self, created: float, msecs: float) -> str:
         # One strftime per second, not per line: the access log writes a line per request.
-        second = int(record.created)
+        second = int(created)
         if second != self._second:
             self._second_text = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
-        return f"{self._second_text},{int(record.msecs):03d}"
+        return f"{self._second_text},{int(msecs):03d}"
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        stamp = self._stamp(record.created, record.msecs)
+        return f"{stamp} {record.levelname} {self._tag}{record.name}: {record.message}"
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+    def render(
+        self, created: float, level: int, name: str, message: str, fields: Mapping[str, Any]
+    ) -> str:
+        """The line :meth:`format` writes for such a record, without building the record."""
+        stamp = self._stamp(created, (created - int(created)) * 1000)
+        return redact(f"{stamp} {logging.getLevelName(level)} {self._tag}{name}: {message}")
 
 
 class JsonFormatter(logging.Formatter):
@@ -86,19 +102,115 @@ class JsonFormatter(logging.Formatter):
         self.tags = dict(tags or {})
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": _utc(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            **self.tags,
-            "message": record.getMessage(),
-        }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, Mapping):
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        return self._line(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            fields if isinstance(fields, Mapping) else None,
+            exception,
+        )
+
+    def render(
+        self, created: float, level: int, name: str, message: str, fields: Mapping[str, Any]
+    ) -> str:
+        """The line :meth:`format` writes for such a record, without building the record."""
+        return self._line(created, logging.getLevelName(level), name, message, fields, None)
+
+    def _line(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        message: str,
+        fields: Mapping[str, Any] | None,
+        exception: str | None,
+    ) -> str:
+        entry: dict[str, Any] = {
+            "time": _utc(created),
+            "level": levelname,
+            "logger": name,
+            **self.tags,
+            "message": message,
+        }
+        if fields is not None:
             entry.update(fields)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if exception is not None:
+            entry["exception"] = exception
         return redact(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """jotguard's own handler, the one :func:`configure_logging` installs.
+
+    It can :meth:`write_line` a line without a ``LogRecord``: the access log writes
+    one per request, and building the record, passing it down the logger tree and
+    formatting it cost more than the rest of the line's work. On the event loop
+    those lines are written together once the loop's current callbacks have run,
+    one write for many requests; every other record first writes what is pending,
+    so lines keep their order.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+
+    def write_line(self, level: int, name: str, message: str, fields: Mapping[str, Any]) -> bool:
+        """Write the line a record would become; False when it must go through ``logging``."""
+        formatter = self.formatter
+        if not isinstance(formatter, TextFormatter | JsonFormatter):
+            return False
+        line = formatter.render(time.time(), level, name, message, fields)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self.lock:  # type: ignore[union-attr]
+            if loop is not None:
+                if not self._pending:
+                    loop.call_soon(self.flush)
+                self._pending.append(line + self.terminator)
+                return True
+            try:
+                self.stream.write(line + self.terminator)
+                super().flush()
+            except (OSError, ValueError):
+                return False  # logging reports the failure its own way
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.flush()
+        super().emit(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._pending:
+                text, self._pending = "".join(self._pending), []
+                with contextlib.suppress(OSError, ValueError):
+                    self.stream.write(text)
+            super().flush()
+
+
+def sole_handler(logger: logging.Logger, level: int) -> LineHandler | None:
+    """The jotguard handler a ``level`` record of ``logger`` would reach, if it is the only
+    thing that would see it: no filter, no other handler on the way to the root.
+
+    Checked on each call, so a handler or filter added at any time (pytest's caplog,
+    an embedding application's own) is honoured through ``logging`` as usual.
+    """
+    current: logging.Logger | None = logger
+    while current is not None and current.parent is not None:
+        if current.handlers or current.filters or current.disabled or not current.propagate:
+            return None
+        current = current.parent
+    if current is None or current.filters or len(current.handlers) != 1:
+        return None
+    handler = current.handlers[0]
+    if type(handler) is not LineHandler or handler.filters or level < handler.level:
+        return None
+    return handler
 
 
 def tag_worker(number: int) -> None:
@@ -118,7 +230,7 @@ def _utc(created: float) -> str:
 
 def configure_logging(level: str, fmt: str, stream: TextIO = sys.stderr) -> None:
     """Route every logger to ``stream`` in ``fmt`` ("text" or "json")."""
-    handler = logging.StreamHandler(stream)
+    handler = LineHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Neither format shows the caller's file and line, thread or process: the logging
