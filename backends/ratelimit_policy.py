@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 from limits import RateLimitItem, parse_many
 
@@ -61,9 +61,11 @@ class Policy:
         object.__setattr__(self, "items", parse_limits(self.limits))
 
 
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """Where one limit of a policy stands for one key (what the RateLimit headers say)."""
+class Quota(NamedTuple):
+    """Where one limit of a policy stands for one key (what the RateLimit headers say).
+
+    A named tuple: one is made per limit on every counted request.
+    """
 
     name: str
     limit: int

@@ -67,7 +67,7 @@ _MAX_KEY_PART = 128
 _FAIL_CLOSED_RETRY_AFTER = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admission:
     """A request let through stage 1."""
 
@@ -275,7 +275,19 @@ def _headers(quotas: tuple[Quota, ...] | None) -> dict[str, str]:
     """The ``RateLimit-Policy`` and ``RateLimit`` fields of draft-ietf-httpapi-ratelimit-headers."""
     if not quotas:
         return {}
+    if len(quotas) == 1:  # the usual policy: one limit, no joins
+        (q,) = quotas
+        return {
+            "RateLimit-Policy": _policy_item(q.name, q.limit, q.window),
+            "RateLimit": f'"{q.name}";r={q.remaining};t={q.reset_after}',
+        }
     return {
-        "RateLimit-Policy": ", ".join(f'"{q.name}";q={q.limit};w={q.window}' for q in quotas),
+        "RateLimit-Policy": ", ".join(_policy_item(q.name, q.limit, q.window) for q in quotas),
         "RateLimit": ", ".join(f'"{q.name}";r={q.remaining};t={q.reset_after}' for q in quotas),
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _policy_item(name: str, limit: int, window: int) -> str:
+    # The same few policies on every response.
+    return f'"{name}";q={limit};w={window}'
