@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import socket
+from typing import Any
 
 import uvloop
 from tornado.httpserver import HTTPServer
@@ -40,7 +41,7 @@ async def serve(settings: Settings, *, sockets: list[socket.socket] | None = Non
             " this server. Use sqlite:///, redis:// or mongodb:// in production."
         )
     app = make_app(services)
-    server = HTTPServer(app)
+    server = HTTPServer(app, **connection_limits(settings))
     if sockets is None:
         sockets = bind_sockets(settings.port, settings.host)
     server.add_sockets(sockets)
@@ -73,9 +74,19 @@ async def serve(settings: Settings, *, sockets: list[socket.socket] | None = Non
     log.info("stopped")
 
 
+def connection_limits(settings: Settings) -> dict[str, Any]:
+    """What a connection may hold and for how long; Tornado's defaults are 100 MB and an hour."""
+    return {
+        # Bodies without a Content-Length (chunked) are cut off here, with Tornado's 400.
+        "max_body_size": settings.max_body_bytes,
+        "idle_connection_timeout": settings.idle_timeout,
+        "body_timeout": settings.body_timeout,
+    }
+
+
 def listen_metrics(services: Services, port: int) -> tuple[HTTPServer, str]:
     """Serve ``/metrics`` alone on 127.0.0.1:``port``: scrapers only, never the public."""
-    server = HTTPServer(make_metrics_app(services))
+    server = HTTPServer(make_metrics_app(services), **connection_limits(services.settings))
     sockets = bind_sockets(port, METRICS_HOST)
     server.add_sockets(sockets)
     return server, _address(sockets[0])

@@ -203,6 +203,7 @@ class Services:
             "metrics": self.metrics,
             "cors": self.cors,
             "rate_limits": self.rate_limits,
+            "max_body_bytes": self.settings.max_body_bytes,
         }
 
     async def close(self) -> None:

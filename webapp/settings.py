@@ -260,6 +260,24 @@ class Settings:
     log_format: str = setting(
         "JOTGUARD_LOG_FORMAT", "text", _log_format, "Log lines as text or JSON (one per line)."
     )
+    max_body_bytes: int = setting(
+        "JOTGUARD_MAX_BODY_BYTES",
+        1024 * 1024,
+        _int_between(1024, 1024**3),
+        "Largest request body accepted; a larger Content-Length is answered 413 unread.",
+    )
+    idle_timeout: float = setting(
+        "JOTGUARD_IDLE_TIMEOUT",
+        60.0,
+        remote_settings.seconds_between(0.1, 3600.0),
+        "Seconds a connection may stay idle, or take to send a request's headers.",
+    )
+    body_timeout: float = setting(
+        "JOTGUARD_BODY_TIMEOUT",
+        30.0,
+        remote_settings.seconds_between(0.1, 3600.0),
+        "Seconds a client may take to send a request's body.",
+    )
     ready_timeout: float = setting(
         "JOTGUARD_READY_TIMEOUT",
         0.8,

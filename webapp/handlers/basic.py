@@ -1,9 +1,11 @@
-"""The tutorial's two routes and liveness."""
+"""The tutorial's two routes, liveness, and the answers no route gives: an unknown
+path, a body over the size limit."""
 
 from __future__ import annotations
 
-from tornado.web import HTTPError
+from tornado.web import HTTPError, stream_request_body
 
+from webapp.errors import ApiError
 from webapp.handler import AuthenticatedHandler, JsonHandler
 from webapp.openapi import json_response, operation, text_response
 
@@ -61,3 +63,19 @@ class NotFoundHandler(JsonHandler):
         # Charged like any route, so probing for paths is limited too.
         await self.limit_request(authenticating=False)
         raise HTTPError(404)
+
+
+@stream_request_body
+class BodyTooLargeHandler(JsonHandler):
+    """413 for a request whose Content-Length is over ``max_body_bytes``, sent before
+    the body is read: Tornado then closes the connection rather than read it."""
+
+    async def prepare(self) -> None:
+        await self.limit_request(authenticating=False)
+        limit = self.settings["max_body_bytes"]
+        raise ApiError(
+            413, "request_too_large", f"The body is larger than the {limit} bytes accepted"
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        pass  # never called: prepare always refuses
