@@ -68,7 +68,8 @@ class JotguardApplication(Application):
         declared = declared_length(request)
         if limit is not None and declared is not None and declared > limit:
             if isinstance(request.connection, HTTP1Connection):
-                # Tornado's own check would answer first, with a bare 400 and no body.
+                # Else Tornado's own check refuses the length and closes under the client
+                # before the 413 is read; raised, it discards the body while the 413 goes out.
                 request.connection.set_max_body_size(declared)
             return super().get_handler_delegate(request, BodyTooLargeHandler)
         return super().get_handler_delegate(request, target_class, *args, **kwargs)

@@ -67,8 +67,8 @@ class NotFoundHandler(JsonHandler):
 
 @stream_request_body
 class BodyTooLargeHandler(JsonHandler):
-    """413 for a request whose Content-Length is over ``max_body_bytes``, sent before
-    the body is read: Tornado then closes the connection rather than read it."""
+    """413 for a request whose Content-Length is over ``max_body_bytes``, sent once the
+    headers are read: Tornado discards the body while it goes out, then closes."""
 
     async def prepare(self) -> None:
         await self.limit_request(authenticating=False)
