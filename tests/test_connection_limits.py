@@ -103,8 +103,12 @@ def test_limits_out_of_range_are_a_settings_error_naming_the_variable(tmp_path, 
         )
 
 
-def test_serve_refuses_big_bodies_closes_idle_connections_and_cuts_chunked_bodies(tmp_path):
-    env = {"JOTGUARD_IDLE_TIMEOUT": "0.5", "JOTGUARD_MAX_BODY_BYTES": str(LIMIT)}
+def test_serve_refuses_big_bodies_and_lets_go_of_idle_slow_and_chunked_clients(tmp_path):
+    env = {
+        "JOTGUARD_IDLE_TIMEOUT": "0.5",
+        "JOTGUARD_BODY_TIMEOUT": "0.5",
+        "JOTGUARD_MAX_BODY_BYTES": str(LIMIT),
+    }
     with live_jotguard(tmp_path / "data", env) as server:
         # The server's own limit is the same number: the 413 must still come first, alone,
         # and reach a client that sends its body without waiting (no Expect: 100-continue)
@@ -118,6 +122,12 @@ def test_serve_refuses_big_bodies_closes_idle_connections_and_cuts_chunked_bodie
         with socket.create_connection((host, int(port)), timeout=10) as idle:
             started = time.monotonic()
             assert idle.recv(1) == b""
+            assert time.monotonic() - started < 5
+        # A body that stops coming is given up on, connection and all.
+        with socket.create_connection((host, int(port)), timeout=10) as slow:
+            slow.sendall(post_head("/oauth/token", 100).encode() + b"grant_type=")
+            started = time.monotonic()
+            assert slow.recv(1) == b""
             assert time.monotonic() - started < 5
         # A chunked body has no Content-Length to refuse up front: it is cut at the limit.
         with socket.create_connection((host, int(port)), timeout=10) as chunked:
