@@ -22,7 +22,8 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio
@@ -147,9 +148,9 @@ class RateLimiter:
             self._strategies[policy.strategy] = strategy
         return strategy
 
-    async def hit(
+    def hit(
         self, policy: Policy, key: str, *, cost: int = 1, report: bool = False
-    ) -> Decision:
+    ) -> Coroutine[Any, Any, Decision]:
         """Charge ``cost`` to every limit of ``policy`` for ``key``, shortest window first.
 
         In memory, all limits are charged or none. In Redis, the limits are asked
@@ -157,13 +158,14 @@ class RateLimiter:
         charged. ``report``: the decision carries the quotas (see :meth:`usage`),
         unless the storage failed.
         """
-        return await self._decide(policy, key, cost, charge=True, report=report)
+        # The coroutine itself, not one awaiting it: a layer less on every request.
+        return self._decide(policy, key, cost, charge=True, report=report)
 
-    async def peek(
+    def peek(
         self, policy: Policy, key: str, *, cost: int = 1, report: bool = False
-    ) -> Decision:
+    ) -> Coroutine[Any, Any, Decision]:
         """Would ``cost`` more hits fit under every limit? Charges nothing."""
-        return await self._decide(policy, key, cost, charge=False, report=report)
+        return self._decide(policy, key, cost, charge=False, report=report)
 
     async def _decide(
         self, policy: Policy, key: str, cost: int, *, charge: bool, report: bool
