@@ -18,7 +18,7 @@ from tests.helpers import ScopedHandler, app_with, signed
 from tests.live import live_jotguard
 from webapp import access
 from webapp.handler import JsonHandler
-from webapp.logs import JsonFormatter, LineHandler, TextFormatter, tag_worker
+from webapp.logs import REDACTED, JsonFormatter, LineHandler, TextFormatter, tag_worker
 from webapp.openapi import operation, text_response
 
 
@@ -364,3 +364,30 @@ async def test_a_filter_on_the_access_logger_is_honoured(fetch):
         handler.flush()
     [line] = stream.getvalue().splitlines()
     assert " 404 " in line
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
+async def test_a_batch_of_direct_lines_is_redacted_line_by_line(formatter):
+    # Lines wait unredacted and a batch is searched once: the one line holding a token
+    # is masked, its neighbours are written as they are, and nothing is lost.
+    stream = io.StringIO()
+    handler = LineHandler(stream)
+    handler.setFormatter(formatter)
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
+    with sole(handler):
+        for message in ("before sub=alice", f"leak sub={token}", "Bearer abcdefghijklmnop"):
+            assert handler.write_line(logging.INFO, "jotguard.access", message, {"n": 1})
+        assert handler.write_line(logging.INFO, "jotguard.access", "after", {"sub": token})
+        assert stream.getvalue() == ""
+        await asyncio.sleep(0)
+    written = stream.getvalue()
+    assert token not in written
+    assert "abcdefghijklmnop" not in written
+    lines = written.splitlines()
+    assert len(lines) == 4
+    assert "before sub=alice" in lines[0]
+    assert f"leak sub={REDACTED}" in lines[1]
+    assert f"Bearer {REDACTED}" in lines[2]
+    # The token in a field: the JSON line carries fields, the text line only the message.
+    expected = REDACTED if isinstance(formatter, JsonFormatter) else "after"
+    assert expected in lines[3]

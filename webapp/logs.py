@@ -49,12 +49,21 @@ def _mask(match: re.Match[str]) -> str:
 _TRIGGERS = ("bearer", "basic", "dpop", "eyj", "://", "token=", "password=", "client_secret=")
 
 
+def may_hold_credentials(text: str) -> bool:
+    """False only when :func:`redact` would leave ``text`` as it is."""
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    for trigger in _TRIGGERS:  # noqa: SIM110 - any() over a generator costs a third more
+        if trigger in lowered:
+            return True
+    return False
+
+
 def redact(text: str) -> str:
     """``text`` with bearer credentials, JWTs and secret parameters masked."""
-    if text.isascii():
-        lowered = text.lower()
-        if not any(trigger in lowered for trigger in _TRIGGERS):
-            return text
+    if not may_hold_credentials(text):
+        return text
     return _CREDENTIALS.sub(_mask, text)
 
 
@@ -88,9 +97,10 @@ class TextFormatter(logging.Formatter):
     def render(
         self, created: float, level: int, name: str, message: str, fields: Mapping[str, Any]
     ) -> str:
-        """The line :meth:`format` writes for such a record, without building the record."""
+        """The line :meth:`format` writes for such a record, without building the record,
+        before :func:`redact` (the caller's to apply)."""
         stamp = self._stamp(created, (created - int(created)) * 1000)
-        return redact(f"{stamp} {logging.getLevelName(level)} {self._tag}{name}: {message}")
+        return f"{stamp} {logging.getLevelName(level)} {self._tag}{name}: {message}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -104,7 +114,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None)
         exception = self.formatException(record.exc_info) if record.exc_info else None
-        return self._line(
+        line = self._line(
             record.created,
             record.levelname,
             record.name,
@@ -112,11 +122,13 @@ class JsonFormatter(logging.Formatter):
             fields if isinstance(fields, Mapping) else None,
             exception,
         )
+        return redact(line)
 
     def render(
         self, created: float, level: int, name: str, message: str, fields: Mapping[str, Any]
     ) -> str:
-        """The line :meth:`format` writes for such a record, without building the record."""
+        """The line :meth:`format` writes for such a record, without building the record,
+        before :func:`redact` (the caller's to apply)."""
         return self._line(created, logging.getLevelName(level), name, message, fields, None)
 
     def _line(
@@ -139,7 +151,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if exception is not None:
             entry["exception"] = exception
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -150,7 +162,8 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     formatting it cost more than the rest of the line's work. On the event loop
     those lines are written together once the loop's current callbacks have run,
     one write for many requests; every other record first writes what is pending,
-    so lines keep their order.
+    so lines keep their order. A batch is searched for anything :func:`redact`
+    would mask once, and its lines are redacted one by one only if it finds some.
     """
 
     def __init__(self, stream: TextIO) -> None:
@@ -171,10 +184,10 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if loop is not None:
                 if not self._pending:
                     loop.call_soon(self.flush)
-                self._pending.append(line + self.terminator)
+                self._pending.append(line)
                 return True
             try:
-                self.stream.write(line + self.terminator)
+                self.stream.write(redact(line) + self.terminator)
                 super().flush()
             except (OSError, ValueError):
                 return False  # logging reports the failure its own way
@@ -187,7 +200,11 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             if self._pending:
-                text, self._pending = "".join(self._pending), []
+                lines, self._pending = self._pending, []
+                end = self.terminator
+                text = end.join(lines) + end
+                if may_hold_credentials(text):
+                    text = end.join([redact(line) for line in lines]) + end
                 with contextlib.suppress(OSError, ValueError):
                     self.stream.write(text)
             super().flush()
