@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from unittest import mock
 
 import pytest
+from tornado.httputil import HTTPHeaders
 
 from tests.helpers import ScopedHandler, app_with, signed
 from tests.live import live_jotguard
@@ -112,6 +113,14 @@ async def test_an_insane_request_id_is_replaced(fetch, output, offered):
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
     [line] = output.access()
     assert f"request_id={generated}" in line.getMessage()
+
+
+async def test_two_request_ids_are_replaced_by_one_of_ours(http_client, base_url):
+    offered = HTTPHeaders()
+    offered.add("X-Request-ID", "first")
+    offered.add("X-Request-ID", "second")
+    response = await http_client.fetch(base_url + "/test", headers=offered)
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
 
 
 async def test_each_request_gets_its_own_id(fetch):

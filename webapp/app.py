@@ -84,10 +84,11 @@ class JotguardApplication(Application):
 
 def declared_length(request: HTTPServerRequest) -> int | None:
     """The request's Content-Length when it is one plain number (Tornado refuses the rest)."""
-    value = request.headers.get("Content-Length")
-    if value is None or not (value.isascii() and value.isdigit()):
+    # get_list: get() raises and catches a KeyError inside when the header is absent.
+    values = request.headers.get_list("Content-Length")
+    if len(values) != 1 or not (values[0].isascii() and values[0].isdigit()):
         return None
-    return int(value)
+    return int(values[0])
 
 
 def routes() -> list[tuple[str, type[RequestHandler]]]:

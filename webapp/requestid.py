@@ -15,8 +15,9 @@ _SANE = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 
 def request_id(request: HTTPServerRequest) -> str:
     """The id to log and echo for ``request``: the caller's, or a new random one."""
-    offered = request.headers.get(HEADER)
-    if offered is not None and _SANE.fullmatch(offered):
-        return offered
+    # get_list: get() raises and catches a KeyError inside when the header is absent.
+    offered = request.headers.get_list(HEADER)
+    if len(offered) == 1 and _SANE.fullmatch(offered[0]):
+        return offered[0]
     # 128 random bits as uuid4().hex has them, without building a UUID (a quarter of the cost).
     return os.urandom(16).hex()
