@@ -69,18 +69,32 @@ async def test_error_responses_are_listed_with_their_schema_and_headers(fetch):
     document = await document_of(fetch)
     paths, components = document["paths"], document["components"]
 
-    # Every route here is rate-limited (the default policy), so each may answer 429.
-    assert set(paths["/test"]["get"]["responses"]) == {"200", "429"}
-    assert set(paths["/test-auth"]["get"]["responses"]) == {"200", "400", "401", "429", "503"}
+    # Every route here is rate-limited (the default policy), so each may answer 429; every
+    # route refuses a declared body over JOTGUARD_MAX_BODY_BYTES with 413.
+    assert set(paths["/test"]["get"]["responses"]) == {"200", "413", "429"}
+    assert set(paths["/test-auth"]["get"]["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "413",
+        "429",
+        "503",
+    }
     assert set(paths["/notes/{note_id}"]["get"]["responses"]) == {
         "200",
         "400",
         "401",
         "403",
+        "413",
         "429",
         "503",
     }
-    assert set(paths["/healthz"]["get"]["responses"]) == {"200"}  # probes are never limited
+    # probes are never limited
+    assert set(paths["/healthz"]["get"]["responses"]) == {"200", "413"}
+    for item in paths.values():
+        for name, op in item.items():
+            if name != "parameters":
+                assert "413" in op["responses"], name
     unauthorized = components["responses"]["Unauthorized"]
     assert unauthorized["headers"]["WWW-Authenticate"] == {
         "$ref": "#/components/headers/WWW-Authenticate"
@@ -99,7 +113,7 @@ async def test_error_responses_are_listed_with_their_schema_and_headers(fetch):
                     assert "X-Request-ID" in response["headers"]
 
 
-async def test_actual_error_bodies_match_the_documented_codes(fetch, issue_token):
+async def test_actual_error_bodies_match_the_documented_codes(fetch, issue_token, services):
     document = await document_of(fetch)
     responses = document["components"]["responses"]
     cases = [
@@ -112,6 +126,12 @@ async def test_actual_error_bodies_match_the_documented_codes(fetch, issue_token
         body = json.loads(response.body)
         enum = responses[name]["content"]["application/json"]["schema"]["properties"]["error"]
         assert body["error"] in enum["enum"]
+    too_large = await fetch(
+        "/test", method="POST", body=b"x" * (services.settings.max_body_bytes + 1)
+    )
+    assert too_large.code == 413
+    enum = responses["TooLarge"]["content"]["application/json"]["schema"]["properties"]["error"]
+    assert json.loads(too_large.body)["error"] in enum["enum"]
 
 
 def test_request_bodies_and_extra_errors_are_documented(services):
@@ -143,7 +163,7 @@ def test_request_bodies_and_extra_errors_are_documented(services):
     post = document["paths"]["/revoke"]["post"]
     assert post["requestBody"]["required"] is True
     assert "application/x-www-form-urlencoded" in post["requestBody"]["content"]
-    assert set(post["responses"]) == {"200", "400", "401", "403", "404", "429", "503"}
+    assert set(post["responses"]) == {"200", "400", "401", "403", "404", "413", "429", "503"}
     limited = document["paths"]["/limited"]["post"]
     assert limited["responses"]["429"] == {"$ref": "#/components/responses/TooManyRequests"}
 

@@ -120,7 +120,13 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
         {"WWW-Authenticate": True},
     ),
     404: ErrorResponse("NotFound", "No such resource.", ("not_found",), {}),
-    413: ErrorResponse("TooLarge", "The body is too large.", ("request_too_large",), {}),
+    413: ErrorResponse(
+        "TooLarge",
+        "The body is too large: its Content-Length is over JOTGUARD_MAX_BODY_BYTES (any "
+        "route, answered before the body is read), or over the route's own limit.",
+        ("request_too_large",),
+        {},
+    ),
     415: ErrorResponse(
         "UnsupportedMediaType",
         "The body has the wrong media type.",
@@ -230,6 +236,7 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
     errors = set(described.errors) | set(getattr(handler, "openapi_errors", ()))
     if getattr(handler, "rate_limit", None) is not None:
         errors.add(429)  # every rate-limited route may answer it
+    errors.add(413)  # every route refuses a declared body over JOTGUARD_MAX_BODY_BYTES
     document: dict[str, Any] = {
         "operationId": _operation_id(method, route.template),
         "summary": described.summary,
