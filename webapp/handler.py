@@ -160,7 +160,7 @@ class JsonHandler(RequestHandler):
     def clear(self) -> None:
         # RequestHandler.clear, minus its two costs on every response: the Date formatted
         # anew (see _HttpDate) and a Server header (jotguard does not advertise it). The
-        # state it leaves must stay Tornado's: tests/test_handler_headers.py compares them.
+        # state it leaves must stay Tornado's: tests/test_response_headers.py compares them.
         self._headers = httputil.HTTPHeaders()
         self._headers["Content-Type"] = "text/html; charset=UTF-8"
         self._headers["Date"] = _HTTP_DATE.now()
