@@ -8,6 +8,7 @@ about what is revoked.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Iterable
@@ -21,17 +22,27 @@ def new_entry_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def candidate_keys(principal: Principal) -> list[EntryKey]:
+def candidate_keys(principal: Principal) -> tuple[EntryKey, ...]:
     """Every key whose entry could cover ``principal``'s token."""
+    return _candidate_keys(
+        principal.issuer, principal.token_id, principal.subject, principal.client_id
+    )
+
+
+# Cached: a token asks for the same keys on every request it makes.
+@functools.lru_cache(maxsize=4096)
+def _candidate_keys(
+    issuer: str, token_id: str | None, subject: str, client_id: str | None
+) -> tuple[EntryKey, ...]:
     keys: list[EntryKey] = []
-    if principal.token_id is not None:
-        keys.append(("jti", principal.issuer, principal.token_id))
-    keys.append(("sub", None, principal.subject))
-    keys.append(("sub", principal.issuer, principal.subject))
-    if principal.client_id is not None:
-        keys.append(("client", None, principal.client_id))
-        keys.append(("client", principal.issuer, principal.client_id))
-    return keys
+    if token_id is not None:
+        keys.append(("jti", issuer, token_id))
+    keys.append(("sub", None, subject))
+    keys.append(("sub", issuer, subject))
+    if client_id is not None:
+        keys.append(("client", None, client_id))
+        keys.append(("client", issuer, client_id))
+    return tuple(keys)
 
 
 def _applies(entry: Revocation, principal: Principal) -> bool:
