@@ -69,12 +69,13 @@ def bearer_token(request: HTTPServerRequest) -> str | None:
     # RFC 6750 §2.1: "Bearer" 1*SP b64token. Only SP separates: str.split() would also
     # take CR, TAB, NBSP and other Unicode spaces for a separator.
     scheme, _, credentials = values[0].strip(" \t").partition(" ")
-    if not scheme:
-        raise MalformedRequest("The Authorization header is empty")
-    if not _AUTH_SCHEME.fullmatch(scheme):
-        raise MalformedRequest("The Authorization header must be '<scheme> <credentials>'")
-    if scheme.lower() != "bearer":
-        return None  # another scheme (Basic, ...) offers no bearer credentials
+    if scheme != "Bearer":  # the usual spelling passes these checks: it skips them
+        if not scheme:
+            raise MalformedRequest("The Authorization header is empty")
+        if not _AUTH_SCHEME.fullmatch(scheme):
+            raise MalformedRequest("The Authorization header must be '<scheme> <credentials>'")
+        if scheme.lower() != "bearer":
+            return None  # another scheme (Basic, ...) offers no bearer credentials
     token = credentials.lstrip(" ")
     if not is_b64token(token):
         raise MalformedRequest("The Authorization header must be 'Bearer <token>'")
