@@ -63,7 +63,8 @@ def unreliable_reasons(load_1min: float, rounds: int) -> list[str]:
             " other processes shared the CPUs"
         )
     if rounds < MIN_ROUNDS:
-        reasons.append(f"{rounds} rounds (at least {MIN_ROUNDS} for a median and IQR)")
+        plural = "round" if rounds == 1 else "rounds"
+        reasons.append(f"{rounds} {plural} (at least {MIN_ROUNDS} for a median and IQR)")
     return reasons
 
 
