@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,11 @@ def claims_of(token: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # names lower-cased
+
+
+def _lowered(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def fetch(url: str, token: str | None = None, timeout: float = 5) -> Answer:
@@ -84,9 +89,9 @@ def fetch(url: str, token: str | None = None, timeout: float = 5) -> Answer:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             response.read()
-            return Answer(int(response.status), response.headers)
+            return Answer(int(response.status), _lowered(response.headers))
     except urllib.error.HTTPError as exc:
-        return Answer(exc.code, exc.headers)
+        return Answer(exc.code, _lowered(exc.headers))
 
 
 def get(url: str, token: str | None = None, timeout: float = 5) -> int:
@@ -188,7 +193,7 @@ class Target:
             got = get(self.url + path, token)
             if got != status:
                 raise Unavailable(f"GET {path} answered {got}, expected {status}")
-        limited = "ratelimit" in {name.lower() for name in self.answer_headers(ctx)}
+        limited = "ratelimit" in self.answer_headers(ctx)
         if limited != self.rate_limited:
             self.rate_limit_mismatch(limited)
         if self.access_log:
