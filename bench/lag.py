@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 from backends.keyring import Keyring
 from backends.local import LocalIssuer
-from bench.targets import AUDIENCE, Context, Jotguard, Unavailable, Variant, issue_token, new_port
+from bench.targets import AUDIENCE, Context, Unavailable, new_port
+from bench.variants import Jotguard, Variant, issue_token
 
 GIVE_UP_SECONDS = 10.0
 WARM_UP_TRIALS = 5  # not recorded: they find how long the window must be

@@ -18,7 +18,8 @@ from backends.errors import ConfigError
 from backends.revocation.factory import open_store
 
 if TYPE_CHECKING:
-    from bench.targets import Context, Variant
+    from bench.targets import Context
+    from bench.variants import Variant
 
 # One write in this many is a subject or client cutoff rather than one token's jti, so the
 # per-request check meets every kind of entry (none of them covers the benchmark token).

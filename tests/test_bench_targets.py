@@ -13,15 +13,8 @@ import pytest
 
 from bench.peer_targets import PEER_TYPES
 from bench.seed import CUTOFF_EVERY
-from bench.targets import (
-    UNREACHABLE_LIMITS,
-    VARIANTS,
-    Context,
-    Jotguard,
-    Target,
-    Unavailable,
-    claims_of,
-)
+from bench.targets import UNREACHABLE_LIMITS, Context, Target, Unavailable, claims_of
+from bench.variants import VARIANTS, Jotguard
 
 NO_EXTRAS = next(v for v in VARIANTS if v.name == "sqlite+10k+noextras")
 REFUSED = (
