@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import bench.load
 from bench.load import LoadResult, PerRequest, parse_wrk, run_python_load, run_wrk
 
 WRK = shutil.which("wrk")
@@ -18,6 +19,7 @@ WRK = shutil.which("wrk")
 
 class Recorder(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # every generator connection is accepted, however busy the CPU
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), RecordingHandler)
@@ -43,6 +45,13 @@ class RecordingHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+@pytest.fixture(autouse=True)
+def few_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few connections are enough to show what is sent, and keep a thread-per-connection
+    server answering well inside wrk's 2 s timeout on a busy machine."""
+    monkeypatch.setattr(bench.load, "CONNECTIONS", 4)
 
 
 @pytest.fixture
