@@ -1,9 +1,12 @@
 """jotguard's benchmark: ``python -m bench`` (see README, "Performance").
 
-Starts every target (jotguard variants and the peers present), then measures them
-side by side in one run: for each round, each target gets its unprotected route then
-its protected route (A B A B), the server pinned to one CPU and the load to another.
-Prints req/s, p50 and p99 for each, protected/unprotected, and jotguard over each peer.
+Starts every target (jotguard variants and the peers present, bare and with the same
+protection as jotguard's), then measures them side by side in one run: in each round,
+every target gets its unprotected route then its protected route, the starting target
+moving by one each round, the servers pinned to one CPU and the load to another. Prints
+req/s, p50 and p99 for each, protected/unprotected, jotguard over each peer and over
+Tornado's hello world, every ratio as the median and interquartile range of per-round
+ratios; the like-for-like pairs first.
 """
 
 from __future__ import annotations
@@ -11,82 +14,45 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import memory
-from bench.lag import measure_lag
-from bench.load import CONNECTIONS, LoadGenerator, LoadResult, cpu_count
+from bench.lag import LAG_CASES, measure_lag
+from bench.load import CONNECTIONS, LoadGenerator, cpu_count
+from bench.peer_targets import PEER_TYPES
+from bench.report import ROUTES, Measured, W, report_headline, report_ratios, report_targets
+from bench.stats import MIN_ROUNDS, banner, unreliable_reasons
 from bench.targets import (
-    PEER_TYPES,
-    VARIANTS,
+    JOTGUARD,
+    REPO,
     Context,
-    Jotguard,
     Target,
     Unavailable,
-    Variant,
+    clean_env,
     cleanup_redis,
-    issue_token,
     new_port,
 )
+from bench.variants import VARIANTS, Jotguard, issue_token
 
-ROUTES = ("/test", "/test-auth")
-# (variant, random wait before each revocation: one poll interval where B polls)
-LAG_VARIANTS = [
-    (Variant("redis (pub/sub)", "redis"), 0.0),
-    (Variant("sqlite (polls every 1 s)", "sqlite"), 1.0),
-]
-
-
-@dataclass
-class Measured:
-    target: Target
-    runs: dict[str, list[LoadResult]] = field(default_factory=lambda: {r: [] for r in ROUTES})
-
-    def median(self, route: str, attr: str) -> float:
-        values = [getattr(r, attr) for r in self.runs[route] if r.valid]
-        return statistics.median(values) if values else float("nan")
-
-    def invalid(self) -> list[str]:
-        return [
-            f"{route}: {r.bad_responses} non-2xx, {r.errors} socket errors"
-            for route, results in self.runs.items()
-            for r in results
-            if not r.valid
-        ]
-
-    def rates(self, route: str) -> list[float | None]:
-        """req/s per round, None for a void run."""
-        return [r.requests_per_second if r.valid else None for r in self.runs[route]]
-
-    @property
-    def ratios(self) -> list[float]:
-        """protected/unprotected per round: each pair ran back to back, so drift in the
-        machine's load (other processes) mostly cancels out."""
-        return paired(self.rates("/test-auth"), self.rates("/test"))
-
-
-def paired(top: list[float | None], bottom: list[float | None]) -> list[float]:
-    return [t / b for t, b in zip(top, bottom, strict=True) if t is not None and b]
-
-
-def spread(ratios: list[float]) -> str:
-    if not ratios:
-        return "n/a (every run void)"
-    text = f"{statistics.median(ratios):.2f}"
-    if len(ratios) > 1:
-        text += f" (rounds {min(ratios):.2f}-{max(ratios):.2f})"
-    return text
+# Per-request header lists (a DPoP target's) are prepared for this many times the
+# requests the warm-up rate predicts: a run that outgrows them is void, not slower.
+HEADER_MARGIN = 2.0
+WARM_UP_RATE_GUESS = 20_000  # req/s: the warm-up's own per-request lists, before any rate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5, help="length of one load run")
-    parser.add_argument("--rounds", type=int, default=3, help="A B rounds per target")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=MIN_ROUNDS,
+        help=f"rounds, one ratio per pair each (default, and the least for a figure: {MIN_ROUNDS})",
+    )
     parser.add_argument(
         "--variants",
         default=",".join(v.name for v in VARIANTS),
@@ -133,6 +99,8 @@ def build_targets(args: argparse.Namespace) -> list[Target]:
     unknown = [name for name in wanted if name not in known]
     if unknown:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}")
+    if not wanted:
+        raise SystemExit("at least one jotguard variant: the first is the peers' issuer")
     targets: list[Target] = [Jotguard(known[name], new_port()) for name in wanted]
     for name in (p for p in args.peers.split(",") if p):
         if name not in PEER_TYPES:
@@ -152,20 +120,19 @@ def start_all(targets: list[Target], ctx: Context) -> list[Target]:
             target.wait_ready(ctx)
             target.check(ctx)
         except Unavailable as exc:
-            print(f"  {target.name:<20} skipped: {exc}")
+            print(f"  {target.name:<{W}} skipped: {exc}")
             target.stop()
             if target is targets[0]:
                 raise SystemExit("the first jotguard target is the issuer: cannot go on") from None
             continue
-        print(f"  {target.name:<20} ready on {target.url} ({time.perf_counter() - started:.1f} s)")
+        print(
+            f"  {target.name:<{W}} ready on {target.url} ({time.perf_counter() - started:.1f} s):"
+            f" {target.protection()}"
+        )
+        for caveat in target.caveats:
+            print(f"  {'':<{W}} !! {caveat}")
         running.append(target)
     return running
-
-
-def headers_for(route: str, ctx: Context) -> dict[str, str]:
-    # The unprotected route gets no token, as the tutorial calls it: the ratio then
-    # includes the cost of receiving the header, which is the user's real cost.
-    return {"Authorization": f"Bearer {ctx.token}"} if route == "/test-auth" else {}
 
 
 def measure(
@@ -173,57 +140,49 @@ def measure(
 ) -> list[Measured]:
     results = [Measured(t) for t in targets]
     print(f"warming up ({len(targets)} targets) ...", flush=True)
-    for target in targets:
+    expected: dict[tuple[int, str], int] = {}
+    warm = min(2.0, seconds)
+    for n, measured in enumerate(results):
         for route in ROUTES:
-            load.run(target.url + route, headers_for(route, ctx), min(2.0, seconds))
-    for n in range(rounds):
-        print(f"round {n + 1}/{rounds} (load avg {load_average()}) ...", flush=True)
-        for measured in results:
+            headers = measured.target.request_headers(
+                route, ctx, int(WARM_UP_RATE_GUESS * (warm + 1))
+            )
+            result = load.run(measured.target.url + route, headers, warm)
+            measured.requests_sent += result.requests
+            expected[n, route] = int(result.requests_per_second * seconds * HEADER_MARGIN) + 100
+    for r in range(rounds):
+        print(f"round {r + 1}/{rounds} (load avg {load_average()}) ...", flush=True)
+        # Each round starts one target further on, so no target always runs first.
+        for n in (*range(r % len(results), len(results)), *range(r % len(results))):
+            measured = results[n]
             for route in ROUTES:
-                url = measured.target.url + route
-                measured.runs[route].append(load.run(url, headers_for(route, ctx), seconds))
+                headers = measured.target.request_headers(route, ctx, expected[n, route])
+                result = load.run(measured.target.url + route, headers, seconds)
+                measured.runs[route].append(result)
+                measured.requests_sent += result.requests
     return results
 
 
-def report(results: list[Measured]) -> None:
-    print()
-    print(f"{'target':<20} {'route':<11} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   per round")
-    for m in results:
-        for route in ROUTES:
-            per_round = " ".join(f"{r.requests_per_second:,.0f}" for r in m.runs[route])
-            print(
-                f"{m.target.name if route == ROUTES[0] else '':<20} {route:<11}"
-                f" {m.median(route, 'requests_per_second'):>9,.0f}"
-                f" {m.median(route, 'p50_ms'):>8.2f} {m.median(route, 'p99_ms'):>8.2f}"
-                f"   {per_round}"
-            )
-        print(f"{'':<20} protected/unprotected {spread(m.ratios)}")
-        for problem in m.invalid():
-            print(f"{'':<20} VOID RUN {problem}")
-    ours = [m for m in results if m.target.kind == "jotguard"]
-    peers = [m for m in results if m.target.kind == "peer"]
-    if peers:
-        print()
-        print("jotguard protected req/s over each peer's protected req/s (median of rounds):")
-        for peer in peers:
-            theirs = peer.rates("/test-auth")
-            for m in ours:
-                name = m.target.name.removeprefix("jotguard ")
-                ratios = paired(m.rates("/test-auth"), theirs)
-                print(f"  {name} over {peer.target.name}: {spread(ratios)}x")
-    tornado = next((p for p in peers if p.target.name == "tornado"), None)
-    if tornado is not None:
-        print()
-        print("protected req/s over plain Tornado's hello world (its /test: the ceiling):")
-        for m in [*ours, *(p for p in peers if p is not tornado)]:
-            ratios = paired(m.rates("/test-auth"), tornado.rates("/test"))
-            print(f"  {m.target.name}: {spread(ratios)}")
+def prepare_data_dir(ctx: Context) -> None:
+    """Create jotguard's data directory explicitly where the build has ``jotguard init``
+    (the CLI then refuses to run on a directory that does not exist)."""
+    env = clean_env(
+        JOTGUARD_DATA_DIR=str(ctx.data_dir),
+        JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
+        JOTGUARD_ISSUER=ctx.issuer,
+    )
+    probe = [*JOTGUARD, "init", "--help"]
+    if subprocess.run(probe, env=env, cwd=REPO, capture_output=True, check=False).returncode:
+        return
+    subprocess.run([*JOTGUARD, "init"], env=env, cwd=REPO, capture_output=True, check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cpus = cpu_count()
     server_cpu, load_cpu = (0, 1) if cpus >= 2 else (None, None)
+    start_load = os.getloadavg()[0]
+    warnings = banner(unreliable_reasons(start_load, args.rounds))
     run_dir = Path(tempfile.mkdtemp(prefix="jotguard-bench-"))
     load = LoadGenerator(load_cpu, force_python=args.python_load)
     targets = build_targets(args)
@@ -247,8 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(f"load average at start: {load_average()}   python {sys.version.split()[0]}")
+    for line in warnings:
+        print(line)
     budget = (len(targets) * len(ROUTES) * (args.rounds * args.seconds + 2)) + 600
-    ctx.token = issue_token(ctx, ttl=int(min(86400, max(3600, budget * 2))))
+    prepare_data_dir(ctx)
+    ttl = int(min(86400, max(3600, budget * 2)))
+    ctx.token = issue_token(ctx, ttl=ttl)
+    ctx.revoked_token = issue_token(ctx, ttl=ttl, sub="bench-revoked")
     try:
         print("starting targets ...")
         try:
@@ -257,13 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for target in targets:
                 target.stop()
-        report(results)
+        report_targets(results, ctx)
+        report_headline(results)
+        report_ratios(results)
         if args.lag_trials > 0:
             print()
             print("revocation lag, from instance A's 201 until instance B answers 401:")
-            for variant, jitter in LAG_VARIANTS:
-                lag = measure_lag(ctx, variant, args.lag_trials, jitter=jitter)
-                print("  " + lag.line(), flush=True)
+            for case in LAG_CASES:
+                print("  " + measure_lag(ctx, case, args.lag_trials).line(), flush=True)
         if args.memory_entries > 0:
             print()
             for line in memory.run(args.memory_entries):
@@ -275,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
     print(f"load average at end: {load_average()}")
+    for line in warnings:
+        print(line)
     return 0
 
 

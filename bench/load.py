@@ -2,6 +2,12 @@
 
 Both report the same thing: requests per second, p50 and p99 latency, and how many
 answers were not 2xx (a run with any is void: a 401 is cheaper than a 200).
+
+Headers are either the same on every request (a bearer token) or, for a target that
+needs something fresh per request (a DPoP proof, RFC 9449), a :class:`PerRequest` list
+prepared before the run, so the generator only reads the next entry and never becomes
+the bottleneck by signing. Each entry is used once; a run that needs more requests than
+the list holds is void (a replayed proof would be refused anyway).
 """
 
 from __future__ import annotations
@@ -12,11 +18,30 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 CONNECTIONS = 50
+
+
+@dataclass(frozen=True)
+class PerRequest:
+    """One set of headers per request, in order, each used once (prepared ahead)."""
+
+    entries: Sequence[Mapping[str, str]]
+
+    def __post_init__(self) -> None:
+        for entry in self.entries:
+            for name, value in entry.items():
+                if any(c in name + value for c in "\t\r\n"):
+                    raise ValueError(f"header {name!r} holds a tab or a line break")
+
+
+Headers = Mapping[str, str] | PerRequest
 
 
 @dataclass(frozen=True)
@@ -27,10 +52,19 @@ class LoadResult:
     requests: int
     bad_responses: int
     errors: int
+    reused: int = 0  # requests sent with an entry of a PerRequest list already used
 
     @property
     def valid(self) -> bool:
-        return self.requests > 0 and self.bad_responses == 0 and self.errors == 0
+        return (
+            self.requests > 0 and self.bad_responses == 0 and self.errors == 0 and not self.reused
+        )
+
+    def problems(self) -> str:
+        text = f"{self.bad_responses} non-2xx, {self.errors} socket errors"
+        if self.reused:
+            text += f", {self.reused} requests beyond the prepared headers"
+        return text
 
 
 def cpu_count() -> int:
@@ -80,6 +114,7 @@ def parse_wrk(output: str) -> LoadResult:
     if rate is None or total is None:
         raise ValueError(f"unexpected wrk output:\n{output}")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    reused = re.search(r"^reused (\d+)$", output, re.MULTILINE)
     errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
@@ -90,28 +125,110 @@ def parse_wrk(output: str) -> LoadResult:
         requests=int(total[1]),
         bad_responses=int(bad[1]) if bad else 0,
         errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        reused=int(reused[1]) if reused else 0,
     )
 
 
-def run_wrk(
-    wrk: str, url: str, headers: dict[str, str], seconds: float, cpu: int | None
-) -> LoadResult:
+# wrk's Lua hooks for a PerRequest list: every request takes the next line of the file
+# (name TAB value TAB name TAB value ...), pre-split in ``init``; ``done`` prints how many
+# requests had to go round again. One thread (-t1), so no entry is sent twice by design.
+WRK_PER_REQUEST_LUA = r"""
+entries, i, reused = {}, 0, 0  -- globals: thread:get() reads them in done()
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  for line in io.lines(args[1]) do
+    local headers, name = {}, nil
+    for field in string.gmatch(line, "[^\t]+") do
+      if name == nil then name = field else headers[name] = field; name = nil end
+    end
+    entries[#entries + 1] = wrk.format(nil, nil, headers)
+  end
+end
+
+function request()
+  i = i + 1
+  if i > #entries then
+    reused = reused + 1
+    return entries[(i - 1) % #entries + 1]
+  end
+  return entries[i]
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("reused")
+  end
+  io.write("reused " .. total .. "\n")
+end
+"""
+
+
+def write_per_request(entries: PerRequest, directory: Path) -> Path:
+    """The list as wrk's Lua script reads it: one line per request."""
+    path = directory / "headers.tsv"
+    with path.open("w") as out:
+        for entry in entries.entries:
+            out.write("\t".join(f"{name}\t{value}" for name, value in entry.items()) + "\n")
+    return path
+
+
+def run_wrk(wrk: str, url: str, headers: Headers, seconds: float, cpu: int | None) -> LoadResult:
     command = [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    done = subprocess.run(
-        [*pinned(command, cpu), url], capture_output=True, text=True, check=True, timeout=600
-    )
+    with tempfile.TemporaryDirectory(prefix="jotguard-wrk-") as scratch:
+        if isinstance(headers, PerRequest):
+            script = Path(scratch) / "per_request.lua"
+            script.write_text(WRK_PER_REQUEST_LUA)
+            table = write_per_request(headers, Path(scratch))
+            command += ["-s", str(script), url, "--", str(table)]
+        else:
+            for name, value in headers.items():
+                command += ["-H", f"{name}: {value}"]
+            command.append(url)
+        done = subprocess.run(
+            pinned(command, cpu), capture_output=True, text=True, check=True, timeout=600
+        )
     return parse_wrk(done.stdout)
 
 
 # -- the fallback: asyncio, one keep-alive connection per worker ----------------------------
 
 
+class _Requests:
+    """The request bytes each worker sends next: one fixed request, or a prepared list."""
+
+    def __init__(self, url: str, headers: Headers) -> None:
+        parts = urlsplit(url)
+        head = [f"GET {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}"]
+        entries = headers.entries if isinstance(headers, PerRequest) else [headers]
+        self.encoded = [
+            ("\r\n".join([*head, *(f"{n}: {v}" for n, v in e.items())]) + "\r\n\r\n").encode()
+            for e in entries
+        ]
+        self.cycle = not isinstance(headers, PerRequest)
+        self.sent = 0
+        self.reused = 0
+
+    def next(self) -> bytes:
+        if self.cycle:
+            return self.encoded[0]
+        index = self.sent
+        self.sent += 1
+        if index >= len(self.encoded):
+            self.reused += 1
+            index %= len(self.encoded)
+        return self.encoded[index]
+
+
 async def _worker(
     host: str,
     port: int,
-    request: bytes,
+    requests: _Requests,
     deadline: float,
     latencies: list[float],
     counts: list[int],
@@ -120,7 +237,7 @@ async def _worker(
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            writer.write(request)
+            writer.write(requests.next())
             status_line = await reader.readline()
             length = 0
             while True:
@@ -140,18 +257,16 @@ async def _worker(
         writer.close()
 
 
-async def _python_load(url: str, headers: dict[str, str], seconds: float) -> LoadResult:
+async def _python_load(url: str, headers: Headers, seconds: float) -> LoadResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    lines = [f"GET {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    requests = _Requests(url, headers)
     latencies: list[float] = []
     counts = [0, 0]  # bad responses, connection errors
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(
-        *(_worker(host, port, request, deadline, latencies, counts) for _ in range(CONNECTIONS))
+        *(_worker(host, port, requests, deadline, latencies, counts) for _ in range(CONNECTIONS))
     )
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -168,10 +283,11 @@ async def _python_load(url: str, headers: dict[str, str], seconds: float) -> Loa
         requests=len(latencies),
         bad_responses=counts[0],
         errors=counts[1],
+        reused=requests.reused,
     )
 
 
-def run_python_load(url: str, headers: dict[str, str], seconds: float) -> LoadResult:
+def run_python_load(url: str, headers: Headers, seconds: float) -> LoadResult:
     return asyncio.run(_python_load(url, headers, seconds))
 
 
@@ -192,7 +308,7 @@ class LoadGenerator:
         first = (version.stdout or version.stderr).split("\n", 1)[0]
         return " ".join(first.split()[:2]) or "wrk"
 
-    def run(self, url: str, headers: dict[str, str], seconds: float) -> LoadResult:
+    def run(self, url: str, headers: Headers, seconds: float) -> LoadResult:
         if self.wrk is not None:
             return run_wrk(self.wrk, url, headers, seconds, self.cpu)
         return run_python_load(url, headers, seconds)

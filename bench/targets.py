@@ -1,28 +1,31 @@
-"""What the benchmark serves: jotguard variants and the peers, each a process on a free port.
+"""What the benchmark serves: a target is a process on a free port, with what it does per
+request declared and checked before it is measured.
 
 Every target answers ``/test`` (unprotected) and ``/test-auth`` (protected) and accepts
 the same token, signed by the first jotguard target's issuer; the peers fetch its keys
-from that target's JWKS. Adding a variant is one entry in :data:`VARIANTS`.
+from that target's JWKS. jotguard's variants are in :mod:`bench.variants`, the peers in
+:mod:`bench.peer_targets`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
-from backends.errors import BackendUnavailable
-from bench.load import free_port, pinned
+from bench.load import Headers, free_port, pinned
+from bench.seed import RevokedSet, revoked_set
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "peers"
@@ -47,20 +50,53 @@ class Context:
     jwks_uri: str
     redis_url: str
     server_cpu: int | None
-    token: str = ""
+    token: str = ""  # the token every target is measured with
+    revoked_token: str = ""  # a token whose jti is in every revoked set: must get 401
+    revocation_sets: dict[int, RevokedSet] = field(default_factory=dict)
     redis_prefixes: list[str] = field(default_factory=list)  # removed after the run
 
+    def revoked(self, count: int) -> RevokedSet:
+        """The run's ``count`` revocations, made once and shared by every target."""
+        if count not in self.revocation_sets:
+            jti = claims_of(self.revoked_token)["jti"]
+            self.revocation_sets[count] = revoked_set(count, self.issuer, including=jti)
+        return self.revocation_sets[count]
 
-def get(url: str, token: str | None = None, timeout: float = 5) -> int:
+    def revoked_file(self, count: int) -> Path:
+        path = self.run / f"revoked-{count}.json"
+        return path if path.exists() else self.revoked(count).write(path)
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """A JWT's payload, unverified (the harness reads its own tokens)."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]  # names lower-cased
+
+
+def _lowered(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def fetch(url: str, token: str | None = None, timeout: float = 5) -> Answer:
     request = urllib.request.Request(url)  # noqa: S310 - loopback URL built here
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             response.read()
-            return int(response.status)
+            return Answer(int(response.status), _lowered(response.headers))
     except urllib.error.HTTPError as exc:
-        return exc.code
+        return Answer(exc.code, _lowered(exc.headers))
+
+
+def get(url: str, token: str | None = None, timeout: float = 5) -> int:
+    return fetch(url, token, timeout).status
 
 
 class Unavailable(Exception):
@@ -68,23 +104,56 @@ class Unavailable(Exception):
 
 
 class Target:
+    """One server under load. What it does per request beyond verifying the token is
+    declared here (``access_log``, ``rate_limited``, ``revoked``) and proven by
+    :meth:`check` before it is measured, so a like-for-like pair really does equal work."""
+
     name: str
     kind: str  # "jotguard" or "peer"
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
+    access_log: bool = False  # one line per request into its log file (stdout/stderr)
+    rate_limited: bool = False  # counts every request (per user, per IP when anonymous)
+    revoked: int = 0  # revocations its per-request check holds (the run's shared set)
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.caveats: list[str] = []  # printed beside every figure of this target
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def protection(self) -> str:
+        parts = ["access log" if self.access_log else "no access log"]
+        parts.append("rate limit counted" if self.rate_limited else "no rate limit")
+        parts.append(f"{self.revoked:,} revoked" if self.revoked else "no denylist")
+        return ", ".join(parts)
+
     def log_path(self, ctx: Context) -> Path:
         return ctx.run / (re.sub(r"[^\w.+-]+", "_", self.name) + ".log")
+
+    def log_lines(self, ctx: Context) -> int:
+        path = self.log_path(ctx)
+        return path.read_bytes().count(b"\n") if path.exists() else 0
 
     def prepare(self, ctx: Context) -> None:
         """Install or seed what the target needs; raise :class:`Unavailable` to skip it."""
 
     def command(self, ctx: Context) -> tuple[list[str], dict[str, str], Path]:
         raise NotImplementedError
+
+    def request_headers(self, route: str, ctx: Context, requests: int) -> Headers:
+        """The headers of ``requests`` requests to ``route`` (an estimate: warm-up rate x
+        run length, with a margin).
+
+        The extension point for a DPoP target: it returns a :class:`~bench.load.PerRequest`
+        of at least ``requests`` entries, each with the bound token and a fresh proof
+        signed here, before the run, so the load generator only reads them. The
+        unprotected route gets no token, as the tutorial calls it: the ratio then
+        includes the cost of receiving the header, which is the user's real cost.
+        """
+        return {"Authorization": f"Bearer {ctx.token}"} if route == "/test-auth" else {}
 
     def start(self, ctx: Context) -> None:
         command, env, cwd = self.command(ctx)
@@ -109,7 +178,9 @@ class Target:
         raise Unavailable("did not answer /test in time")
 
     def check(self, ctx: Context) -> None:
-        """The routes answer as they must, so no run measures a cheap error path."""
+        """The routes answer as they must, so no run measures a cheap error path, and the
+        target does the per-request work it declares."""
+        lines_before = self.log_lines(ctx)
         tampered = ctx.token[:-4] + ("AAAA" if not ctx.token.endswith("AAAA") else "BBBB")
         expected = [
             ("/test", None, 200),
@@ -117,10 +188,31 @@ class Target:
             ("/test-auth", None, 401),
             ("/test-auth", tampered, 401),
         ]
+        if self.revoked:
+            expected.append(("/test-auth", ctx.revoked_token, 401))
         for path, token, status in expected:
             got = get(self.url + path, token)
             if got != status:
                 raise Unavailable(f"GET {path} answered {got}, expected {status}")
+        limited = "ratelimit" in self.answer_headers(ctx)
+        if limited != self.rate_limited:
+            self.rate_limit_mismatch(limited)
+        if self.access_log:
+            self.wait_for_log_lines(ctx, lines_before + len(expected))
+
+    def answer_headers(self, ctx: Context) -> Mapping[str, str]:
+        return fetch(self.url + "/test-auth", ctx.token).headers
+
+    def rate_limit_mismatch(self, limited: bool) -> None:
+        said = "sends RateLimit headers" if limited else "sends no RateLimit header"
+        raise Unavailable(f"declares rate_limited={self.rate_limited} but {said}")
+
+    def wait_for_log_lines(self, ctx: Context, lines: int, timeout: float = 3) -> None:
+        deadline = time.monotonic() + timeout
+        while self.log_lines(ctx) < lines:
+            if time.monotonic() > deadline:
+                raise Unavailable("declares an access log but wrote no line per request")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -133,196 +225,10 @@ class Target:
             self.process.wait()
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
+def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOTGUARD_", "AUTH0_"))}
     env.update(extra)
     return env
-
-
-# -- jotguard -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One way to run jotguard: its revocation store, entries present, extra settings."""
-
-    name: str
-    store: str  # "sqlite" or "redis"
-    revoked: int = 0
-    env: Callable[[Context], dict[str, str]] = field(default=lambda ctx: {})
-    note: str = ""
-
-
-def _remote_issuer(ctx: Context) -> dict[str, str]:
-    # The token's issuer becomes a remote issuer whose keys come from its JWKS over HTTP,
-    # as an Auth0 tenant's would; this instance's own local issuer is another name.
-    remote = [{"issuer": ctx.issuer, "audience": AUDIENCE, "jwks_uri": ctx.jwks_uri}]
-    return {
-        "JOTGUARD_ISSUER": "http://127.0.0.1:9/jwks-variant-local/",
-        "JOTGUARD_REMOTE_ISSUERS": json.dumps(remote),
-    }
-
-
-VARIANTS: list[Variant] = [
-    Variant("sqlite", "sqlite", note="embedded defaults"),
-    Variant("sqlite+10k", "sqlite", revoked=10_000),
-    Variant("redis", "redis"),
-    Variant("redis+10k", "redis", revoked=10_000),
-    Variant("jwks+sqlite+10k", "sqlite", revoked=10_000, env=_remote_issuer),
-    # What the access log (one INFO line per request, on by default) costs.
-    Variant("sqlite+nolog", "sqlite", env=lambda ctx: {"JOTGUARD_LOG_LEVEL": "WARNING"}),
-]
-
-
-class Jotguard(Target):
-    kind = "jotguard"
-
-    def __init__(self, variant: Variant, port: int) -> None:
-        self.variant = variant
-        self.name = f"jotguard {variant.name}"
-        self.port = port
-        self.store_url = ""
-
-    def prepare(self, ctx: Context) -> None:
-        from bench.seed import seed_store, store_url
-
-        self.store_url = store_url(self.variant, ctx)
-        try:
-            seconds = seed_store(self.store_url, ctx.issuer, self.variant.revoked)
-        except BackendUnavailable as exc:
-            raise Unavailable(f"the store is down: {exc}") from None
-        if self.variant.revoked:
-            print(
-                f"  {self.name:<20} seeded {self.variant.revoked:,} revocations in {seconds:.1f} s"
-            )
-
-    def command(self, ctx: Context) -> tuple[list[str], dict[str, str], Path]:
-        env = _clean_env(
-            JOTGUARD_DATA_DIR=str(ctx.data_dir),
-            JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
-            JOTGUARD_ISSUER=ctx.issuer,
-            JOTGUARD_REVOCATION_STORE=self.store_url,
-            **UNREACHABLE_LIMITS,
-        )
-        env.update(self.variant.env(ctx))
-        command = [*JOTGUARD, "serve", "--port", str(self.port)]
-        return command, env, REPO
-
-
-def issue_token(
-    ctx: Context, ttl: int, *, sub: str = "bench-user", scope: str = "read:bench"
-) -> str:
-    """A token from jotguard's own CLI (by default the one every target is measured with)."""
-    env = _clean_env(
-        JOTGUARD_DATA_DIR=str(ctx.data_dir),
-        JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
-        JOTGUARD_ISSUER=ctx.issuer,
-    )
-    issue = ["token", "issue", "--sub", sub, "--scope", scope, "--ttl", str(ttl)]
-    done = subprocess.run(
-        [*JOTGUARD, *issue],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
-# -- peers ----------------------------------------------------------------------------------
-
-
-def _peer_env(ctx: Context, port: int, **extra: str) -> dict[str, str]:
-    return _clean_env(
-        PORT=str(port), ISSUER=ctx.issuer, AUDIENCE=AUDIENCE, JWKS_URI=ctx.jwks_uri, **extra
-    )
-
-
-def _fingerprint(*paths: Path) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _install(marker: Path, stamp: str, steps: list[list[str]], cwd: Path) -> None:
-    """Run ``steps`` once per ``stamp`` (the peer's sources); reuse the install after that."""
-    if marker.exists() and marker.read_text() == stamp:
-        return
-    for step in steps:
-        done = subprocess.run(step, cwd=cwd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise Unavailable(f"{' '.join(step[:3])} failed: {done.stderr.strip()[-500:]}")
-    marker.write_text(stamp)
-
-
-class ExpressPeer(Target):
-    """The tutorial's stack: express, express-jwt, jwks-rsa (installed under the work dir)."""
-
-    name = "express"
-    kind = "peer"
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def prepare(self, ctx: Context) -> None:
-        node, npm = shutil.which("node"), shutil.which("npm")
-        if node is None or npm is None:
-            raise Unavailable("node and npm are not installed")
-        home = ctx.work / "express"
-        home.mkdir(parents=True, exist_ok=True)
-        sources = [PEERS / "express" / "package.json", PEERS / "express" / "server.js"]
-        for source in sources:
-            shutil.copy2(source, home / source.name)
-        npm_install = [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"]
-        _install(home / ".installed", _fingerprint(*sources), [npm_install], home)
-
-    def command(self, ctx: Context) -> tuple[list[str], dict[str, str], Path]:
-        home = ctx.work / "express"
-        env = _peer_env(ctx, self.port, NODE_ENV="production")
-        return [shutil.which("node") or "node", "server.js"], env, home
-
-
-class FastAPIPeer(Target):
-    """FastAPI + PyJWT on uvicorn (uvloop, httptools), in a venv of its own."""
-
-    name = "fastapi"
-    kind = "peer"
-    packages = ("fastapi", "uvicorn[standard]", "pyjwt[crypto]")
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def prepare(self, ctx: Context) -> None:
-        venv = ctx.work / "fastapi-venv"
-        python = venv / "bin" / "python"
-        ctx.work.mkdir(parents=True, exist_ok=True)
-        steps = [
-            [sys.executable, "-m", "venv", str(venv)],
-            [str(python), "-m", "pip", "install", "-q", *self.packages],
-        ]
-        stamp = " ".join(self.packages)
-        _install(ctx.work / "fastapi-venv.installed", stamp, steps, ctx.work)
-
-    def command(self, ctx: Context) -> tuple[list[str], dict[str, str], Path]:
-        uvicorn = ctx.work / "fastapi-venv" / "bin" / "uvicorn"
-        command = [str(uvicorn), "fastapi_peer:app", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--no-access-log", "--log-level", "warning"]
-        return command, _peer_env(ctx, self.port), PEERS
-
-
-class TornadoPeer(Target):
-    """Plain Tornado + joserfc on uvloop, from the project's own environment."""
-
-    name = "tornado"
-    kind = "peer"
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def command(self, ctx: Context) -> tuple[list[str], dict[str, str], Path]:
-        return [sys.executable, "tornado_peer.py"], _peer_env(ctx, self.port), PEERS
 
 
 def cleanup_redis(ctx: Context) -> None:
@@ -340,13 +246,6 @@ def cleanup_redis(ctx: Context) -> None:
         client.close()
     except RedisError as exc:
         print(f"could not remove the run's Redis keys ({exc})")
-
-
-PEER_TYPES: dict[str, Callable[[int], Target]] = {
-    "express": ExpressPeer,
-    "fastapi": FastAPIPeer,
-    "tornado": TornadoPeer,
-}
 
 
 def new_port() -> int:
