@@ -1,0 +1,55 @@
+"""Strict base64url and JSON for proofs: one encoding of each value, UTF-8 only.
+
+A proof is signed bytes; decoding them leniently (padding, stray characters,
+UTF-16 JSON, duplicate members, NaN) would let two parsers disagree on what
+was signed. Every function raises ``ValueError`` on anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def b64url_encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Unpadded base64url in its canonical form (unused trailing bits zero)."""
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if b64url_encode(raw) != segment:
+        raise ValueError("not canonical base64url")
+    return raw
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("duplicate member name")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from UTF-8 bytes; ``json.loads(bytes)`` would also take UTF-16/32."""
+    try:
+        value = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_unique_members,
+            parse_constant=_no_constant,
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
