@@ -116,8 +116,8 @@ def _origin(scheme: str, authority: str) -> str:
     if "@" in authority:
         raise ValueError("carries user information")
     if authority.startswith("["):
-        host, _, port = authority.partition("]")
-        host += "]"
+        host, bracket, port = authority.partition("]")
+        host += bracket
         if port and not port.startswith(":"):
             raise ValueError("has a malformed authority")
         port = port[1:]
