@@ -55,10 +55,11 @@ def check(proof: str, **kwargs: Any):
     return verify_proof(proof, **kwargs)
 
 
-def refused(proof: str, reason: str, **kwargs: Any) -> InvalidDPoPProof:
+def refused(proof: str, reason: str, *, match: str = "", **kwargs: Any) -> InvalidDPoPProof:
     with pytest.raises(InvalidDPoPProof) as caught:
         check(proof, **kwargs)
     assert caught.value.reason == reason, caught.value.description
+    assert match in caught.value.description
     assert caught.value.error == "invalid_dpop_proof"
     assert caught.value.status == 401
     return caught.value
@@ -164,6 +165,7 @@ def test_padded_base64url_is_refused():
     head, payload, signature = _resigned_with_length(1).split(".")
     assert len(head) % 4 == 2
     refused(f"{head}==.{payload}.{signature}", "dpop_malformed")
+    refused(f"{head[:4]}*{head[4:]}.{payload}.{signature}", "dpop_malformed")  # decoders skip "*"
 
 
 def _resigned_with_length(remainder: int) -> str:
@@ -268,9 +270,10 @@ def test_a_private_key_in_jwk_is_refused(alg):
 
 def test_the_key_type_must_fit_the_algorithm():
     ec = key_for("ES256")
-    # An EC key named as RS256: refused before any signature check.
-    refused(sign_raw(header_for(ec, "RS256"), claims_for(), key_for("RS256"), "RS256"), "dpop_jwk")
-    refused(sign_raw(header_for(ec, "EdDSA"), claims_for(), key_for("EdDSA"), "EdDSA"), "dpop_jwk")
+    # An EC key named as RS256 or EdDSA: refused before any signature check.
+    for alg in ("RS256", "EdDSA"):
+        proof = sign_raw(header_for(ec, alg), claims_for(), key_for(alg), alg)
+        refused(proof, "dpop_jwk", match=f"is of type 'EC'; {alg} needs")
 
 
 def test_the_curve_must_fit_the_algorithm():
@@ -307,8 +310,10 @@ def test_non_minimal_or_wrong_length_members_are_refused():
     )
     ec = key_for("ES256")
     ec_jwk = public_jwk(ec)
-    short_x = {**ec_jwk, "x": b64url_encode(base64.urlsafe_b64decode(ec_jwk["x"] + "=")[1:])}
-    refused(sign_raw(header_for(ec, "ES256", jwk=short_x), claims_for(), ec, "ES256"), "dpop_jwk")
+    # The same point with x padded to 33 bytes: another thumbprint for the same key.
+    long_x = {**ec_jwk, "x": b64url_encode(b"\x00" + base64.urlsafe_b64decode(ec_jwk["x"] + "="))}
+    proof = sign_raw(header_for(ec, "ES256", jwk=long_x), claims_for(), ec, "ES256")
+    refused(proof, "dpop_jwk", match="wrong length")
 
 
 def test_a_point_off_the_curve_is_refused():

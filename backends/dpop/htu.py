@@ -113,8 +113,7 @@ def _split(uri: str) -> tuple[str, str, str]:
 
 
 def _origin(scheme: str, authority: str) -> str:
-    if "@" in authority:
-        raise ValueError("carries user information")
+    # User information ("user@") fails the host syntax below: it never matches.
     if authority.startswith("["):
         host, bracket, port = authority.partition("]")
         host += bracket
