@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,12 +18,12 @@ from backends.dpop import (
     DPoPVerifier,
     InvalidDPoPProof,
     MemoryReplayCache,
-    RedisReplayCache,
     StatelessNonces,
     UseDPoPNonce,
     jwk_thumbprint,
     make_proof,
 )
+from backends.dpop.replay_redis import RedisReplayCache
 from backends.errors import BackendUnavailable
 from tests.clock import FakeClock
 from tests.conftest import redis_url, require_service
@@ -278,3 +280,14 @@ async def test_the_binding_is_checked_before_the_proof_is_spent():
     assert mismatch.value.error == "invalid_token"
     mine = jwk_thumbprint(key_for("ES256"))
     await verifier.verify([proof], method="GET", url=URL, access_token=TOKEN, expected_jkt=mine)
+
+
+def test_importing_the_dpop_package_loads_no_store_driver():
+    code = (
+        "import sys, backends.dpop\n"
+        "print(sorted(m for m in ('redis', 'pymongo') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

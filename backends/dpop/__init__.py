@@ -2,8 +2,10 @@
 
 - :func:`verify_proof` checks one proof against a request (pure, no I/O);
   :class:`DPoPVerifier` adds the server nonce and the replay cache.
-- :class:`MemoryReplayCache` (one process) and :class:`RedisReplayCache` (shared)
-  remember spent proofs; :class:`StatelessNonces` issues and checks server nonces.
+- :class:`MemoryReplayCache` (one process) and
+  ``backends.dpop.replay_redis.RedisReplayCache`` (shared; imported from there, so
+  importing this package loads no store driver) remember spent proofs;
+  :class:`StatelessNonces` issues and checks server nonces.
 - :func:`make_proof`, :func:`generate_key` and :func:`jwk_thumbprint` are for
   clients and tests.
 """
@@ -21,7 +23,6 @@ from backends.dpop.nonce import StatelessNonces
 from backends.dpop.policy import DEFAULT_ALGORITHMS, DPoPPolicy
 from backends.dpop.proof import VerifiedProof, access_token_hash, single_proof, verify_proof
 from backends.dpop.replay import MemoryReplayCache, ReplayCache
-from backends.dpop.replay_redis import RedisReplayCache
 from backends.dpop.verifier import DPoPVerifier
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "DPoPVerifier",
     "InvalidDPoPProof",
     "MemoryReplayCache",
-    "RedisReplayCache",
     "ReplayCache",
     "StatelessNonces",
     "UseDPoPNonce",
