@@ -504,3 +504,12 @@ def test_a_nonce_must_be_a_string():
 def test_a_bad_proof_is_refused_as_bad_even_in_nonce_mode():
     nonces = StatelessNonces(b"s" * 32)
     refused(proof_with(claims={"htm": "POST"}), "dpop_htm", nonces=nonces)
+
+
+def test_an_algorithm_joserfc_lacks_is_refused(monkeypatch):
+    # Older joserfc releases have no RFC 9864 "Ed25519": such proofs are refused, not a 500.
+    import backends.dpop.proof
+
+    monkeypatch.delitem(backends.dpop.proof._SIGNATURE_ALGORITHMS, "Ed25519")
+    refused(proof_with("Ed25519"), "dpop_alg")
+    check(proof_with("EdDSA"))

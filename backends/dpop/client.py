@@ -17,15 +17,18 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joserfc import jws
-from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey, import_key
+from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 
 from backends.dpop.jwk import THUMBPRINT_MEMBERS, thumbprint
 from backends.dpop.policy import PROOF_ALGORITHMS
 from backends.dpop.proof import access_token_hash
 from backends.keys import JoseKey
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeyParameters
 
 _EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 

@@ -29,7 +29,12 @@ _ACCEPTED_TYP = frozenset({"dpop+jwt", "application/dpop+jwt"})
 # Headers that would name a key other than ``jwk``, or rules we do not know: refused,
 # as jotguard's token verifier refuses them. ``b64`` would change what was signed.
 _REFUSED_HEADERS = frozenset({"jku", "x5u", "x5c", "crit", "b64", "zip"})
-_SIGNATURE_ALGORITHMS = {name: JWSRegistry.algorithms[name] for name in PROOF_ALGORITHMS}
+# As joserfc registers them: an older joserfc may lack RFC 9864's names.
+_SIGNATURE_ALGORITHMS = {
+    name: JWSRegistry.algorithms[name]
+    for name in PROOF_ALGORITHMS
+    if name in JWSRegistry.algorithms
+}
 
 
 class NonceChecker(Protocol):
@@ -100,7 +105,11 @@ def _check_header(header: dict[str, Any], policy: DPoPPolicy) -> str:
     if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
         raise _refuse("The DPoP proof type must be dpop+jwt", "dpop_typ")
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in policy.accepted_algorithms:
+    if (
+        not isinstance(alg, str)
+        or alg not in policy.accepted_algorithms
+        or alg not in _SIGNATURE_ALGORITHMS
+    ):
         accepted = " ".join(policy.advertised)
         raise _refuse(f"The DPoP proof algorithm is not accepted ({accepted})", "dpop_alg")
     refused = _REFUSED_HEADERS.intersection(header)
