@@ -8,8 +8,11 @@ was signed. Every function raises ``ValueError`` on anything else.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Any
+
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 def b64url_encode(raw: bytes) -> str:
@@ -23,7 +26,8 @@ def b64url_decode(segment: str) -> bytes:
     decoder would skip) and non-zero unused bits alike; an impossible length makes
     the decoder raise (``binascii.Error`` is a ``ValueError``).
     """
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    encoded = (segment + "=" * (-len(segment) % 4)).encode("ascii")
+    raw = binascii.a2b_base64(encoded.translate(_TO_STANDARD))
     if b64url_encode(raw) != segment:
         raise ValueError("not canonical base64url")
     return raw
@@ -40,14 +44,14 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every proof: json.loads with hooks builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
+
+
 def json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object from UTF-8 bytes; ``json.loads(bytes)`` would also take UTF-16/32."""
     try:
-        value = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_unique_members,
-            parse_constant=_no_constant,
-        )
+        value = _DECODER.decode(raw.decode("utf-8"))
     except RecursionError:
         raise ValueError("nested too deeply") from None
     if not isinstance(value, dict):
