@@ -1,0 +1,293 @@
+"""Each proof is accepted once: the replay caches (memory, Redis) and DPoPVerifier."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio
+
+from backends.dpop import (
+    DPoPKeyMismatch,
+    DPoPPolicy,
+    DPoPVerifier,
+    InvalidDPoPProof,
+    MemoryReplayCache,
+    StatelessNonces,
+    UseDPoPNonce,
+    jwk_thumbprint,
+    make_proof,
+)
+from backends.dpop.replay_redis import RedisReplayCache
+from backends.errors import BackendUnavailable
+from tests.clock import FakeClock
+from tests.conftest import redis_url, require_service
+from tests.dpop_support import TOKEN, URL, key_for
+
+NOW = 1_700_000_000.0
+JKT = "j" * 43
+
+
+# -- in memory --------------------------------------------------------------------------
+
+
+async def test_memory_cache_accepts_a_proof_once():
+    cache = MemoryReplayCache(120)
+    assert await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
+    assert not await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW + 1)
+    assert await cache.first_use("k" * 43, "a", expires_at=NOW + 90, now=NOW + 1)  # another key
+
+
+async def test_memory_cache_remembers_for_at_least_its_window_and_then_forgets():
+    cache = MemoryReplayCache(120)
+    start = 120 * (NOW // 120) + 119  # the last second of a generation: the worst case
+    assert await cache.first_use(JKT, "a", expires_at=start + 120, now=start)
+    assert not await cache.first_use(JKT, "a", expires_at=start + 120, now=start + 120)
+    # Two generations on (121 s after the worst-case insert) it is gone.
+    assert await cache.first_use(JKT, "a", expires_at=start + 241, now=start + 121)
+
+
+async def test_memory_cache_does_not_forget_when_the_clock_steps_back():
+    cache = MemoryReplayCache(120)
+    assert await cache.first_use(JKT, "a", expires_at=NOW + 60, now=NOW)
+    assert not await cache.first_use(JKT, "a", expires_at=NOW - 3600, now=NOW - 3600)
+
+
+async def test_memory_cache_refuses_when_full_instead_of_forgetting():
+    cache = MemoryReplayCache(120, max_entries=3)
+    for jti in "abc":
+        assert await cache.first_use(JKT, jti, expires_at=NOW + 60, now=NOW)
+    with pytest.raises(BackendUnavailable) as full:
+        await cache.first_use(JKT, "d", expires_at=NOW + 60, now=NOW)
+    assert full.value.status == 503
+    assert 1 <= full.value.retry_after <= 120
+    assert len(cache) == 3
+    assert not await cache.first_use(JKT, "a", expires_at=NOW + 60, now=NOW)  # still known
+    later = NOW + 2 * 120
+    assert await cache.first_use(JKT, "d", expires_at=later + 60, now=later)
+
+
+async def test_memory_cache_refuses_entries_that_outlive_its_window():
+    cache = MemoryReplayCache(120)
+    with pytest.raises(ValueError, match="outlives"):
+        await cache.first_use(JKT, "a", expires_at=NOW + 121, now=NOW)
+
+
+# -- in Redis ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards (never FLUSHDB)."""
+    client = redis.asyncio.Redis.from_url(redis_url(), socket_connect_timeout=1)
+    try:
+        await client.ping()
+        reachable = True
+    except (redis.RedisError, OSError):
+        reachable = False
+    require_service("Redis", reachable)
+    prefix = f"jotguard-test:{uuid.uuid4().hex}:dpop:"
+    yield prefix
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+async def two_instances(redis_prefix: str) -> AsyncIterator[tuple[RedisReplayCache, ...]]:
+    caches = tuple(RedisReplayCache.from_url(redis_url(), prefix=redis_prefix) for _ in range(2))
+    yield caches
+    for cache in caches:
+        await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_a_proof_replayed_to_another_instance_is_refused(two_instances):
+    first, second = two_instances
+    assert await first.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
+    assert not await second.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
+    assert not await first.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
+    assert await second.first_use(JKT, "b", expires_at=NOW + 90, now=NOW)
+
+
+@pytest.mark.redis
+async def test_redis_entries_expire_with_the_proof(two_instances, redis_prefix):
+    cache = two_instances[0]
+    assert await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
+    keys = [key async for key in cache.redis.scan_iter(match=f"{redis_prefix}*")]
+    assert len(keys) == 1
+    assert len(keys[0]) == len(redis_prefix) + 22  # fixed size, whatever the jti
+    assert 89 <= await cache.redis.ttl(keys[0]) <= 91
+
+
+@pytest.mark.redis
+async def test_concurrent_uses_of_one_proof_let_exactly_one_through(two_instances):
+    first, second = two_instances
+    results = await asyncio.gather(
+        *(cache.first_use(JKT, "race", expires_at=NOW + 90, now=NOW) for cache in two_instances * 5)
+    )
+    assert sorted(results) == [False] * 9 + [True]
+    assert first is not second
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_redis_down_is_unavailable_never_an_accept():
+    cache = RedisReplayCache.from_url(f"redis://127.0.0.1:{_closed_port()}/0")
+    try:
+        with pytest.raises(BackendUnavailable) as down:
+            await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
+        assert down.value.status == 503
+        assert down.value.retry_after > 0
+    finally:
+        await cache.aclose()
+
+
+async def test_a_redis_that_stops_answering_is_unavailable():
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # never answers; returns when the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cache = RedisReplayCache.from_url(f"redis://127.0.0.1:{port}/0?socket_timeout=0.2")
+    try:
+        with pytest.raises(BackendUnavailable):
+            await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
+        assert accepted.is_set()
+    finally:
+        await cache.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+# -- DPoPVerifier: the proof checks, then the cache -------------------------------------
+
+
+def _proof(clock: FakeClock, **kwargs) -> str:
+    return make_proof(key_for("ES256"), "GET", URL, iat=int(clock.now), **kwargs)
+
+
+async def test_the_verifier_refuses_a_replayed_proof():
+    clock = FakeClock(NOW)
+    verifier = DPoPVerifier(clock=clock)
+    proof = _proof(clock, access_token=TOKEN)
+    jkt = jwk_thumbprint(key_for("ES256"))
+    verified = await verifier.verify([proof], method="GET", url=URL, access_token=TOKEN)
+    assert verified.jkt == jkt
+    clock.advance(30)
+    with pytest.raises(InvalidDPoPProof) as replayed:
+        await verifier.verify([proof], method="GET", url=URL, access_token=TOKEN)
+    assert (replayed.value.error, replayed.value.reason) == ("invalid_dpop_proof", "dpop_replay")
+
+
+async def test_a_refused_proof_is_not_spent():
+    clock = FakeClock(NOW)
+    verifier = DPoPVerifier(clock=clock)
+    proof = _proof(clock, access_token=TOKEN)
+    with pytest.raises(InvalidDPoPProof) as wrong_token:
+        await verifier.verify([proof], method="GET", url=URL, access_token="another")
+    assert wrong_token.value.reason == "dpop_ath"
+    await verifier.verify([proof], method="GET", url=URL, access_token=TOKEN)
+
+
+async def test_the_memory_cache_outlasts_every_acceptable_proof():
+    # The oldest acceptable proof is checked, then replayed as late as it stays acceptable.
+    policy = DPoPPolicy(proof_lifetime=60, leeway=30)
+    for age in (-policy.leeway, 0, policy.proof_lifetime + policy.leeway):
+        clock = FakeClock(NOW + 7)
+        verifier = DPoPVerifier(policy, clock=clock)
+        proof = make_proof(key_for("ES256"), "GET", URL, iat=clock.now - age)
+        await verifier.verify([proof], method="GET", url=URL)
+        remaining = (clock.now - age) + policy.proof_lifetime + policy.leeway - clock.now
+        clock.advance(remaining)
+        with pytest.raises(InvalidDPoPProof) as replayed:
+            await verifier.verify([proof], method="GET", url=URL)
+        assert replayed.value.reason == "dpop_replay"
+
+
+@pytest.mark.redis
+async def test_two_instances_sharing_redis_accept_a_proof_once(two_instances):
+    clock = FakeClock(NOW)
+    first, second = (DPoPVerifier(replay=cache, clock=clock) for cache in two_instances)
+    proof = _proof(clock)
+    await first.verify([proof], method="GET", url=URL)
+    with pytest.raises(InvalidDPoPProof) as replayed:
+        await second.verify([proof], method="GET", url=URL)
+    assert replayed.value.reason == "dpop_replay"
+
+
+async def test_a_verifier_whose_redis_is_down_fails_closed():
+    clock = FakeClock(NOW)
+    cache = RedisReplayCache.from_url(f"redis://127.0.0.1:{_closed_port()}/0")
+    verifier = DPoPVerifier(replay=cache, clock=clock)
+    try:
+        with pytest.raises(BackendUnavailable):
+            await verifier.verify([_proof(clock)], method="GET", url=URL)
+    finally:
+        await cache.aclose()
+
+
+async def test_the_verifier_asks_for_nonces_and_hands_out_fresh_ones():
+    clock = FakeClock(NOW)
+    nonces = StatelessNonces(b"n" * 32)
+    verifier = DPoPVerifier(nonces=nonces, clock=clock)
+    with pytest.raises(UseDPoPNonce) as asked:
+        await verifier.verify([_proof(clock)], method="GET", url=URL)
+    nonce = asked.value.nonce
+    verified = await verifier.verify([_proof(clock, nonce=nonce)], method="GET", url=URL)
+    assert verifier.fresh_nonce(verified) is None
+    clock.advance(nonces.step)
+    verified = await verifier.verify([_proof(clock, nonce=nonce)], method="GET", url=URL)
+    assert verifier.fresh_nonce(verified) == nonces.issue(clock.now) != nonce
+    assert DPoPVerifier().fresh_nonce(verified) is None
+
+
+async def test_the_verifier_wants_exactly_one_proof_and_states_its_algorithms():
+    verifier = DPoPVerifier(DPoPPolicy(algorithms=("ES256", "PS256")))
+    with pytest.raises(InvalidDPoPProof) as none:
+        await verifier.verify([], method="GET", url=URL)
+    assert none.value.reason == "dpop_missing"
+    assert verifier.challenge(none.value) == (
+        'DPoP error="invalid_dpop_proof", error_description="A DPoP proof is required", '
+        'algs="ES256 PS256"'
+    )
+    assert verifier.challenge() == 'DPoP algs="ES256 PS256"'
+
+
+async def test_the_binding_is_checked_before_the_proof_is_spent():
+    clock = FakeClock(NOW)
+    verifier = DPoPVerifier(clock=clock)
+    proof = _proof(clock, access_token=TOKEN)
+    other = jwk_thumbprint(key_for("EdDSA"))
+    with pytest.raises(DPoPKeyMismatch) as mismatch:
+        await verifier.verify(
+            [proof], method="GET", url=URL, access_token=TOKEN, expected_jkt=other
+        )
+    assert mismatch.value.error == "invalid_token"
+    mine = jwk_thumbprint(key_for("ES256"))
+    await verifier.verify([proof], method="GET", url=URL, access_token=TOKEN, expected_jkt=mine)
+
+
+def test_importing_the_dpop_package_loads_no_store_driver():
+    code = (
+        "import sys, backends.dpop\n"
+        "print(sorted(m for m in ('redis', 'pymongo') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
