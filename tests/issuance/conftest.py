@@ -45,7 +45,10 @@ def make_client(issuance: Issuance) -> Callable[..., Awaitable[tuple[str, str]]]
         scopes: tuple[str, ...] = ALL_DEMO, grants: tuple[str, ...] = GRANT_TYPES
     ) -> tuple[str, str]:
         client, secret = await new_client(
-            issuance.hasher, f"app-{uuid.uuid4().hex[:8]}", frozenset(scopes), frozenset(grants)
+            issuance.tokens.client_secrets,
+            f"app-{uuid.uuid4().hex[:8]}",
+            frozenset(scopes),
+            frozenset(grants),
         )
         await issuance.store.add_client(client)
         return client.client_id, secret
