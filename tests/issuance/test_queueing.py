@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from backends.issuance.passwords import PasswordHasher
-from backends.issuance.queueing import PriorityGate, mark_request_started
+from backends.issuance.queueing import PriorityGate, SourceSlots, mark_request_started
 
 
 async def test_gate_admits_the_lowest_key_next():
@@ -111,3 +111,68 @@ async def test_hasher_runs_at_most_workers_jobs_at_once(workers, monkeypatch):
         hasher.close()
     assert all(results)
     assert 1 <= peak <= workers
+
+
+async def test_a_login_from_elsewhere_is_not_queued_behind_another_addresses_burst(monkeypatch):
+    hasher = PasswordHasher(time_cost=1, memory_kib=64, workers=1, per_source=1)
+    ran: list[str] = []
+    original = hasher._verify
+
+    def recording(encoded: str, secret: str) -> bool:
+        ran.append(secret)
+        return original(encoded, secret)
+
+    monkeypatch.setattr(hasher, "_verify", recording)
+    encoded = await hasher.hash("x")
+    release = asyncio.Event()
+
+    async def check(name: str, source: str, arrived: float) -> None:
+        mark_request_started(arrived, source=source)
+        await hasher.verify(encoded, name)
+
+    async def blocker() -> None:
+        await hasher._gate.acquire(-1)
+        await release.wait()
+        hasher._gate.release()
+
+    try:
+        hold = asyncio.create_task(blocker())
+        await asyncio.sleep(0)
+        burst = [asyncio.create_task(check(f"burst-{n}", "ip:192.0.2.1", n)) for n in range(10)]
+        await asyncio.sleep(0)
+        later = asyncio.create_task(check("elsewhere", "ip:198.51.100.7", 100.0))
+        await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(hold, *burst, later)
+    finally:
+        hasher.close()
+    # The burst's first job was in line before it; the other nine waited in the burst's
+    # own line, so the pool's next thread went to the login from elsewhere.
+    assert ran.index("elsewhere") == 1
+    assert [job for job in ran if job.startswith("burst-")] == [f"burst-{n}" for n in range(10)]
+    assert len(hasher._sources) == 0  # nothing kept once the jobs are done
+
+
+async def test_source_slots_hand_over_in_order_and_survive_cancellation():
+    slots = SourceSlots(1)
+    await slots.acquire("a")
+    cancelled = asyncio.create_task(slots.acquire("a"))
+    waiting = asyncio.create_task(slots.acquire("a"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    await slots.acquire("b")  # another source is not held up
+    slots.release("a")
+    await asyncio.wait_for(waiting, 1)
+    slots.release("a")
+    slots.release("b")
+    assert len(slots) == 0
+
+
+def test_the_default_share_of_one_address_is_half_the_pool():
+    for workers, share in ((1, 1), (2, 1), (3, 1), (8, 4)):
+        hasher = PasswordHasher(time_cost=1, memory_kib=64, workers=workers)
+        try:
+            assert hasher.per_source == share
+        finally:
+            hasher.close()
