@@ -88,15 +88,23 @@ async def password_budgets() -> str:
     )
 
 
+def admin_headers(server: Server) -> dict[str, str]:
+    return {**FORM, "Authorization": basic(server.admin_id, server.admin_secret)}
+
+
+async def admin_token(server: Server) -> str:
+    """A client-credentials token of the server's first-start admin client."""
+    body = form({"grant_type": "client_credentials"})
+    issued = await one(server.url, "POST", "/oauth/token", admin_headers(server), body)
+    token: str = json.loads(issued.body)["access_token"]
+    return token
+
+
 async def introspection() -> str:
     server = await Server.start()
     try:
-        client = basic(server.admin_id, server.admin_secret)
-        headers = {**FORM, "Authorization": client, "X-Forwarded-For": "192.0.2.80"}
-        issued = await one(
-            server.url, "POST", "/oauth/token", headers, form({"grant_type": "client_credentials"})
-        )
-        token = json.loads(issued.body)["access_token"]
+        headers = {**admin_headers(server), "X-Forwarded-For": "192.0.2.80"}
+        token = await admin_token(server)
         answers = [
             await one(server.url, "POST", "/oauth/introspect", headers, form({"token": token}))
             for _ in range(40)
@@ -138,12 +146,7 @@ async def real_ip_header() -> str:
 async def default_policy_off() -> str:
     server = await Server.start(JOTGUARD_RATELIMIT_DEFAULT="off")
     try:
-        client = basic(server.admin_id, server.admin_secret)
-        headers = {**FORM, "Authorization": client}
-        issued = await one(
-            server.url, "POST", "/oauth/token", headers, form({"grant_type": "client_credentials"})
-        )
-        token = json.loads(issued.body)["access_token"]
+        token = await admin_token(server)
         answer = await one(server.url, "GET", "/test-auth", {"Authorization": f"Bearer {token}"})
     finally:
         await server.stop()

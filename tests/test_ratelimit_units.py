@@ -12,6 +12,7 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from backends.errors import InvalidToken, MissingCredentials
 from backends.ratelimit import Decision, Policy, RateLimiter, parse_limits
 from tests.clock import FakeClock
+from tests.conftest import GENEROUS_LIMITS
 from tests.ratelimit_support import closed_port
 from webapp.clientip import ClientAddresses, parse_address
 from webapp.ratelimit import RequestLimits, is_failed_guess
@@ -57,17 +58,7 @@ def test_bad_rate_limit_settings_name_the_variable(tmp_path, variable, value):
     assert "\n" not in message
 
 
-POLICY_VARIABLES = [
-    "JOTGUARD_RATELIMIT_DEFAULT",
-    "JOTGUARD_RATELIMIT_TOKEN",
-    "JOTGUARD_RATELIMIT_INTROSPECT",
-    "JOTGUARD_RATELIMIT_ADMIN",
-    "JOTGUARD_RATELIMIT_API",
-    "JOTGUARD_RATELIMIT_PREAUTH",
-    "JOTGUARD_RATELIMIT_FAILED_AUTH",
-    "JOTGUARD_RATELIMIT_PASSWORD",
-    "JOTGUARD_RATELIMIT_PASSWORD_IP",
-]
+POLICY_VARIABLES = list(GENEROUS_LIMITS)
 
 
 @pytest.mark.parametrize("variable", POLICY_VARIABLES)
