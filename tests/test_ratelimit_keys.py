@@ -97,6 +97,7 @@ async def test_memory_per_key_is_bounded_by_the_policy_bound(clock):
     assert after - full < 50_000
 
 
+@pytest.mark.redis
 async def test_redis_keys_are_bounded_the_same_way():
     url = redis_url()
     client = redis.asyncio.from_url(url)
