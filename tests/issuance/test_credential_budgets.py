@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
+from backends.issuance.grants import hash_refresh_token
 from tests.conftest import default_limits
 from tests.issuance.conftest import basic, body
 
@@ -280,3 +281,23 @@ async def test_a_resource_server_introspects_on_every_request(make_client, post,
     revoked = await post({"token": "not-a-token"}, client=resource_server, path="/oauth/revoke")
     assert revoked.code == 200  # revocation shares that budget, not the token endpoint's
     assert revoked.headers["RateLimit-Policy"] == '"introspect-60s";q=6000;w=60'
+
+
+async def test_a_refused_refresh_leaves_its_refresh_token_unspent(
+    make_client, make_user, post, issuance
+):
+    backend = await make_client()
+    await make_user("alice")
+    grant = await post(login("alice", "correct horse battery"), client=backend)
+    refresh = body(grant)["refresh_token"]
+    for _ in range(9):  # with the login: ten tokens for alice through this client
+        answer = await post(
+            {"grant_type": "refresh_token", "refresh_token": refresh}, client=backend
+        )
+        assert answer.code == 200
+        refresh = body(answer)["refresh_token"]
+    refused = await post({"grant_type": "refresh_token", "refresh_token": refresh}, client=backend)
+    assert_rate_limited(refused, "token")
+    token, family = await issuance.store.get_refresh_token(hash_refresh_token(refresh))
+    assert token.used_at is None  # refused before the rotation: retrying later still works
+    assert family.revoked_at is None
