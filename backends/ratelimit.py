@@ -36,11 +36,14 @@ from limits.aio.strategies import (
 from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import StorageError
 
+from backends.ratelimit_keys import OVERFLOW_KEY, KeyBound
 from backends.ratelimit_memory import MemoryCounters
 from backends.ratelimit_policy import Decision, Policy, Quota, StrategyName, parse_limits
 from backends.telemetry import Sample
 
 __all__ = [
+    "DEFAULT_MAX_KEYS",
+    "OVERFLOW_KEY",
     "Decision",
     "Policy",
     "Quota",
@@ -54,6 +57,7 @@ log = logging.getLogger("jotguard.ratelimit")
 
 STORAGE_RETRY_SECONDS = 1.0
 LOG_INTERVAL_SECONDS = 60.0
+DEFAULT_MAX_KEYS = 100_000
 
 # wrap_exceptions=True turns driver errors into StorageError; a socket error or
 # timeout that escapes the wrapping must not become a 500 either.
@@ -87,6 +91,8 @@ class RateLimiter:
     made without the storage (``failed_open`` / ``failed_closed``) for metrics.
     ``clock`` times the storage's rests and log intervals; ``window_clock`` is the
     wall clock ``memory://`` windows are counted on (Redis keeps its own time).
+    ``max_keys`` bounds the keys each policy counts at once, in either storage (see
+    :mod:`backends.ratelimit_keys`: a full policy evicts nothing, newcomers share one key).
     """
 
     def __init__(
@@ -98,8 +104,10 @@ class RateLimiter:
         fail_closed: bool = False,
         clock: Callable[[], float] = time.monotonic,
         window_clock: Callable[[], float] = time.time,
+        max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
         self.fail_closed = fail_closed
+        self.keys = KeyBound(max_keys, window_clock)
         self.counts: Counter[tuple[str, str]] = Counter()
         self._clock = clock
         self._timeout = timeout
@@ -118,6 +126,7 @@ class RateLimiter:
         self._unlogged = 0
         self._last_error: BaseException | None = None
         self._outage_logged = False
+        self._overflow_logged: dict[str, float] = {}
 
     @property
     def in_process(self) -> bool:
@@ -170,6 +179,12 @@ class RateLimiter:
     async def _decide(
         self, policy: Policy, key: str, cost: int, *, charge: bool, report: bool
     ) -> Decision:
+        if charge:
+            key = self.keys.charge(policy, key)
+            if key == OVERFLOW_KEY:
+                self._overflowed(policy)
+        else:
+            key = self.keys.look(policy, key)
         if self._memory is not None:
             # Cannot fail, so it never rests and is never "answering again".
             decision = self._memory.decide(policy, key, cost, charge=charge, report=report)
@@ -206,6 +221,7 @@ class RateLimiter:
         ``exceeded`` (from a refusing :class:`Decision`) reports that limit as spent:
         the sliding-window counter may refuse while its rounded remainder is still 1.
         """
+        key = self.keys.look(policy, key)
         if self._memory is not None:
             return self._memory.usage(policy, key, exceeded=exceeded)
         if self._storage_resting():
@@ -265,6 +281,26 @@ class RateLimiter:
                 count,
                 {"policy": policy},
             )
+        for policy, count in list(self.keys.overflowed.items()):
+            yield Sample(
+                "ratelimit_key_overflows_total",
+                "counter",
+                "Charges that found their policy at its key bound and shared the overflow key",
+                count,
+                {"policy": policy},
+            )
+
+    def _overflowed(self, policy: Policy) -> None:
+        now = self._clock()
+        if now - self._overflow_logged.get(policy.name, -math.inf) < LOG_INTERVAL_SECONDS:
+            return
+        self._overflow_logged[policy.name] = now
+        log.warning(
+            "rate-limit policy %s counts %d keys, its bound: new keys share one budget until"
+            " counters expire (raise JOTGUARD_RATELIMIT_MAX_KEYS if this is not a flood)",
+            policy.name,
+            self.keys.max_keys,
+        )
 
     @property
     def storage_failures(self) -> int:

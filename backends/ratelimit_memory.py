@@ -6,7 +6,9 @@ check costs a few microseconds instead of the ~50 the async storage costs.
 
 - **sliding-window-counter**: counts per window aligned to ``int(now // expiry)``;
   the previous window weighs as much of it as the current window still has to go.
-- **moving-window**: the timestamps of the hits of the last ``expiry`` seconds.
+- **moving-window**: the timestamps of the hits of the last ``expiry`` seconds, in a
+  list (a deque costs 600 bytes even empty; keys are bounded, see
+  :mod:`backends.ratelimit_keys`, and their size is what that bound costs).
 - **fixed-window**: counts per window aligned to ``int(now // expiry)``.
 
 Every (policy, limit) has a table of its own in which all entries share one
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from itertools import repeat
 from typing import Any, Generic, TypeVar
@@ -174,26 +176,33 @@ class _SlidingWindowCounter(_Table[_Window, _SlidingLook]):
 
 
 # (used, the counted hits' times, oldest first)
-_MovingLook = tuple[int, "deque[float] | None"]
+_MovingLook = tuple[int, "list[float] | None"]
 
 
-class _MovingWindow(_Table["deque[float]", _MovingLook]):
-    def useful_until(self, entry: deque[float]) -> float:
+class _MovingWindow(_Table["list[float]", _MovingLook]):
+    def useful_until(self, entry: list[float]) -> float:
         return entry[-1] + self.expiry if entry else -math.inf
 
     def look(self, key: str, now: float) -> _MovingLook:
         hits = self.entry(key, now)
         if hits is None:
             return 0, None
+        # From the front, up to the first hit still counted: after a clock step back the
+        # times are out of order, and the hits behind that one keep counting (refusing).
         oldest_counted = now - self.expiry
-        while hits and hits[0] < oldest_counted:
-            hits.popleft()
+        gone = 0
+        for hit in hits:
+            if hit >= oldest_counted:
+                break
+            gone += 1
+        if gone:
+            del hits[:gone]
         return len(hits), hits
 
     def charge(self, key: str, now: float, look: _MovingLook, cost: int) -> None:
         hits = look[1]
         if hits is None:
-            hits = deque()
+            hits = []
         hits.extend(repeat(now, cost))
         self._charged(key, hits)
 

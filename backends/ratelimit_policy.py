@@ -40,9 +40,7 @@ class Policy:
 
     ``strategy`` is one of ``limits``' strategies: the sliding-window counter
     (cheap, nearly exact) by default, the moving window where exactness matters
-    (token and login endpoints). ``per_client`` asks the web layer to count the
-    ``client_id`` a request offers together with its IP instead of the IP alone
-    (token endpoints, which also check credentials).
+    (token issuance and failure budgets).
 
     :raises ValueError: a bad name, notation or strategy.
     """
@@ -50,7 +48,6 @@ class Policy:
     name: str
     limits: str
     strategy: StrategyName = "sliding-window-counter"
-    per_client: bool = False
     items: tuple[RateLimitItem, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

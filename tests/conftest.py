@@ -7,6 +7,7 @@ A test module provides ``app``; the fixtures here serve it on a free port.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -34,10 +35,13 @@ GENEROUS_LIMITS = dict.fromkeys(
     (
         "JOTGUARD_RATELIMIT_DEFAULT",
         "JOTGUARD_RATELIMIT_TOKEN",
+        "JOTGUARD_RATELIMIT_INTROSPECT",
         "JOTGUARD_RATELIMIT_ADMIN",
         "JOTGUARD_RATELIMIT_API",
         "JOTGUARD_RATELIMIT_PREAUTH",
         "JOTGUARD_RATELIMIT_FAILED_AUTH",
+        "JOTGUARD_RATELIMIT_PASSWORD",
+        "JOTGUARD_RATELIMIT_PASSWORD_IP",
     ),
     "100000/minute",
 )
@@ -167,6 +171,15 @@ def issue_token(services: Services) -> Callable[..., str]:
         return services.issuer.sign(claims).token
 
     return issue
+
+
+def default_limits() -> dict[str, str]:
+    """Every rate-limit policy at its shipped default (the tests' ``settings`` are generous)."""
+    return {
+        f.metadata["env"]: f.default
+        for f in dataclasses.fields(Settings)
+        if f.metadata["env"] in GENEROUS_LIMITS
+    }
 
 
 def redis_url() -> str:

@@ -22,23 +22,34 @@ from webapp.app import routes
 from webapp.errors import ApiError
 from webapp.handler import AuthenticatedHandler, JsonHandler
 from webapp.handlers.basic import NotFoundHandler
+from webapp.ratelimit import client_key
 from webapp.services import Services
 from webapp.settings import Settings
 
 
 class TokenEndpoint(JsonHandler):
-    """Like /oauth/token: client credentials in the body, checked in a worker thread
-    (as argon2 is), failures counted per IP. ``secret_checks`` counts the checks."""
+    """A token endpoint as a library user writes one: client credentials in the body,
+    checked in a worker thread while the check holds a failed-auth slot, then the token
+    policy charged per verified client and address. ``secret_checks`` counts the checks."""
 
     rate_limit = "token"
     secret_checks = 0
 
+    async def prepare(self) -> None:
+        await self.limit_request(authenticating=True)
+
     async def post(self) -> None:
+        client_id = self.get_body_argument("client_id", "")
         offered = self.get_body_argument("client_secret", "").encode()
-        TokenEndpoint.secret_checks += 1
-        if not await asyncio.to_thread(hmac.compare_digest, offered, b"right"):
-            await self.record_failed_authentication()
-            raise ApiError(401, "invalid_client", "Client authentication failed")
+        check = await self.client_check()
+        try:
+            TokenEndpoint.secret_checks += 1
+            if not await asyncio.to_thread(hmac.compare_digest, offered, b"right"):
+                await check.failed()
+                raise ApiError(401, "invalid_client", "Client authentication failed")
+        finally:
+            check.release()
+        await self.limit_verified(client_key(client_id, address=self.address_key))
         self.write({"access_token": "issued", "token_type": "Bearer"})
 
 

@@ -171,16 +171,18 @@ async def test_forwarded_for_from_trusted_proxy_opens_a_budget_per_client(fetch)
     assert (await fetch("/test", **from_ip("203.0.113.8"))).code == 200
     # What the client wrote left of the proxy's entry is not believed.
     assert (await fetch("/test", **from_ip("192.0.2.1, 203.0.113.7"))).code == 429
-    # X-Real-IP from a trusted proxy counts too.
-    assert (await fetch("/test", headers={"X-Real-IP": "203.0.113.9"})).code == 200
+    # Nor any header but the one configured (X-Forwarded-For by default).
+    chosen = {"X-Forwarded-For": "203.0.113.7", "X-Real-IP": "203.0.113.9"}
+    assert (await fetch("/test", headers=chosen)).code == 429
 
 
 @pytest.mark.parametrize("settings_overrides", [BEHIND_PROXY])
-async def test_ipv6_clients_are_counted_per_64(fetch):
-    for host in range(1, 6):
-        assert (await fetch("/test", **from_ip(f"2001:db8:0:1::{host}"))).code == 200
-    assert (await fetch("/test", **from_ip("2001:db8:0:1:ffff::9"))).code == 429
-    assert (await fetch("/test", **from_ip("2001:db8:0:2::1"))).code == 200
+async def test_ipv6_clients_are_counted_per_56_by_default(fetch):
+    # Five /64s of one /56 (one customer's allocation) share its budget.
+    for subnet in range(5):
+        assert (await fetch("/test", **from_ip(f"2001:db8:0:1{subnet}::1"))).code == 200
+    assert (await fetch("/test", **from_ip("2001:db8:0:ff:ffff::9"))).code == 429
+    assert (await fetch("/test", **from_ip("2001:db8:0:100::1"))).code == 200
 
 
 # --- authenticated requests: per principal -------------------------------------------
@@ -518,3 +520,65 @@ class TestDeadRedisIsVisibleToOperators:
             metrics
         )
         assert 'jotguard_ratelimit_storage_failures_total{policy="default"}' in metrics
+
+
+# --- the header the proxy writes; policies turned off -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{**TIGHT, "JOTGUARD_TRUSTED_PROXIES": "127.0.0.1", "JOTGUARD_CLIENT_IP_HEADER": "x-real-ip"}],
+)
+async def test_with_x_real_ip_a_varying_forwarded_for_opens_no_new_budget(fetch, issue_token):
+    # nginx's `proxy_set_header X-Real-IP $remote_addr`, passing the client's own XFF on.
+    tokens = garbage_tokens(issue_token("alice"), 25)
+    codes = [
+        (
+            await fetch(
+                "/test-auth",
+                token=token,
+                headers={"X-Real-IP": "203.0.113.50", "X-Forwarded-For": f"10.9.{n}.1"},
+            )
+        ).code
+        for n, token in enumerate(tokens)
+    ]
+    assert codes == [401] * 10 + [429] * 15
+    other = await fetch("/test-auth", token=tokens[0], headers={"X-Real-IP": "203.0.113.51"})
+    assert other.code == 401  # another client address, another budget
+
+
+@pytest.mark.parametrize("settings_overrides", [{**TIGHT, "JOTGUARD_RATELIMIT_DEFAULT": "off"}])
+async def test_a_policy_turned_off_counts_nothing_and_sends_no_headers(
+    fetch, issue_token, services
+):
+    token = issue_token("alice")
+    answers = [await fetch("/test-auth", token=token) for _ in range(20)]
+    answers += [await fetch("/test") for _ in range(20)]
+    assert {a.code for a in answers} == {200}
+    assert not any("RateLimit" in a.headers or "RateLimit-Policy" in a.headers for a in answers)
+    # The brute-force guards are not turned off with it.
+    bad = [(await fetch("/test-auth", token=t)).code for t in garbage_tokens(token, 12)]
+    assert bad == [401] * 10 + [429] * 2
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{**TIGHT, "JOTGUARD_RATELIMIT_FAILED_AUTH": "off", "JOTGUARD_RATELIMIT_PREAUTH": "off"}],
+)
+async def test_the_guards_are_turned_off_by_name(fetch, issue_token):
+    bad = [(await fetch("/test-auth", token=t)).code for t in garbage_tokens(issue_token(), 20)]
+    assert bad == [401] * 20
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{**TIGHT, "JOTGUARD_RATELIMIT_FAILED_AUTH": "3/minute"}]
+)
+async def test_a_refused_request_charges_nothing_further(fetch, issue_token, services):
+    tokens = garbage_tokens(issue_token("alice"), 40)
+    codes = [(await fetch("/test-auth", token=t)).code for t in tokens]
+    assert codes == [401] * 3 + [429] * 37
+    limits = services.rate_limits
+    (preauth,) = await limits.limiter.usage(limits.preauth, "ip:127.0.0.1")
+    # Only the three checked tokens reached the preauth guard: the refused ones stopped
+    # at the failed-auth budget, before it.
+    assert preauth.limit - preauth.remaining == 3

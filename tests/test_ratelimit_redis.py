@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +14,7 @@ import redis.asyncio
 from tornado.httpclient import AsyncHTTPClient
 
 from tests.conftest import TEST_ISSUER, redis_url, require_service
-from tests.ratelimit_support import running_instance
+from tests.ratelimit_support import TokenEndpoint, running_instance
 from webapp.settings import Settings
 
 pytestmark = pytest.mark.redis
@@ -115,3 +117,30 @@ async def test_distinct_key_prefixes_keep_budgets_apart(redis_settings, client, 
     async for key in cleanup.scan_iter(match=f"{other.ratelimit_key_prefix}:*"):
         await cleanup.delete(key)
     await cleanup.aclose()
+
+
+async def test_a_burst_of_bad_secrets_holds_failure_slots_in_redis_too(redis_settings, monkeypatch):
+    settings = dataclasses.replace(
+        redis_settings, ratelimit_token="1000/minute", ratelimit_failed_auth="10/minute"
+    )
+    monkeypatch.setattr(TokenEndpoint, "secret_checks", 0)
+    wide = AsyncHTTPClient(force_instance=True, max_clients=40)
+    try:
+        async with running_instance(settings) as (base, services):
+            answers = await asyncio.gather(
+                *(
+                    wide.fetch(
+                        base + "/limited/token",
+                        method="POST",
+                        body=f"client_id=app&client_secret=wrong{n}",
+                        raise_error=False,
+                    )
+                    for n in range(40)
+                )
+            )
+            assert services.rate_limits.checks_in_flight == 0
+    finally:
+        wide.close()
+    codes = [a.code for a in answers]
+    assert codes.count(401) == TokenEndpoint.secret_checks == 10
+    assert codes.count(429) == 30

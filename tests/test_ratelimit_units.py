@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 
 import pytest
@@ -13,9 +12,10 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from backends.errors import InvalidToken, MissingCredentials
 from backends.ratelimit import Decision, Policy, RateLimiter, parse_limits
 from tests.clock import FakeClock
+from tests.conftest import GENEROUS_LIMITS
 from tests.ratelimit_support import closed_port
 from webapp.clientip import ClientAddresses, parse_address
-from webapp.ratelimit import is_failed_guess, offered_client_id
+from webapp.ratelimit import RequestLimits, is_failed_guess
 from webapp.settings import Settings, SettingsError
 
 # --- settings ------------------------------------------------------------------------
@@ -42,6 +42,11 @@ from webapp.settings import Settings, SettingsError
         ("JOTGUARD_RATELIMIT_TIMEOUT", "0"),
         ("JOTGUARD_RATELIMIT_TIMEOUT", "soon"),
         ("JOTGUARD_RATELIMIT_KEY_PREFIX", "two words"),
+        ("JOTGUARD_RATELIMIT_INTROSPECT", "offf"),
+        ("JOTGUARD_RATELIMIT_PASSWORD", "5/minute;6/minute"),
+        ("JOTGUARD_RATELIMIT_PASSWORD_IP", "none"),
+        ("JOTGUARD_RATELIMIT_MAX_KEYS", "10"),
+        ("JOTGUARD_CLIENT_IP_HEADER", "x-client-ip"),
     ],
 )
 def test_bad_rate_limit_settings_name_the_variable(tmp_path, variable, value):
@@ -51,6 +56,47 @@ def test_bad_rate_limit_settings_name_the_variable(tmp_path, variable, value):
     message = str(caught.value)
     assert message.startswith(f"{variable}: ")
     assert "\n" not in message
+
+
+POLICY_VARIABLES = list(GENEROUS_LIMITS)
+
+
+@pytest.mark.parametrize("variable", POLICY_VARIABLES)
+def test_every_policy_can_be_turned_off_by_name_alone(tmp_path, variable):
+    environ = {"JOTGUARD_ENV_FILE": str(tmp_path / "absent.env"), variable: " OFF "}
+    limits = RequestLimits.from_settings(Settings.load(environ=environ))
+    configured = {
+        **limits.policies,
+        "preauth": limits.preauth,
+        "failed-auth": limits.failed_auth,
+        "password": limits.password,
+        "password-ip": limits.password_ip,
+    }
+    off = [name for name, policy in configured.items() if policy is None]
+    assert off == [variable.removeprefix("JOTGUARD_RATELIMIT_").lower().replace("_", "-")]
+
+
+def test_a_bad_limit_says_off_is_allowed(tmp_path):
+    environ = {"JOTGUARD_ENV_FILE": str(tmp_path / "absent.env"), "JOTGUARD_RATELIMIT_API": "x"}
+    with pytest.raises(SettingsError, match="or off"):
+        Settings.load(environ=environ)
+
+
+def test_client_address_defaults(tmp_path):
+    settings = Settings.load(environ={"JOTGUARD_ENV_FILE": str(tmp_path / "absent.env")})
+    assert (settings.client_ip_header, settings.ratelimit_ipv6_prefix) == ("x-forwarded-for", 56)
+    limits = RequestLimits.from_settings(settings)
+    assert limits.addresses.ipv6_prefix == 56
+    assert "no trusted proxies" in limits.addresses.describe()
+    behind = Settings.load(
+        environ={
+            "JOTGUARD_ENV_FILE": str(tmp_path / "absent.env"),
+            "JOTGUARD_TRUSTED_PROXIES": "10.0.0.0/8",
+            "JOTGUARD_CLIENT_IP_HEADER": "Forwarded",
+        }
+    )
+    described = RequestLimits.from_settings(behind).addresses.describe()
+    assert described == "Forwarded from the trusted proxies 10.0.0.0/8, else the peer"
 
 
 def test_rate_limit_settings_parse(tmp_path):
@@ -118,7 +164,12 @@ def test_only_guesses_spend_the_failed_auth_budget():
 
 
 def request(peer: str, **headers: str) -> HTTPServerRequest:
-    names = {"xff": "X-Forwarded-For", "real": "X-Real-IP", "auth": "Authorization"}
+    names = {
+        "xff": "X-Forwarded-For",
+        "real": "X-Real-IP",
+        "fwd": "Forwarded",
+        "auth": "Authorization",
+    }
     h = HTTPHeaders({"Host": "jotguard.test"})
     for short, value in headers.items():
         h.add(names[short], value)
@@ -140,7 +191,9 @@ PROXIES = ClientAddresses(["10.0.0.0/8", "2001:db8:ffff::/48"])
         ("10.0.0.2", {"xff": "203.0.113.5"}, "203.0.113.5"),
         ("10.0.0.2", {"xff": "6.6.6.6, 203.0.113.5, 10.1.1.1"}, "203.0.113.5"),
         ("10.0.0.2", {"xff": "6.6.6.6, 203.0.113.5", "real": "1.1.1.1"}, "203.0.113.5"),
-        ("10.0.0.2", {"real": "203.0.113.6"}, "203.0.113.6"),
+        # Only the configured header is read (X-Forwarded-For by default).
+        ("10.0.0.2", {"real": "203.0.113.6"}, "10.0.0.2"),
+        ("10.0.0.2", {"fwd": "for=203.0.113.6"}, "10.0.0.2"),
         ("10.0.0.2", {}, "10.0.0.2"),
         ("10.0.0.2", {"xff": "10.0.0.9, 10.0.0.8"}, "10.0.0.9"),
         # Garbage where the trusted hop put an address: stay with that hop.
@@ -157,6 +210,42 @@ def test_client_address(peer, headers, client):
     assert str(PROXIES.client(request(peer, **headers))) == client
 
 
+REAL_IP = ClientAddresses(["10.0.0.0/8"], header="x-real-ip")
+FORWARDED = ClientAddresses(["10.0.0.0/8", "2001:db8:ffff::/48"], header="forwarded")
+
+
+@pytest.mark.parametrize(
+    ("addresses", "peer", "headers", "client"),
+    [
+        # nginx's proxy_set_header X-Real-IP $remote_addr, passing the client's XFF on.
+        (REAL_IP, "10.0.0.2", {"real": "203.0.113.6", "xff": "6.6.6.6"}, "203.0.113.6"),
+        (REAL_IP, "10.0.0.2", {"xff": "6.6.6.6"}, "10.0.0.2"),
+        (REAL_IP, "198.51.100.1", {"real": "203.0.113.6"}, "198.51.100.1"),
+        # RFC 7239: the right-most untrusted for=, quoted, bracketed, with ports.
+        (FORWARDED, "10.0.0.2", {"fwd": "for=203.0.113.5;proto=https"}, "203.0.113.5"),
+        (
+            FORWARDED,
+            "10.0.0.2",
+            {"fwd": 'for=6.6.6.6, for="[2001:db8:cafe::17]:4711";by=10.0.0.2, for=10.1.1.1'},
+            "2001:db8:cafe::17",
+        ),
+        (FORWARDED, "10.0.0.2", {"fwd": 'For="203.0.113.5:8443"', "xff": "6.6.6.6"}, "203.0.113.5"),
+        # unknown, obfuscated, or no for= at all: nothing further left is believed.
+        (FORWARDED, "10.0.0.2", {"fwd": "for=203.0.113.5, for=unknown"}, "10.0.0.2"),
+        (FORWARDED, "10.0.0.2", {"fwd": "for=203.0.113.5, for=_hidden"}, "10.0.0.2"),
+        (FORWARDED, "10.0.0.2", {"fwd": "for=203.0.113.5, proto=https"}, "10.0.0.2"),
+        (FORWARDED, "10.0.0.2", {"fwd": 'for="203.0.113.5,6.6.6.6"'}, "10.0.0.2"),
+    ],
+)
+def test_client_address_from_the_configured_header(addresses, peer, headers, client):
+    assert str(addresses.client(request(peer, **headers))) == client
+
+
+def test_an_unknown_client_ip_header_is_refused():
+    with pytest.raises(ValueError, match="header must be one of"):
+        ClientAddresses(header="x-client-ip")
+
+
 def test_forwarded_for_split_over_several_headers_is_one_chain():
     req = request("10.0.0.2")
     req.headers.add("X-Forwarded-For", "203.0.113.5")
@@ -167,6 +256,7 @@ def test_forwarded_for_split_over_several_headers_is_one_chain():
 @pytest.mark.parametrize(
     ("prefix", "address", "key"),
     [
+        (56, "2001:db8:1:2ff:3:4:5:6", "2001:db8:1:200::/56"),
         (64, "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
         (48, "2001:db8:1:2:3:4:5:6", "2001:db8:1::/48"),
         (128, "2001:db8:1:2:3:4:5:6", "2001:db8:1:2:3:4:5:6"),
@@ -180,19 +270,6 @@ def test_ipv6_clients_are_keyed_by_network(prefix, address, key):
 def test_unknown_peer_address_gets_one_shared_key():
     assert ClientAddresses().key(request("")) == "unknown"
     assert parse_address("[broken") is None
-
-
-# --- the client_id a token request offers ---------------------------------------------------
-
-
-def test_offered_client_id_from_basic_credentials_and_body():
-    basic = base64.b64encode(b"my%3Aapp:secret").decode()
-    assert offered_client_id(request("192.0.2.1", auth=f"Basic {basic}")) == "my:app"
-    assert offered_client_id(request("192.0.2.1", auth="Basic !!!")) is None
-    form = request("192.0.2.1")
-    form.body_arguments = {"client_id": [b"web"]}
-    assert offered_client_id(form) == "web"
-    assert offered_client_id(request("192.0.2.1")) is None
 
 
 # --- the limiter: strategies and its storage-fault policy --------------------------------------

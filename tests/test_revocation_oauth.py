@@ -28,7 +28,7 @@ def register(services):
 
     async def add(scopes=("read:catchphrases",)):
         client, secret = await new_client(
-            services.issuance.hasher,
+            services.issuance.tokens.client_secrets,
             f"rs-{uuid.uuid4().hex[:8]}",
             frozenset(scopes),
             frozenset({"client_credentials", "password", "refresh_token"}),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
+from tornado import httputil
 from tornado.http1connection import HTTP1Connection
 from tornado.httputil import HTTPServerRequest
 from tornado.web import Application, RequestHandler
@@ -29,18 +31,59 @@ from webapp.routing import app_routes, route_of, templates_by_handler
 from webapp.services import Services
 
 
+class _CountedUntilLost(httputil.HTTPMessageDelegate):
+    """Passes a request's message on, and tells the application when its connection is
+    lost before the message was complete: no handler will run or log it then (Tornado
+    builds the handler of a body it buffers only once the body is in)."""
+
+    __slots__ = ("_app", "_delegate", "_request")
+
+    def __init__(
+        self,
+        app: JotguardApplication,
+        request: HTTPServerRequest,
+        delegate: httputil.HTTPMessageDelegate,
+    ) -> None:
+        self._app = app
+        self._request = request
+        self._delegate = delegate
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> Awaitable[None] | None:
+        return self._delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        return self._delegate.data_received(chunk)
+
+    def finish(self) -> None:
+        self._delegate.finish()
+
+    def on_connection_close(self) -> None:
+        # Documented as called only when the connection closes before finish().
+        self._delegate.on_connection_close()
+        self._app.request_done(self._request)
+
+
 class JotguardApplication(Application):
     """Counts requests in flight so a shutdown can wait for them, and writes one
     access-log line per request (replacing Tornado's) with the route pattern it took.
+
+    A request is in flight from its headers until its handler is logged, or until its
+    connection is lost first (an aborted upload never reaches a handler).
 
     The OpenAPI document is built here from the route table, so a handler method
     without ``@operation`` fails at start-up, not in production.
     """
 
-    in_flight = 0
     _idle: asyncio.Event | None = None
 
     def __init__(self, handlers: Any = None, **settings: Any) -> None:
+        # Requests, not a count: a request lost after its handler answered is let go
+        # twice (log_request, then the lost connection) and must count once.
+        self._in_flight: set[HTTPServerRequest] = set()
         super().__init__(handlers, **settings)
         self.routes = app_routes(self)
         self._templates = templates_by_handler(self.routes)
@@ -49,10 +92,20 @@ class JotguardApplication(Application):
         if metrics is not None:
             metrics.in_flight.set_function(lambda: self.in_flight)
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def request_done(self, request: HTTPServerRequest) -> None:
+        """``request`` is no longer in flight (answered, or its connection lost)."""
+        self._in_flight.discard(request)
+        if not self._in_flight and self._idle is not None:
+            self._idle.set()
+
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no request is in flight; False if ``timeout`` passed first."""
         self._idle = asyncio.Event()
-        if self.in_flight <= 0:
+        if not self._in_flight:
             return True
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
@@ -63,7 +116,7 @@ class JotguardApplication(Application):
     def get_handler_delegate(
         self, request: Any, target_class: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        self.in_flight += 1
+        self._in_flight.add(request)
         limit = self.settings.get("max_body_bytes")
         declared = declared_length(request)
         if limit is not None and declared is not None and declared > limit:
@@ -71,13 +124,13 @@ class JotguardApplication(Application):
                 # Else Tornado's own check refuses the length and closes under the client
                 # before the 413 is read; raised, it discards the body while the 413 goes out.
                 request.connection.set_max_body_size(declared)
-            return super().get_handler_delegate(request, BodyTooLargeHandler)
-        return super().get_handler_delegate(request, target_class, *args, **kwargs)
+            delegate = super().get_handler_delegate(request, BodyTooLargeHandler)
+        else:
+            delegate = super().get_handler_delegate(request, target_class, *args, **kwargs)
+        return _CountedUntilLost(self, request, delegate)
 
     def log_request(self, handler: RequestHandler) -> None:
-        self.in_flight -= 1
-        if self.in_flight <= 0 and self._idle is not None:
-            self._idle.set()
+        self.request_done(handler.request)
         route = self._templates.get(type(handler)) or route_of(self.routes, handler.request)
         record_request(handler, route, self.settings.get("metrics"))
 

@@ -1,7 +1,7 @@
 """The first ``jotguard serve`` on an empty client registry creates an admin client.
 
 Its secret is printed once, on standard output (not the log), with a curl line
-that uses it; only its argon2id hash is stored, so later starts cannot print it
+that uses it; only its keyed hash is stored, so later starts cannot print it
 again and print nothing secret.
 """
 
@@ -35,7 +35,10 @@ async def bootstrap_admin_client(
         if await issuance.store.list_clients():
             return False
         client, secret = await new_client(
-            issuance.hasher, ADMIN_CLIENT, admin_scopes(services), frozenset(GRANT_TYPES)
+            issuance.tokens.client_secrets,
+            ADMIN_CLIENT,
+            admin_scopes(services),
+            frozenset(GRANT_TYPES),
         )
         # Atomic in the store: of two servers starting at once, one creates it.
         if not await issuance.store.add_first_client(client):

@@ -105,7 +105,9 @@ def _read_password(from_stdin: bool) -> str:
 
 
 async def _add_client(issuance: Issuance, args: argparse.Namespace) -> None:
-    client, secret = await new_client(issuance.hasher, args.name, args.scope, args.grant)
+    client, secret = await new_client(
+        issuance.tokens.client_secrets, args.name, args.scope, args.grant
+    )
     await issuance.store.add_client(client)
     print(json.dumps({"client_id": client.client_id, "client_secret": secret}))
 

@@ -1,13 +1,17 @@
 """The client address a request is counted against.
 
-``X-Forwarded-For`` and ``X-Real-IP`` are anyone's to write, so they are read
-only when the direct peer is a configured trusted proxy. Then the chain is
-walked from the right (the hop nearest to us) past every trusted proxy; the
-first untrusted address is the client. Addresses further left were written by
-the client itself and are never believed.
+Forwarding headers are anyone's to write, so one header, the one the trusted proxy
+writes (``X-Forwarded-For`` by default, ``X-Real-IP`` or RFC 7239 ``Forwarded``), is
+read, and only when the direct peer is a configured trusted proxy; any other
+forwarding header is ignored, so a client cannot pick its address by sending the
+header the proxy passes through unchanged. The chain is walked from the right (the
+hop nearest to us) past every trusted proxy; the first untrusted address is the
+client. Addresses further left were written by the client itself and are never
+believed.
 
-IPv6 clients are counted per network (a /64 by default): one host usually owns
-a whole /64 and could otherwise rotate addresses to get fresh budgets.
+IPv6 clients are counted per network (a /56 by default, as express-rate-limit does):
+one customer usually owns a whole /56 (or /64) and could otherwise rotate addresses
+to get fresh budgets.
 """
 
 from __future__ import annotations
@@ -63,18 +67,38 @@ def parse_address(text: str | None) -> Address | None:
     return address
 
 
+HEADERS = {"x-forwarded-for": "X-Forwarded-For", "x-real-ip": "X-Real-IP", "forwarded": "Forwarded"}
+
+
 class ClientAddresses:
-    """Finds a request's client address and the key it is counted under."""
+    """Finds a request's client address and the key it is counted under.
+
+    ``header``: ``x-forwarded-for``, ``x-real-ip`` or ``forwarded``, the one header
+    the trusted proxies write.
+    """
 
     def __init__(
-        self, trusted_proxies: Iterable[str | Network] = (), ipv6_prefix: int = 64
+        self,
+        trusted_proxies: Iterable[str | Network] = (),
+        ipv6_prefix: int = 56,
+        header: str = "x-forwarded-for",
     ) -> None:
         if not 1 <= ipv6_prefix <= 128:
             raise ValueError("ipv6_prefix must be from 1 to 128")
+        if header not in HEADERS:
+            raise ValueError(f"header must be one of {', '.join(HEADERS)}")
         self.trusted = tuple(
             ip_network(p, strict=False) if isinstance(p, str) else p for p in trusted_proxies
         )
         self.ipv6_prefix = ipv6_prefix
+        self.header = HEADERS[header]
+
+    def describe(self) -> str:
+        """Where addresses come from, for the start-up log."""
+        if not self.trusted:
+            return "the connection's peer (no trusted proxies: forwarding headers are ignored)"
+        proxies = ", ".join(str(n) for n in self.trusted)
+        return f"{self.header} from the trusted proxies {proxies}, else the peer"
 
     def is_trusted(self, address: Address) -> bool:
         return any(address.version == n.version and address in n for n in self.trusted)
@@ -84,7 +108,8 @@ class ClientAddresses:
         peer = parse_address(request.remote_ip)
         if peer is None or not self.is_trusted(peer):
             return peer
-        chain = _header_chain(request, "X-Forwarded-For") or _header_chain(request, "X-Real-IP")
+        values = request.headers.get_list(self.header)
+        chain = _forwarded_for(values) if self.header == "Forwarded" else _comma_list(values)
         hop = peer
         for entry in reversed(chain):
             address = parse_address(entry)
@@ -98,7 +123,7 @@ class ClientAddresses:
         return hop
 
     def key(self, request: HTTPServerRequest) -> str:
-        """``"203.0.113.7"`` or ``"2001:db8:1:2::/64"``: what per-IP budgets are keyed by."""
+        """``"203.0.113.7"`` or ``"2001:db8:1:200::/56"``: what per-IP budgets are keyed by."""
         address = self.client(request)
         if address is None:
             return "unknown"
@@ -112,10 +137,57 @@ def _address_key(address: Address, ipv6_prefix: int) -> str:
     return str(address)
 
 
-def _header_chain(request: HTTPServerRequest, name: str) -> list[str]:
-    return [
-        entry.strip()
-        for value in request.headers.get_list(name)
-        for entry in value.split(",")
-        if entry.strip()
-    ]
+def _comma_list(values: list[str]) -> list[str]:
+    return [entry.strip() for value in values for entry in value.split(",") if entry.strip()]
+
+
+def _forwarded_for(values: list[str]) -> list[str]:
+    """The ``for=`` node of each element of RFC 7239 ``Forwarded`` values, in order.
+
+    An element without ``for=`` gives ``""``: its hop named no address, so nothing left
+    of it is believed (like ``unknown`` and obfuscated ``_identifiers``).
+    """
+    chain = []
+    for value in values:
+        for element in _split_unquoted(value, ","):
+            node = ""
+            for pair in _split_unquoted(element, ";"):
+                name, sep, raw = pair.partition("=")
+                if sep and name.strip().lower() == "for":
+                    node = _unquote(raw.strip())
+            chain.append(node)
+    return chain
+
+
+def _split_unquoted(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        inner = value[1:-1]
+        out, escaped = [], False
+        for char in inner:
+            if char == "\\" and not escaped:
+                escaped = True
+                continue
+            out.append(char)
+            escaped = False
+        return "".join(out)
+    return value

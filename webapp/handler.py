@@ -28,7 +28,7 @@ from backends.errors import AuthError, InsufficientScope, MalformedRequest, Miss
 from backends.principal import Principal
 from webapp.cors import CorsPolicy
 from webapp.errors import ApiError, from_auth_error
-from webapp.ratelimit import PolicyRef, RequestLimits, is_failed_guess
+from webapp.ratelimit import CredentialCheck, PolicyRef, RequestLimits, is_failed_guess
 from webapp.requestid import request_id
 from webapp.routing import handler_methods
 
@@ -142,13 +142,43 @@ class JsonHandler(RequestHandler):
             self._set_rate_limit_headers(admission.headers)
 
     async def record_failed_authentication(self) -> None:
-        """Count a failed client or password check against the caller's IP.
+        """Count a failed check (a bad token) against the caller's address.
 
-        Token endpoints call this; once the IP's budget is spent it gets 429
-        before any further check. Successes are never counted.
+        Once the address's budget is spent it gets 429 before any further check.
+        Successes are never counted. (Client-secret and password checks hold a slot
+        while they run instead: ``RequestLimits.client_check``/``password_check``.)
         """
         if self.rate_limits is not None:
             await self.rate_limits.record_failed_auth(self.request)
+
+    @property
+    def address_key(self) -> str:
+        """The client address's rate-limit key (the peer's address without rate limits)."""
+        limits = self.rate_limits
+        if limits is None:
+            return f"ip:{self.request.remote_ip}"
+        return limits.address_key(self.request)
+
+    async def password_check(self, client_id: str, username: str) -> CredentialCheck:
+        """Slots for checking ``username``'s password: the account's budget through this
+        client (from any address), and the address's coarse flood guard."""
+        limits = self.rate_limits
+        if limits is None:
+            return CredentialCheck(None, ())
+        return await limits.password_check(self.request, client_id, username)
+
+    async def client_check(self) -> CredentialCheck:
+        """A slot of the address's failed-auth budget for one client-secret check."""
+        limits = self.rate_limits
+        if limits is None:
+            return CredentialCheck(None, ())
+        return await limits.client_check(self.request)
+
+    async def limit_verified(self, key: str) -> None:
+        """Charge the route's policy to a verified key (429 ``ApiError`` when refused)."""
+        limits = self.rate_limits
+        if limits is not None:
+            self._set_rate_limit_headers(await limits.for_verified(self.rate_limit, key))
 
     def _set_rate_limit_headers(self, headers: dict[str, str]) -> None:
         if headers:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from backends.catchphrases.base import CatchphraseStore
 from backends.catchphrases.factory import open_catchphrase_store
 from backends.issuance.base import Client, IssuanceStore
+from backends.issuance.client_secrets import KEY_FILE, ClientSecrets
 from backends.issuance.exchange import LocalTokenExchange
 from backends.issuance.factory import open_issuance_store
 from backends.issuance.grants import TokenService
@@ -28,7 +29,6 @@ log = logging.getLogger("jotguard.issuance")
 
 PURGE_INTERVAL_SECONDS = 3600.0
 FIRST_PURGE_DELAY_SECONDS = 60.0
-CLIENT_SECRET_BYTES = 32
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
@@ -36,18 +36,23 @@ def password_hasher(settings: Settings) -> PasswordHasher:
         time_cost=settings.argon2_time_cost,
         memory_kib=settings.argon2_memory_kib,
         workers=settings.password_hash_workers or None,
+        per_source=settings.password_hash_per_address or None,
     )
 
 
+def client_secrets(settings: Settings, hasher: PasswordHasher) -> ClientSecrets:
+    return ClientSecrets(settings.data_dir / KEY_FILE, hasher)
+
+
 async def new_client(
-    hasher: PasswordHasher, name: str, scopes: frozenset[str], grants: frozenset[str]
+    client_secrets: ClientSecrets, name: str, scopes: frozenset[str], grants: frozenset[str]
 ) -> tuple[Client, str]:
-    """A client record and its plain secret (shown once; only its hash is kept)."""
-    secret = secrets.token_urlsafe(CLIENT_SECRET_BYTES)
+    """A client record and its plain secret (shown once; only its keyed hash is kept)."""
+    secret, secret_hash = await client_secrets.new_secret()
     client = Client(
         client_id=secrets.token_hex(16),  # never starts with "-": it is typed into CLIs
         name=name,
-        secret_hash=await hasher.hash(secret),
+        secret_hash=secret_hash,
         grant_types=grants,
         scopes=scopes,
         created_at=time.time(),
@@ -85,7 +90,12 @@ class Issuance:
         store = open_issuance_store(settings.issuance_store_url("issuance"))
         hasher = password_hasher(settings)
         tokens = TokenService(
-            store, hasher, issuer, revocations, refresh_ttl=settings.refresh_token_ttl
+            store,
+            hasher,
+            issuer,
+            revocations,
+            client_secrets=client_secrets(settings, hasher),
+            refresh_ttl=settings.refresh_token_ttl,
         )
         exchange = None
         if settings.get_token_client_id:
@@ -99,6 +109,13 @@ class Issuance:
             catchphrases=open_catchphrase_store(settings.issuance_store_url("catchphrases")),
             get_token_local=exchange,
         )
+
+    async def load_keys(self) -> None:
+        """The server's client-secret key, read (or made) before it serves.
+
+        :raises ConfigError: the key file is damaged: no client could authenticate.
+        """
+        await self.tokens.client_secrets.key()
 
     def start_background(self) -> None:
         """The server's housekeeping: the dummy hash made early, expired tokens purged."""

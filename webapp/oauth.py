@@ -16,7 +16,7 @@ from tornado.httputil import HTTPServerRequest
 from backends.errors import BackendUnavailable
 from backends.issuance.base import Client
 from backends.issuance.errors import InvalidClient, InvalidRequest, OAuthError
-from backends.issuance.grants import InvalidUserCredentials, TokenService
+from backends.issuance.grants import TokenService
 from backends.issuance.queueing import mark_request_started
 from webapp.errors import REALM, ApiError, from_auth_error
 from webapp.handler import JsonHandler
@@ -78,14 +78,24 @@ class ClientCredentials:
     method: str  # client_secret_basic or client_secret_post
 
 
-def _basic_credentials(header: str) -> ClientCredentials:
+def basic_credentials(header: str) -> ClientCredentials:
+    """HTTP Basic client credentials (RFC 7617, RFC 6749 §2.3.1): the one parser of them.
+
+    :raises InvalidClient: another scheme, or credentials that are not base64 of
+        ``id:secret`` in UTF-8 with both halves form-encoded and non-empty; never
+        anything else, whatever bytes the header carries.
+    """
     scheme, _, encoded = header.strip().partition(" ")
     if scheme.lower() != "basic":
         raise InvalidClient("Authenticate the client with HTTP Basic or in the request body")
+    encoded = encoded.strip()
+    # Tornado hands header bytes over as Latin-1 text: anything past ASCII is not base64.
+    if not encoded.isascii():
+        raise InvalidClient("The Basic credentials are not valid base64")
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        raise InvalidClient("The Basic credentials are not valid base64") from None
+        raise InvalidClient("The Basic credentials are not valid base64 of UTF-8 text") from None
     raw_id, sep, raw_secret = decoded.partition(":")
     if not sep:
         raise InvalidClient("The Basic credentials must be client_id:client_secret")
@@ -115,7 +125,7 @@ def read_client_credentials(request: HTTPServerRequest, form: dict[str, str]) ->
             raise InvalidRequest(
                 "Use one client authentication method: the Authorization header or the body"
             )
-        basic = _basic_credentials(headers[0])
+        basic = basic_credentials(headers[0])
         if body_id is not None and body_id != basic.client_id:
             raise InvalidRequest("client_id in the body differs from the Authorization header")
         return basic
@@ -151,34 +161,46 @@ class OAuthEndpointHandler(JsonHandler):
         self.set_header("Pragma", "no-cache")
 
     async def prepare(self) -> None:
-        # All argon2 checks of this request queue by its arrival, not one by one.
-        mark_request_started()
-        # Charged per client_id and IP, and refused once the IP spent its failed-auth budget.
-        await self.limit_request(authenticating=False)
+        # All argon2 checks of this request queue by its arrival, not one by one, and
+        # take their address's share of the hashing pool.
+        mark_request_started(source=self.address_key)
+        # Refused once the address spent its failed-auth budget, and charged to the
+        # preauth guard; the route's own policy counts once the client is verified.
+        await self.limit_request(authenticating=True)
         self.refuse_unsupported_method()
 
     async def authenticate_client(self, form: dict[str, str]) -> Client:
-        credentials = read_client_credentials(self.request, form)
-        return await self.tokens.authenticate_client(credentials.client_id, credentials.secret)
+        """The client the request authenticates as, its check holding a failed-auth slot.
 
-    async def credentials_rejected(self, kind: str) -> None:
-        """The one place a failed client or user credential check passes through.
+        :raises InvalidClient: missing, malformed or wrong credentials (a failure).
+        :raises ApiError: 429 when the address has no failed-auth budget left.
+        """
+        check = await self.client_check()
+        try:
+            credentials = read_client_credentials(self.request, form)
+            client = await self.tokens.authenticate_client(
+                credentials.client_id, credentials.secret
+            )
+        except InvalidClient:
+            self.credentials_rejected("client")
+            await check.failed()
+            raise
+        finally:
+            check.release()
+        return client
 
-        ``kind`` is ``client`` or ``user``. Rate limiting per IP hooks in here. The
-        log names neither the username nor any secret: people type passwords into
-        the username field.
+    def credentials_rejected(self, kind: str) -> None:
+        """The one place a failed client or user credential check is logged.
+
+        ``kind`` is ``client`` or ``user``. The log names neither the username nor any
+        secret: people type passwords into the username field.
         """
         log.warning("rejected %s credentials from %s", kind, self.request.remote_ip)
-        await self.record_failed_authentication()
 
-    async def answer_oauth_error(self, exc: OAuthError | BackendUnavailable) -> ApiError:
-        """The HTTP error to raise for ``exc``, after counting credential failures."""
+    def answer_oauth_error(self, exc: OAuthError | BackendUnavailable) -> ApiError:
+        """The HTTP error to raise for ``exc``."""
         if isinstance(exc, BackendUnavailable):
             return from_auth_error(exc)
-        if isinstance(exc, InvalidClient):
-            await self.credentials_rejected("client")
-        elif isinstance(exc, InvalidUserCredentials):
-            await self.credentials_rejected("user")
         return oauth_api_error(exc)
 
 

@@ -1,63 +1,63 @@
 """Rate limiting of HTTP requests: which policy a handler has, whom a request is counted against.
 
 A handler names its policy with the class attribute ``rate_limit``: the name of
-a configured policy (``"default"``, ``"token"``, ``"admin"``, ``"api"``), a
-:class:`~backends.ratelimit.Policy` of its own, or None (never limited). The
+a configured policy (``"default"``, ``"token"``, ``"introspect"``, ``"admin"``,
+``"api"``), a :class:`~backends.ratelimit.Policy` of its own, or None (never
+limited, guards included). A configured policy set to ``off`` counts nothing and
+sends no headers; the brute-force guards stay on unless turned off by name. The
 policy is resolved after routing, so ``/x``, ``/x/`` and ``/x/anything`` of one
 handler share one budget: keys name the policy, never the path.
 
-Counting happens in two stages, both before the handler runs:
+Nothing a caller says about itself is a key until it is verified: requests are
+counted per client address, verified principal or verified client. The one
+exception, the failed-password budget per (client, username), is keyed by what was
+typed, because it must hold for accounts that do not exist exactly as for those
+that do; like every policy it keeps a bounded number of keys
+(:mod:`backends.ratelimit_keys`).
 
-1. **Before authentication** (nothing verified yet, so nothing the client says
-   about itself is believed):
+1. **Before authentication**, per address, in order, and the first refusal stops it
+   (a refused request charges nothing further): a request that presents
+   credentials (a bearer token, or any request to an endpoint that authenticates an
+   OAuth client) is refused if its address has spent its failed-authentication
+   budget, then charged to the ``preauth`` guard; any other request is charged to
+   its route's policy. A token this process has verified before skips this stage:
+   the guards protect verification work, and it needs none.
+2. **After authentication**: the route's policy per verified principal (issuer +
+   ``sub``), or, on the OAuth endpoints, per verified client
+   (:meth:`RequestLimits.for_verified`, with the key the endpoint chooses).
 
-   - a request that presents credentials (a bearer token, or any request to a
-     ``per_client`` token endpoint) is refused at once if its IP has spent its
-     budget of failed authentications;
-   - a request with a bearer token is charged to the ``preauth`` guard of its
-     IP: a flood of garbage tokens is cut off before any signature check;
-   - every other request is charged to the handler's policy, keyed by the
-     client IP (or by ``client_id`` + IP on ``per_client`` endpoints, which are
-     also charged to the ``preauth`` guard, since the client picks the id).
-
-   A token this process has verified before skips stage 1: the guards exist to
-   protect verification work, and it needs none (``AuthenticatedHandler.prepare``).
-
-2. **After authentication**: the handler's policy, keyed by the verified
-   principal (issuer + ``sub``), so users behind one NAT do not share a budget
-   and a user on several networks does not get several.
-
-Failed authentications are counted per IP in a separate budget that a success
-never consumes: bad or forged tokens here, failed client or password checks
-wherever a token endpoint calls :meth:`RequestLimits.record_failed_auth`.
-Only recorded failures count: a request that presents credentials is refused
-unchecked once its IP has spent that budget, while checks still in progress
-hold nothing, so honest clients behind one NAT address never lock each other
-out. The price is that a burst sent at once is checked until its first
-failures are recorded: at most the budget plus the requests in flight.
+Failures are counted in budgets a success never consumes: bad or forged tokens and
+failed client checks per address (``failed-auth``), failed passwords per account
+and, coarsely, per address (``password``, ``password-ip``). A client-secret or
+password check **holds a slot** of its budgets while it runs
+(:meth:`RequestLimits.reserve`): a check starts only if the recorded failures plus
+the checks in flight leave room, and gives the slot back when it succeeds, so a
+burst is never checked beyond the budget. (Bearer tokens are cheap to check and
+not reserved: 50 honest clients behind one address must not hold each other off.)
+In-flight slots are this process's: with several processes sharing Redis, a burst
+split between them can have up to the budget in flight in each.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import functools
 import hashlib
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote
 
 from tornado.httputil import HTTPServerRequest
 
 from backends.errors import AuthError, InvalidToken
 from backends.principal import Principal
-from backends.ratelimit import Decision, Policy, Quota, RateLimiter
+from backends.ratelimit import Decision, Policy, Quota, RateLimiter, StrategyName
 from webapp.clientip import ClientAddresses, Network
 from webapp.errors import ApiError
-from webapp.settings import Settings
+from webapp.settings import RATELIMIT_OFF, Settings
 
 PolicyRef = str | Policy | None
+Slot = tuple[Policy, str]
 
 # A validly signed token that has expired or been revoked is not a guess at a
 # secret: counting it would lock out a NAT full of clients that merely refresh late.
@@ -80,11 +80,56 @@ def is_failed_guess(exc: AuthError) -> bool:
     return isinstance(exc, InvalidToken) and exc.reason not in _NOT_GUESSES
 
 
+def client_key(client_id: str, *, address: str | None = None, subject: str | None = None) -> str:
+    """The key of a verified client, alone or with an address (``ip:...``) or a subject."""
+    key = f"client:{_key_part(client_id)}"
+    if subject is not None:
+        return f"{key}|sub:{_key_part(subject)}"
+    if address is not None:
+        return f"{key}|{address}"
+    return key
+
+
+def account_key(client_id: str, username: str) -> str:
+    """The key of a login name as typed, through one client (existing or not)."""
+    return f"client:{_key_part(client_id)}|user:{_key_part(username)}"
+
+
+class CredentialCheck:
+    """The slots one credential check holds; :meth:`failed` or :meth:`release` it, once."""
+
+    __slots__ = ("_limits", "_open", "_slots")
+
+    def __init__(self, limits: RequestLimits | None, slots: tuple[Slot, ...]) -> None:
+        self._limits = limits
+        self._slots = slots
+        self._open = True
+
+    async def failed(self) -> None:
+        """The check failed: each slot becomes a recorded failure, then is let go."""
+        if not self._open or self._limits is None:
+            self._open = False
+            return
+        try:
+            # Recorded before the slot is let go, so no check in between sees neither.
+            for policy, key in self._slots:
+                await self._limits.limiter.hit(policy, key)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """The check passed, or never ran: the slots are free again."""
+        if self._open:
+            self._open = False
+            if self._limits is not None:
+                self._limits._let_go(self._slots)
+
+
 class RequestLimits:
     """The policies of an application, the limiter that counts them, and how keys are made.
 
     Put it in the Tornado application settings as ``rate_limits``; without it,
-    nothing is limited.
+    nothing is limited. ``off`` names configured policies that count nothing.
     """
 
     def __init__(
@@ -92,16 +137,25 @@ class RequestLimits:
         limiter: RateLimiter,
         policies: Iterable[Policy],
         *,
+        off: Iterable[str] = (),
         failed_auth: Policy | None = None,
         preauth: Policy | None = None,
+        password: Policy | None = None,
+        password_ip: Policy | None = None,
         trusted_proxies: Iterable[str | Network] = (),
-        ipv6_prefix: int = 64,
+        ipv6_prefix: int = 56,
+        client_ip_header: str = "x-forwarded-for",
     ) -> None:
         self.limiter = limiter
-        self.policies = {policy.name: policy for policy in policies}
+        self.policies: dict[str, Policy | None] = dict.fromkeys(off)
+        self.policies.update((policy.name, policy) for policy in policies)
         self.failed_auth = failed_auth
         self.preauth = preauth
-        self.addresses = ClientAddresses(trusted_proxies, ipv6_prefix)
+        self.password = password
+        self.password_ip = password_ip
+        self.addresses = ClientAddresses(trusted_proxies, ipv6_prefix, client_ip_header)
+        # Checks in flight per slot: entries live only while a check runs.
+        self._in_flight: Counter[Slot] = Counter()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLimits:
@@ -110,23 +164,30 @@ class RequestLimits:
             key_prefix=settings.ratelimit_key_prefix,
             timeout=settings.ratelimit_timeout,
             fail_closed=settings.ratelimit_fail_closed,
+            max_keys=settings.ratelimit_max_keys,
         )
+        routes = {
+            "default": configured("default", settings.ratelimit_default),
+            "token": configured("token", settings.ratelimit_token, "moving-window"),
+            "introspect": configured("introspect", settings.ratelimit_introspect),
+            "admin": configured("admin", settings.ratelimit_admin),
+            "api": configured("api", settings.ratelimit_api),
+        }
         return cls(
             limiter,
-            [
-                Policy("default", settings.ratelimit_default),
-                Policy("token", settings.ratelimit_token, "moving-window", per_client=True),
-                Policy("admin", settings.ratelimit_admin),
-                Policy("api", settings.ratelimit_api),
-            ],
-            failed_auth=Policy("failed-auth", settings.ratelimit_failed_auth, "moving-window"),
-            preauth=Policy("preauth", settings.ratelimit_preauth),
+            [policy for policy in routes.values() if policy is not None],
+            off=[name for name, policy in routes.items() if policy is None],
+            failed_auth=configured("failed-auth", settings.ratelimit_failed_auth, "moving-window"),
+            preauth=configured("preauth", settings.ratelimit_preauth),
+            password=configured("password", settings.ratelimit_password, "moving-window"),
+            password_ip=configured("password-ip", settings.ratelimit_password_ip, "moving-window"),
             trusted_proxies=settings.trusted_proxies,
             ipv6_prefix=settings.ratelimit_ipv6_prefix,
+            client_ip_header=settings.client_ip_header,
         )
 
     def policy(self, ref: PolicyRef) -> Policy | None:
-        """The policy a handler's ``rate_limit`` attribute names.
+        """The policy a handler's ``rate_limit`` attribute names (None: never, or off).
 
         :raises LookupError: a name no configured policy has (a programming error).
         """
@@ -137,46 +198,45 @@ class RequestLimits:
         except KeyError:
             raise LookupError(f"no rate-limit policy named {ref!r} is configured") from None
 
+    def address_key(self, request: HTTPServerRequest) -> str:
+        """``ip:<address or network>``: what per-address budgets are keyed by."""
+        return f"ip:{self.addresses.key(request)}"
+
     async def before_auth(
         self, request: HTTPServerRequest, ref: PolicyRef, *, authenticating: bool
     ) -> Admission:
-        """Stage 1; ``authenticating``: a bearer token will be verified next.
+        """Stage 1; ``authenticating``: credentials will be checked next (a bearer token,
+        or an OAuth client's), so the guards apply and the route counts after the check.
 
         :raises ApiError: 429 over a limit, 503 when the storage is down and
             limiting fails closed.
         """
+        if ref is None:
+            return Admission()
+        ip_key = self.address_key(request)
+        limiter = self.limiter
+        if authenticating:
+            # Only recorded failures count here; slots of checks in flight are taken
+            # by the checks that need them (reserve).
+            if self.failed_auth is not None:
+                await self._require(
+                    limiter.peek(self.failed_auth, ip_key), self.failed_auth, ip_key
+                )
+            if self.preauth is not None:
+                await self._require(limiter.hit(self.preauth, ip_key), self.preauth, ip_key)
+            return Admission()
         policy = self.policy(ref)
         if policy is None:
             return Admission()
-        ip_key = f"ip:{self.addresses.key(request)}"
-        checks: list[tuple[Policy, str]] = []
-        if self.failed_auth is not None and (authenticating or policy.per_client):
-            # Only recorded failures count: checks in flight do not, or 50 honest
-            # clients behind one NAT address would lock each other out.
-            checks.append((self.failed_auth, ip_key))
-        route_key = None if authenticating else _route_key(request, policy, ip_key)
-        if self.preauth is not None and route_key != ip_key:
-            checks.append((self.preauth, ip_key))
-        if route_key is not None:
-            checks.append((policy, route_key))
-        calls = [
-            self.limiter.peek(p, key)
-            if p is self.failed_auth
-            # The route's own check brings the quotas for the response headers.
-            else self.limiter.hit(p, key, report=key == route_key)
-            for p, key in checks
-        ]
-        if len(calls) == 1 or self.limiter.in_process:
-            # Nothing to overlap: tasks would cost more than the calls.
-            decisions = [await call for call in calls]
-        else:
-            decisions = await asyncio.gather(*calls)
-        for (checked, key), decision in zip(checks, decisions, strict=True):
-            if not decision.allowed:
-                raise await self._refusal(checked, key, decision)
-        if route_key is None:
-            return Admission()
-        return Admission(_headers(decisions[-1].quotas))
+        decision = await limiter.hit(policy, ip_key, report=True)
+        if not decision.allowed:
+            raise await self._refusal(policy, ip_key, decision)
+        return Admission(_headers(decision.quotas))
+
+    async def _require(self, call: Awaitable[Decision], policy: Policy, key: str) -> None:
+        decision = await call
+        if not decision.allowed:
+            raise await self._refusal(policy, key, decision)
 
     async def for_principal(self, ref: PolicyRef, principal: Principal) -> dict[str, str]:
         """Stage 2: the handler's policy for the authenticated ``principal``.
@@ -184,19 +244,74 @@ class RequestLimits:
         :returns: the rate-limit headers for the response.
         :raises ApiError: as :meth:`before_auth`.
         """
+        return await self.for_verified(ref, _principal_key(principal.issuer, principal.subject))
+
+    async def for_verified(self, ref: PolicyRef, key: str) -> dict[str, str]:
+        """The handler's policy for a verified ``key`` (see :func:`client_key`).
+
+        :returns: the rate-limit headers for the response.
+        :raises ApiError: as :meth:`before_auth`.
+        """
         policy = self.policy(ref)
         if policy is None:
             return {}
-        key = _principal_key(principal.issuer, principal.subject)
         decision = await self.limiter.hit(policy, key, report=True)
         if not decision.allowed:
             raise await self._refusal(policy, key, decision)
         return _headers(decision.quotas)
 
     async def record_failed_auth(self, request: HTTPServerRequest) -> None:
-        """Count one failed authentication (bad token, client secret or password) for the IP."""
+        """Count one failed authentication (a bad token) for the address."""
         if self.failed_auth is not None:
-            await self.limiter.hit(self.failed_auth, f"ip:{self.addresses.key(request)}")
+            await self.limiter.hit(self.failed_auth, self.address_key(request))
+
+    async def client_check(self, request: HTTPServerRequest) -> CredentialCheck:
+        """A slot of the address's failed-auth budget for one client-secret check."""
+        return await self.reserve([(self.failed_auth, self.address_key(request))])
+
+    async def password_check(
+        self, request: HTTPServerRequest, client_id: str, username: str
+    ) -> CredentialCheck:
+        """Slots for one password check: the account's budget and the address's flood guard."""
+        return await self.reserve(
+            [
+                (self.password, account_key(client_id, username)),
+                (self.password_ip, self.address_key(request)),
+            ]
+        )
+
+    async def reserve(self, slots: Iterable[tuple[Policy | None, str]]) -> CredentialCheck:
+        """Hold a slot of each budget (None: turned off) for a check about to run.
+
+        Each budget must have room for its recorded failures plus every check in
+        flight, this one included; otherwise nothing is held or charged.
+
+        :raises ApiError: 429 when a budget has no room, 503 as :meth:`before_auth`.
+        """
+        held = tuple((policy, key) for policy, key in slots if policy is not None)
+        for slot in held:
+            self._in_flight[slot] += 1  # before any await: concurrent checks see each other
+        check = CredentialCheck(self, held)
+        try:
+            for policy, key in held:
+                cost = self._in_flight[(policy, key)]
+                await self._require(self.limiter.peek(policy, key, cost=cost), policy, key)
+        except BaseException:
+            check.release()
+            raise
+        return check
+
+    def _let_go(self, slots: tuple[Slot, ...]) -> None:
+        in_flight = self._in_flight
+        for slot in slots:
+            in_flight[slot] -= 1
+            if in_flight[slot] <= 0:
+                del in_flight[slot]
+
+    @property
+    def checks_in_flight(self) -> int:
+        """Credential-check slots held now (for tests and metrics)."""
+        return sum(self._in_flight.values())
 
     async def _refusal(self, policy: Policy, key: str, decision: Decision) -> ApiError:
         if decision.storage_failed:
@@ -227,39 +342,17 @@ class RequestLimits:
         )
 
 
-def _route_key(request: HTTPServerRequest, policy: Policy, ip_key: str) -> str:
-    if policy.per_client:
-        client_id = offered_client_id(request)
-        if client_id:
-            return f"client:{_key_part(client_id)}|{ip_key}"
-    return ip_key
-
-
-def offered_client_id(request: HTTPServerRequest) -> str | None:
-    """The ``client_id`` a token request names (RFC 6749 §2.3.1), unverified.
-
-    From HTTP Basic credentials (form-encoded id) or the ``client_id`` parameter.
-    """
-    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return unquote_plus(decoded.partition(":")[0]) or None
-    values = request.body_arguments.get("client_id") or request.query_arguments.get("client_id")
-    if not values:
-        return None
-    try:
-        return values[0].decode("utf-8") or None
-    except UnicodeDecodeError:
-        return None
-
-
 @functools.lru_cache(maxsize=4096)
 def _principal_key(issuer: str, subject: str) -> str:
     # Cached: the same few users send most requests, and quoting is dear per request.
     return f"sub:{_key_part(issuer)}|{_key_part(subject)}"
+
+
+def configured(
+    name: str, limits: str, strategy: StrategyName = "sliding-window-counter"
+) -> Policy | None:
+    """The policy a setting describes; None when it is ``off``."""
+    return None if limits == RATELIMIT_OFF else Policy(name, limits, strategy)
 
 
 def _key_part(value: str) -> str:

@@ -34,6 +34,7 @@ async def serve(settings: Settings, *, sockets: list[socket.socket] | None = Non
     """Serve until SIGINT/SIGTERM; on ``sockets`` already bound (a worker), or bind them."""
     services = await Services.start(settings)
     log.info("revocation store: %s", redact(settings.revocation_store_url))
+    log.info("client addresses: %s", services.rate_limits.addresses.describe())
     if not services.revocations.durable:
         log.warning(
             "REVOCATIONS ARE NOT DURABLE: JOTGUARD_REVOCATION_STORE=memory:// keeps them in this"

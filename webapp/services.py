@@ -139,6 +139,8 @@ class Services:
             revocations = await followed(settings, revocations)
         issuer = local_issuer(settings, keyring)
         issuance = Issuance.open(settings, issuer, revocations)
+        if mirror:  # a server; one-shot commands check no client secrets and make no key
+            await issuance.load_keys()
         services = cls(
             settings=settings,
             keyring=keyring,

@@ -176,9 +176,29 @@ def _scope_name(raw: str) -> str:
 
 
 # Rate limiting (issue 6).
+RATELIMIT_OFF = "off"
+
+
 def _limits(raw: str) -> str:
-    parse_limits(raw)
-    return raw.strip()
+    """Limits in the ``limits`` notation, or ``off``: that policy counts nothing."""
+    value = raw.strip()
+    if value.lower() == RATELIMIT_OFF:
+        return RATELIMIT_OFF
+    try:
+        parse_limits(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or off") from None
+    return value
+
+
+CLIENT_IP_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
+
+
+def _client_ip_header(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in CLIENT_IP_HEADERS:
+        raise ValueError(f"must be one of {', '.join(CLIENT_IP_HEADERS)}")
+    return value
 
 
 def _key_prefix(raw: str) -> str:
@@ -445,7 +465,14 @@ class Settings:
         "JOTGUARD_PASSWORD_HASH_WORKERS",
         0,
         _int_between(0, 64),
-        "Threads that hash passwords and client secrets; 0: one less than the CPUs, at least 1.",
+        "Threads that hash passwords; 0: one less than the CPUs, at least 1.",
+    )
+    password_hash_per_address: int = setting(
+        "JOTGUARD_PASSWORD_HASH_PER_ADDRESS",
+        0,
+        _int_between(0, 64),
+        "Password checks one client address may have hashing at once (the rest wait their"
+        " turn behind other addresses); 0: half the hashing threads, at least 1.",
     )
     get_token_client_id: str = setting(
         "JOTGUARD_GET_TOKEN_CLIENT_ID",
@@ -486,6 +513,15 @@ class Settings:
         _bool,
         "Answer 503 instead of serving while the rate-limit storage is unreachable.",
     )
+    ratelimit_max_keys: int = setting(
+        "JOTGUARD_RATELIMIT_MAX_KEYS",
+        100_000,
+        _int_between(100, 100_000_000),
+        "Keys (addresses, clients, users, accounts) each policy counts at once; when full,"
+        " no counter is evicted and new keys share one budget until counters expire.",
+    )
+    # Policies: each accepts `off` (no counting, no headers for it); turning the route
+    # policies off leaves the brute-force guards (preauth, failed-auth, password) on.
     ratelimit_default: str = setting(
         "JOTGUARD_RATELIMIT_DEFAULT",
         "600/minute",
@@ -496,7 +532,14 @@ class Settings:
         "JOTGUARD_RATELIMIT_TOKEN",
         "10/minute;100/hour",
         _limits,
-        "Token endpoints (/oauth/token, /get-token): per client_id and IP, moving window.",
+        "Tokens issued, moving window: /oauth/token per verified client and IP (password"
+        " and refresh grants per client and user), /get-token per IP.",
+    )
+    ratelimit_introspect: str = setting(
+        "JOTGUARD_RATELIMIT_INTROSPECT",
+        "6000/minute",
+        _limits,
+        "/oauth/introspect and /oauth/revoke, per verified client.",
     )
     ratelimit_admin: str = setting(
         "JOTGUARD_RATELIMIT_ADMIN", "60/minute", _limits, "The admin API (/admin/*), per user."
@@ -514,17 +557,38 @@ class Settings:
         "JOTGUARD_RATELIMIT_FAILED_AUTH",
         "10/minute;100/hour",
         _limits,
-        "Per IP: failed authentications; once spent, the IP gets 429 before any check.",
+        "Per IP: failed token and client checks (checks in flight hold a slot); once spent,"
+        " the IP gets 429 before any check.",
+    )
+    ratelimit_password: str = setting(
+        "JOTGUARD_RATELIMIT_PASSWORD",
+        "5/minute;20/hour",
+        _limits,
+        "Per client and username, from any IP: failed passwords (checks in flight hold a"
+        " slot); once spent, that account's logins through that client get 429 unchecked.",
+    )
+    ratelimit_password_ip: str = setting(
+        "JOTGUARD_RATELIMIT_PASSWORD_IP",
+        "30/minute;300/hour",
+        _limits,
+        "Per IP, a coarse flood guard: failed passwords for any account through any client.",
     )
     trusted_proxies: tuple[Network, ...] = setting(
         "JOTGUARD_TRUSTED_PROXIES",
         (),
         parse_networks,
-        "Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For/X-Real-IP are believed.",
+        "Proxies (IPs or CIDRs, comma-separated) whose JOTGUARD_CLIENT_IP_HEADER is believed.",
+    )
+    client_ip_header: str = setting(
+        "JOTGUARD_CLIENT_IP_HEADER",
+        "x-forwarded-for",
+        _client_ip_header,
+        "The header trusted proxies write the client address in: x-forwarded-for,"
+        " x-real-ip or forwarded (RFC 7239); no other is read.",
     )
     ratelimit_ipv6_prefix: int = setting(
         "JOTGUARD_RATELIMIT_IPV6_PREFIX",
-        64,
+        56,
         _int_between(32, 128),
         "IPv6 clients are counted per network of this prefix length.",
     )

@@ -155,6 +155,14 @@ class IssuanceStore(Protocol):
 
     async def list_clients(self) -> list[Client]: ...
 
+    async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
+        """Store ``new`` as the client's secret hash if ``old`` is still the stored one.
+
+        Conditional, so an upgrade racing a secret change can never bring back the old
+        secret. True if it was replaced.
+        """
+        ...
+
     # -- users ------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:

@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from backends.issuance.base import (
     User,
     scope_string,
 )
+from backends.issuance.client_secrets import ClientSecrets
 from backends.issuance.errors import (
     InvalidClient,
     InvalidGrant,
@@ -43,6 +44,10 @@ from backends.revocation.base import RevocationStore
 log = logging.getLogger("jotguard.issuance")
 
 REFRESH_TOKEN_BYTES = 32
+
+Admit = Callable[[str], Awaitable[None]]
+"""Called with the subject of a grant once it is verified, before a token is signed or a
+refresh token spent; raises to refuse (a per-subject token budget hooks in here)."""
 
 
 class InvalidUserCredentials(InvalidGrant):
@@ -98,11 +103,13 @@ class TokenService:
         issuer: LocalIssuer,
         revocations: RevocationStore,
         *,
+        client_secrets: ClientSecrets,
         refresh_ttl: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.hasher = hasher
+        self.client_secrets = client_secrets
         self.issuer = issuer
         self.revocations = revocations
         self.refresh_ttl = refresh_ttl
@@ -113,10 +120,22 @@ class TokenService:
     async def authenticate_client(self, client_id: str, secret: str) -> Client:
         """:raises InvalidClient: unknown client or wrong secret (same time either way)."""
         client = await self.store.get_client(client_id)
-        matched = await self.hasher.verify(client.secret_hash if client else None, secret)
-        if client is None or not matched:
+        check = await self.client_secrets.verify(client.secret_hash if client else None, secret)
+        if client is None or not check.matched:
             raise InvalidClient()
+        if check.upgraded is not None:
+            await self._upgrade_client_secret(client, check.upgraded)
         return client
+
+    async def _upgrade_client_secret(self, client: Client, upgraded: str) -> None:
+        # An argon2id hash from an older version matched: store the keyed hash, so the
+        # next check takes microseconds. Only if the secret has not changed meanwhile.
+        try:
+            await self.store.upgrade_client_secret_hash(
+                client.client_id, client.secret_hash, upgraded
+            )
+        except Exception:
+            log.exception("could not upgrade the secret hash of client %s", client.client_id)
 
     async def _authenticate_user(self, username: str, password: str) -> User:
         user = await self.store.get_user_by_name(username)
@@ -161,20 +180,30 @@ class TokenService:
     # -- grants -----------------------------------------------------------------------
 
     async def client_credentials(
-        self, client: Client, requested: frozenset[str] | None
+        self, client: Client, requested: frozenset[str] | None, *, admit: Admit | None = None
     ) -> TokenGrant:
         """RFC 6749 §4.4: a token for the client itself; no refresh token (§4.4.3)."""
         self._require_grant(client, "client_credentials")
         scopes = narrow_scopes(requested, client.scopes)
+        if admit is not None:
+            await admit(client.client_id)
         return TokenGrant(await self._sign(client.client_id, client, scopes), scopes)
 
     async def password(
-        self, client: Client, username: str, password: str, requested: frozenset[str] | None
+        self,
+        client: Client,
+        username: str,
+        password: str,
+        requested: frozenset[str] | None,
+        *,
+        admit: Admit | None = None,
     ) -> TokenGrant:
         """RFC 6749 §4.3; starts a refresh-token family if the client may refresh."""
         self._require_grant(client, "password")
         user = await self._authenticate_user(username, password)
         scopes = narrow_scopes(requested, user.scopes & client.scopes)
+        if admit is not None:
+            await admit(user.user_id)
         access = await self._sign(user.user_id, client, scopes)
         if "refresh_token" not in client.grant_types:
             return TokenGrant(access, scopes)
@@ -192,7 +221,12 @@ class TokenService:
         return TokenGrant(access, scopes, plain)
 
     async def refresh(
-        self, client: Client, presented: str, requested: frozenset[str] | None
+        self,
+        client: Client,
+        presented: str,
+        requested: frozenset[str] | None,
+        *,
+        admit: Admit | None = None,
     ) -> TokenGrant:
         """RFC 6749 §6 with rotation and reuse detection."""
         self._require_grant(client, "refresh_token")
@@ -214,6 +248,8 @@ class TokenService:
             await self.revoke_family(family.family_id, reason="user disabled")
             raise InvalidGrant("The refresh token has been revoked")
         scopes = narrow_scopes(requested, token.scopes & user.scopes & client.scopes)
+        if admit is not None:
+            await admit(token.subject)
         access = await self._sign(token.subject, client, scopes)
         # The new refresh token keeps the original grant's scope (RFC 6749 §6).
         plain, record = self._new_refresh_token(

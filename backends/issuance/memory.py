@@ -46,6 +46,13 @@ class MemoryIssuanceStore:
     async def list_clients(self) -> list[Client]:
         return sorted(self._clients.values(), key=lambda c: (c.created_at, c.name))
 
+    async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
+        client = self._clients.get(client_id)
+        if client is None or client.secret_hash != old:
+            return False
+        self._clients[client_id] = dataclasses.replace(client, secret_hash=new)
+        return True
+
     # -- users ------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:

@@ -167,6 +167,14 @@ class MongoIssuanceStore:
             docs = [d async for d in self.clients.find({}).sort([("created_at", 1), ("name", 1)])]
         return [_client(d) for d in docs]
 
+    async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
+        await self._ready()
+        with mongo_errors("issuance"):
+            result = await self.clients.update_one(
+                {"_id": client_id, "secret_hash": old}, {"$set": {"secret_hash": new}}
+            )
+        return bool(result.modified_count)
+
     # -- users ------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:

@@ -1,9 +1,12 @@
-"""argon2id hashing for user passwords and client secrets, off the IOLoop.
+"""argon2id hashing for user passwords, off the IOLoop.
 
 Hashing runs on a small pool of its own: argon2 is built to be slow and to use
 ``memory_kib`` per call, so the pool bounds both the CPU it takes from the
 event loop and the memory a burst of logins can claim, and it never starves the
-default executor that SQLite and token signing share.
+default executor that SQLite and token signing share. One client address gets
+at most ``per_source`` of the pool at once (see :mod:`backends.issuance.queueing`).
+(Client secrets are random, not chosen: a keyed fast hash, in
+:mod:`backends.issuance.client_secrets`; older argon2id hashes of them come here.)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from backends.issuance.queueing import PriorityGate, current_priority
+from backends.issuance.queueing import PriorityGate, SourceSlots, current_priority, current_source
 
 T = TypeVar("T")
 
@@ -53,6 +56,11 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def default_per_source(workers: int) -> int:
+    """Half the pool, at least one thread: no address can take all of it."""
+    return max(1, workers // 2)
+
+
 class PasswordHasher:
     def __init__(
         self,
@@ -61,6 +69,7 @@ class PasswordHasher:
         memory_kib: int = 65536,
         parallelism: int = 4,
         workers: int | None = None,
+        per_source: int | None = None,
     ) -> None:
         self._argon2 = Argon2Hasher(
             time_cost=time_cost,
@@ -75,6 +84,8 @@ class PasswordHasher:
             initializer=_lower_thread_priority,
         )
         self._gate = PriorityGate(self.workers)
+        self.per_source = per_source or default_per_source(self.workers)
+        self._sources = SourceSlots(self.per_source)
         self._dummy: asyncio.Future[str] | None = None
 
     @property
@@ -83,14 +94,24 @@ class PasswordHasher:
         return params.memory_cost < OWASP_MIN_MEMORY_KIB or params.time_cost < OWASP_MIN_TIME_COST
 
     async def _run(self, fn: Callable[..., T], *args: str) -> T:
-        # The gate keeps the executor's own FIFO queue empty: waiting happens here,
-        # in order of request arrival (see backends.issuance.queueing).
-        await self._gate.acquire(current_priority())
+        # The gate keeps the executor's own FIFO queue empty: waiting happens here, in
+        # order of request arrival, at most per_source jobs of one source in that line
+        # (see backends.issuance.queueing).
+        source = current_source()
+        if source is not None:
+            await self._sources.acquire(source)
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, fn, *args)
+            await self._gate.acquire(current_priority())
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._executor, fn, *args)
+            finally:
+                # The gate first: its slot goes to whoever waits there (another
+                # source's job) before this source's next job can join that line.
+                self._gate.release()
         finally:
-            self._gate.release()
+            if source is not None:
+                self._sources.release(source)
 
     async def hash(self, secret: str) -> str:
         return await self._run(self._argon2.hash, secret)

@@ -184,6 +184,17 @@ class SQLiteIssuanceStore:
         )
         return None if row is None else _client(row)
 
+    async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
+        changed = await self.db.write(
+            lambda db: (
+                db.execute(
+                    "UPDATE clients SET secret_hash = ? WHERE client_id = ? AND secret_hash = ?",
+                    (new, client_id, old),
+                ).rowcount
+            )
+        )
+        return bool(changed)
+
     async def list_clients(self) -> list[Client]:
         rows = await self.db.read(
             lambda db: db.execute(

@@ -38,6 +38,20 @@ def issuance(services: Services) -> Issuance:
 
 
 @pytest.fixture
+def argon2_checks(issuance: Issuance, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every argon2 verification the server runs: (the hash, the secret checked)."""
+    checked: list[tuple[str, str]] = []
+    original = issuance.hasher._verify
+
+    def counting(encoded: str, secret: str) -> bool:
+        checked.append((encoded, secret))
+        return original(encoded, secret)
+
+    monkeypatch.setattr(issuance.hasher, "_verify", counting)
+    return checked
+
+
+@pytest.fixture
 def make_client(issuance: Issuance) -> Callable[..., Awaitable[tuple[str, str]]]:
     """``await make_client(scopes=..., grants=...)`` -> (client_id, client_secret)."""
 
@@ -45,7 +59,10 @@ def make_client(issuance: Issuance) -> Callable[..., Awaitable[tuple[str, str]]]
         scopes: tuple[str, ...] = ALL_DEMO, grants: tuple[str, ...] = GRANT_TYPES
     ) -> tuple[str, str]:
         client, secret = await new_client(
-            issuance.hasher, f"app-{uuid.uuid4().hex[:8]}", frozenset(scopes), frozenset(grants)
+            issuance.tokens.client_secrets,
+            f"app-{uuid.uuid4().hex[:8]}",
+            frozenset(scopes),
+            frozenset(grants),
         )
         await issuance.store.add_client(client)
         return client.client_id, secret

@@ -240,3 +240,14 @@ async def test_cli_refuses_process_local_stores(variable, argv, cli, monkeypatch
     assert "memory://" in err
     assert out == ""
     assert not (await issuance.store.get_user_by_name("alice")).disabled
+
+
+async def test_only_clients_add_makes_the_client_secret_key(cli, data_dir):
+    # No server runs here: listing and user commands create nothing as a side effect.
+    key = data_dir / "client-secret.key"
+    await add_alice(cli)
+    assert (await cli("clients", "list"))[0] == 0
+    assert (await cli("users", "list"))[0] == 0
+    assert not key.exists()
+    await add_client(cli)
+    assert key.stat().st_mode & 0o777 == 0o600

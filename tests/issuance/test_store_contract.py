@@ -152,6 +152,18 @@ async def test_first_client_is_added_only_to_an_empty_registry(store):
     assert [c.name for c in await store.list_clients()] == ["admin"]
 
 
+async def test_client_secret_hash_is_upgraded_only_from_the_hash_it_replaces(store):
+    client = a_client()
+    await store.add_client(client)
+    assert not await store.upgrade_client_secret_hash(client.client_id, "$argon2id$other", "x")
+    assert (await store.get_client(client.client_id)).secret_hash == client.secret_hash
+    assert await store.upgrade_client_secret_hash(
+        client.client_id, client.secret_hash, "hmac-sha256$00"
+    )
+    assert (await store.get_client(client.client_id)).secret_hash == "hmac-sha256$00"
+    assert not await store.upgrade_client_secret_hash("nobody", client.secret_hash, "x")
+
+
 async def test_users_round_trip_and_disable(store):
     alice, bob = a_user("alice"), a_user("bob")
     await store.add_user(bob)

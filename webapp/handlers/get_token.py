@@ -8,11 +8,15 @@ both at once; unconfigured, the route does not exist (404).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from backends.token_exchange import ClientCredentialsExchange, ExchangeFailed
 from webapp.errors import ApiError
 from webapp.handler import JsonHandler
+from webapp.handlers.basic import NotFoundHandler
 from webapp.handlers.get_token_local import local_get_token
 from webapp.openapi import ERROR_SCHEMA, json_response, operation
+from webapp.ratelimit import PolicyRef
 from webapp.services import Services
 
 _TOKEN_SCHEMA = {
@@ -38,12 +42,21 @@ _UPSTREAM_ERROR = {
 
 
 class GetTokenHandler(JsonHandler):
-    rate_limit = "token"
+    """Counted per client address under the token policy: the route takes no credentials,
+    so nothing in the request (a ``client_id`` in the query, say) names a budget."""
+
+    rate_limit: PolicyRef = "token"
 
     @property
     def services(self) -> Services:
         services: Services = self.settings["services"]
         return services
+
+    def prepare(self) -> Awaitable[None] | None:
+        if self.services.token_exchange is None and self.services.issuance.get_token_local is None:
+            # Off, the route is an unknown path: counted as those are, not as token issuance.
+            self.rate_limit = NotFoundHandler.rate_limit
+        return super().prepare()
 
     @operation(
         "The tutorial's route: a client-credentials token for the configured client",

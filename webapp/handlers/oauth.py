@@ -21,6 +21,7 @@ from webapp.oauth import (
     parse_form,
 )
 from webapp.openapi import form_body, json_response, operation
+from webapp.ratelimit import client_key
 
 _TOKEN_FORM = form_body(
     {
@@ -52,7 +53,13 @@ _INTROSPECTION = {
 
 
 class TokenEndpointHandler(OAuthEndpointHandler):
-    """Parses the form, authenticates the client, then :meth:`answer` s for the ``token``."""
+    """Parses the form, authenticates the client, then :meth:`answer` s for the ``token``.
+
+    Counted per verified client (``JOTGUARD_RATELIMIT_INTROSPECT``): a resource server
+    introspects on every request it serves, so the budget is its own and generous.
+    """
+
+    rate_limit = "introspect"
 
     async def post(self) -> None:
         try:
@@ -61,9 +68,10 @@ class TokenEndpointHandler(OAuthEndpointHandler):
             if token is None:
                 raise InvalidRequest("Send the 'token' parameter exactly once")
             client = await self.authenticate_client(form)
+            await self.limit_verified(client_key(client.client_id))
             body = await self.answer(client, token, form.get("token_type_hint"))
         except (OAuthError, BackendUnavailable) as exc:
-            raise await self.answer_oauth_error(exc) from None
+            raise self.answer_oauth_error(exc) from None
         self.finish(body)
 
     async def answer(self, client: Client, token: str, hint: str | None) -> dict[str, Any] | None:

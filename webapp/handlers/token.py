@@ -5,7 +5,7 @@ from __future__ import annotations
 from backends.errors import BackendUnavailable
 from backends.issuance.base import GRANT_TYPES, Client, parse_scopes
 from backends.issuance.errors import InvalidRequest, InvalidScope, OAuthError, UnsupportedGrantType
-from backends.issuance.grants import TokenGrant
+from backends.issuance.grants import InvalidUserCredentials, TokenGrant
 from webapp.oauth import (
     CLIENT_AUTH_DESCRIPTION,
     OAUTH_ERROR_RESPONSES,
@@ -13,6 +13,7 @@ from webapp.oauth import (
     parse_form,
 )
 from webapp.openapi import form_body, json_response, operation
+from webapp.ratelimit import client_key
 
 _TOKEN_REQUEST = {
     "type": "object",
@@ -86,7 +87,7 @@ class TokenHandler(OAuthEndpointHandler):
             client = await self.authenticate_client(form)
             grant = await self._grant(grant_type, client, form, scopes)
         except (OAuthError, BackendUnavailable) as exc:
-            raise await self.answer_oauth_error(exc) from None
+            raise self.answer_oauth_error(exc) from None
         self.services.metrics.token_issued(grant_type)
         self.write(grant.response())
 
@@ -97,8 +98,31 @@ class TokenHandler(OAuthEndpointHandler):
         form: dict[str, str],
         scopes: frozenset[str] | None,
     ) -> TokenGrant:
+        # The token budget counts what each grant issues to: a client for itself per
+        # address, a user through a client (a backend logs in all its users from one
+        # address: each has a budget of its own). Charged once the grant is verified,
+        # before anything is signed or spent.
+        client_id = client.client_id
+
+        async def per_client(_: str) -> None:
+            await self.limit_verified(client_key(client_id, address=self.address_key))
+
+        async def per_user(subject: str) -> None:
+            await self.limit_verified(client_key(client_id, subject=subject))
+
         if grant_type == "client_credentials":
-            return await self.tokens.client_credentials(client, scopes)
-        if grant_type == "password":
-            return await self.tokens.password(client, form["username"], form["password"], scopes)
-        return await self.tokens.refresh(client, form["refresh_token"], scopes)
+            return await self.tokens.client_credentials(client, scopes, admit=per_client)
+        if grant_type == "refresh_token":
+            return await self.tokens.refresh(client, form["refresh_token"], scopes, admit=per_user)
+        username = form["username"]
+        check = await self.password_check(client_id, username)
+        try:
+            return await self.tokens.password(
+                client, username, form["password"], scopes, admit=per_user
+            )
+        except InvalidUserCredentials:
+            self.credentials_rejected("user")
+            await check.failed()
+            raise
+        finally:
+            check.release()
