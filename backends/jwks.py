@@ -6,6 +6,8 @@ How a key is found for ``(kid, alg)``:
   age a refresh starts in the background, so valid tokens never wait on a fetch;
 - an unknown ``kid`` triggers one refresh; concurrent misses share it, and the
   refreshes a miss may start are limited to ``requests_per_minute`` per process;
+- a token without ``kid`` is verified with the set's only key for its algorithm,
+  and refused when there are several (or none): never tried against each;
 - when the endpoint fails (down, slow, non-200, not JSON, no ``keys``, too big)
   the cached set keeps serving for up to ``max_stale`` past its max age, and the
   failure is logged once per interval, not once per request.
@@ -36,7 +38,7 @@ from joserfc.jwk import import_key
 from tornado.httpclient import AsyncHTTPClient
 
 from backends.errors import BackendUnavailable, ConfigError, InvalidToken
-from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey
+from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey, only_key
 from backends.outbound import UpstreamError, fetch_bounded, secure_url
 
 log = logging.getLogger("jotguard.jwks")
@@ -259,12 +261,15 @@ class JWKSKeySource:
 
     # -- KeySource --------------------------------------------------------------------
 
-    async def get_key(self, kid: str, alg: str) -> VerificationKey:
+    async def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         now = self.clock()
         if self._usable(now):
             self._refresh_ahead(now)
         else:
             await self._refresh_or_fail(now)
+        if kid is None:
+            # No refresh for it: without a kid there is no new key to look for.
+            return only_key([e.by_alg[alg] for e in self._keys.values() if alg in e.by_alg], alg)
         entry = self._keys.get(kid)
         if entry is None:
             entry = await self._refresh_for_unknown(kid)
@@ -301,6 +306,13 @@ class JWKSKeySource:
         """Refresh when the set is due (first fetch, refresh-ahead, or retry after failure)."""
         if self.seconds_until_due() <= 0 or self._inflight is not None:
             await self._refresh()
+
+    def usable_until(self) -> float | None:
+        """When the cached set stops being usable (max age plus max stale past its
+        fetch) unless a refresh succeeds first; None before the first fetch."""
+        if self._fetched_at is None:
+            return None
+        return self._fetched_at + self.policy.max_age + self.policy.max_stale
 
     def seconds_until_due(self) -> float:
         if self._fetched_at is None:

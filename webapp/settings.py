@@ -346,7 +346,8 @@ class Settings:
         "JOTGUARD_REMOTE_ISSUERS",
         (),
         remote_settings.remote_issuers,
-        'More remote issuers, JSON: [{"issuer": ..., "audience": ..., "jwks_uri"?: ...}].',
+        'More remote issuers, JSON: [{"issuer": ..., "audience": ..., "jwks_uri"?: ...,'
+        ' "algorithms"?: [...], "rfc9068"?: true}].',
     )
     jwks_max_age: float = setting(
         "JOTGUARD_JWKS_MAX_AGE",
