@@ -80,15 +80,70 @@ async def test_rotation_is_picked_up_with_exactly_one_extra_fetch(fetch, fake_is
     assert fake_issuer.jwks_fetches == before + 1
 
 
-async def test_a_flood_of_unknown_kids_is_401_and_costs_at_most_the_budget(fetch, fake_issuer):
+async def test_a_flood_of_unknown_kids_costs_at_most_the_budget(fetch, fake_issuer):
     assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200
     assert fake_issuer.jwks_fetches == 1
+    answers = []
     for i in range(100):
         response = await fetch("/test-auth", token=fake_issuer.sign(kid=f"random-kid-{i}"))
-        assert response.code == 401
-        assert error_of(response) == "invalid_token"
-        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
-    assert fake_issuer.jwks_fetches <= 1 + 5
+        answers.append(response.code)
+        if response.code == 401:  # looked for in a refresh, and not published
+            assert error_of(response) == "invalid_token"
+            assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        else:  # the budget is spent: a new key cannot be told from a bad one yet
+            assert response.code == 503
+            assert error_of(response) == "temporarily_unavailable"
+            assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert answers == [401] * 5 + [503] * 95
+    assert fake_issuer.jwks_fetches == 1 + 5
+
+
+async def test_a_rotated_key_while_the_budget_is_spent_is_503_not_401(fetch, fake_issuer):
+    assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200
+    for i in range(20):
+        await fetch("/test-auth", token=fake_issuer.sign(kid=f"random-kid-{i}"))
+    fake_issuer.rotate()
+    response = await fetch("/test-auth", token=fake_issuer.sign())
+    assert response.code == 503
+    assert error_of(response) == "temporarily_unavailable"
+    assert "WWW-Authenticate" not in response.headers
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+
+
+async def test_a_token_without_kid_passes_against_a_one_key_set(fetch, fake_issuer):
+    token = fake_issuer.sign(header={"kid": None})
+    assert (await fetch("/test-auth", token=token)).code == 200
+
+
+async def test_a_token_without_kid_is_401_once_the_set_has_two_keys(fetch, fake_issuer):
+    assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200
+    fake_issuer.rotate()
+    assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200  # refreshed
+    response = await fetch("/test-auth", token=fake_issuer.sign(header={"kid": None}))
+    assert response.code == 401
+    assert error_of(response) == "invalid_token"
+    assert "must name one" in json.loads(response.body)["error_description"]
+
+
+class TestRFC9068RemoteIssuer:
+    @pytest.fixture
+    def settings_overrides(self, fake_issuer) -> dict[str, str]:
+        remote = [{"issuer": fake_issuer.issuer, "audience": fake_issuer.audience}]
+        remote[0].update(jwks_uri=fake_issuer.jwks_uri, rfc9068=True)
+        return {"JOTGUARD_REMOTE_ISSUERS": json.dumps(remote)}
+
+    async def test_the_profile_is_required_when_configured(self, fetch, fake_issuer):
+        profiled = {"jti": "j1", "client_id": "c1"}
+        token = fake_issuer.sign(header={"typ": "at+jwt"}, **profiled)
+        assert (await fetch("/test-auth", token=token)).code == 200
+        for token in (
+            fake_issuer.sign(**profiled),  # typ: JWT
+            fake_issuer.sign(header={"typ": "at+jwt"}, iat=None, **profiled),
+            fake_issuer.sign(header={"typ": "at+jwt"}, jti="j2"),  # no client_id
+        ):
+            response = await fetch("/test-auth", token=token)
+            assert response.code == 401
+            assert error_of(response) == "invalid_token"
 
 
 async def test_permissions_grant_scopes(fetch, fake_issuer):
