@@ -22,6 +22,7 @@ from tornado.web import Application
 from backends.auth import Authenticator
 from backends.jwks import JWKSPolicy
 from backends.remote import RemoteIssuer, RemoteIssuerBackend
+from backends.token_cache import VerifiedTokenCache
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer
 from webapp.app import make_app
@@ -363,6 +364,39 @@ class TestStoppedAfterFirstFetch:
         assert response.code == 503
         assert error_of(response) == "temporarily_unavailable"
         assert int(response.headers["Retry-After"]) >= 1
+
+
+class TestStaleKeysWithTheTokenCache(TestStoppedAfterFirstFetch):
+    """The verified-token cache answers no longer than the key set that verified."""
+
+    @pytest.fixture
+    def app(self, fake_issuer, clock) -> Application:
+        backend = RemoteIssuerBackend(
+            RemoteIssuer(issuer=fake_issuer.issuer, audiences=(fake_issuer.audience,)),
+            policy=JWKSPolicy(max_age=self.MAX_AGE, max_stale=self.MAX_STALE, timeout=0.5),
+            clock=clock,
+        )
+        cache = VerifiedTokenCache(100, clock=clock)
+        return Application(
+            [(r"/test-auth", ProtectedHandler), *EXTRA_ROUTES],
+            authenticator=Authenticator([backend], token_cache=cache),
+        )
+
+    async def test_a_token_verified_before_the_outage_gets_503_past_max_stale(
+        self, fetch, fake_issuer, clock
+    ):
+        fetched_at = clock()
+        token = fake_issuer.sign(now=clock(), exp=int(clock()) + 2 * 86400)
+        assert (await fetch("/test-auth", token=token)).code == 200
+        await fake_issuer.stop()
+        clock.now = fetched_at + self.MAX_AGE + self.MAX_STALE - 1
+        assert (await fetch("/test-auth", token=token)).code == 200  # cached, keys usable
+        clock.advance(2)
+        for fresh in (token, fake_issuer.sign(now=clock())):  # the cached one and a new one
+            response = await fetch("/test-auth", token=fresh)
+            assert response.code == 503
+            assert error_of(response) == "temporarily_unavailable"
+            assert int(response.headers["Retry-After"]) >= 1
 
 
 async def test_readiness_and_metrics_report_the_key_set(fetch, fake_issuer, services):

@@ -33,6 +33,9 @@ class Backend:
     async def authenticate(self, token):
         return await self.verifier.verify(token)
 
+    def keys_usable_until(self):
+        return None
+
 
 @pytest.fixture
 def keyring(keyring_template):
