@@ -132,8 +132,10 @@ class Authenticator:
         except BackendUnavailable:
             if not fail_open:
                 raise
+            # %r: the token's issuer chose jti and sub, and a newline in one would forge
+            # a log line of its own. (iss is one of the configured issuers.)
             log.warning(
-                "revocation store unavailable: letting token jti=%s sub=%s iss=%s through "
+                "revocation store unavailable: letting token jti=%r sub=%r iss=%s through "
                 "unchecked (JOTGUARD_REVOCATION_FAIL_OPEN)",
                 principal.token_id,
                 principal.subject,

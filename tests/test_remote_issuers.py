@@ -126,6 +126,44 @@ async def test_a_token_without_kid_is_401_once_the_set_has_two_keys(fetch, fake_
     assert "must name one" in json.loads(response.body)["error_description"]
 
 
+async def test_an_auth0_admin_permission_gives_no_admin_rights(fetch, fake_issuer):
+    token = fake_issuer.sign(permissions=["admin"])
+    for method, body in (("GET", None), ("POST", json.dumps({"sub": "victim"}))):
+        headers = {"Content-Type": "application/json"} if body else {}
+        response = await fetch(
+            "/admin/revocations", method=method, body=body, token=token, headers=headers
+        )
+        assert response.code == 403, method
+        assert error_of(response) == "insufficient_scope"
+        challenge = response.headers["WWW-Authenticate"]
+        assert 'error="insufficient_scope"' in challenge
+        assert "not accepted from this token's issuer" in challenge
+
+
+async def test_the_local_issuers_admin_scope_still_works(fetch, issue_token):
+    response = await fetch("/admin/revocations", token=issue_token("ops", scopes=["admin"]))
+    assert response.code == 200
+
+
+class TestAdminIssuers:
+    @pytest.fixture
+    def settings_overrides(self, fake_issuer) -> dict[str, str]:
+        return {
+            "AUTH0_ISSUER": fake_issuer.issuer,
+            "AUTH0_AUDIENCE": fake_issuer.audience,
+            "JOTGUARD_ADMIN_ISSUERS": fake_issuer.issuer,
+        }
+
+    async def test_a_named_issuer_may_grant_admin_rights(self, fetch, fake_issuer, issue_token):
+        admin = fake_issuer.sign(permissions=["admin"])
+        assert (await fetch("/admin/revocations", token=admin)).code == 200
+        response = await fetch("/admin/revocations", token=fake_issuer.sign())
+        assert response.code == 403  # still needs the scope
+        assert "lacks the required scope" in json.loads(response.body)["error_description"]
+        local = issue_token("ops", scopes=["admin"])
+        assert (await fetch("/admin/revocations", token=local)).code == 200
+
+
 class TestRFC9068RemoteIssuer:
     @pytest.fixture
     def settings_overrides(self, fake_issuer) -> dict[str, str]:

@@ -262,6 +262,8 @@ BAD_REQUESTS = [
     ("[1, 2]", "JSON object"),
     ("", "JSON object"),
     (b"\xff\xfe", "JSON object"),
+    ('{"sub": "a"}'.encode("utf-16"), "JSON object"),  # JSON is UTF-8 (RFC 8259 §8.1)
+    ('{"sub": "a", "sub": "b"}', "JSON object"),
     ("{}", "exactly one of"),
     ('{"sub": "a", "jti": "b"}', "exactly one of"),
     ('{"sub": "a", "admin": true}', "unknown field 'admin'"),
@@ -287,6 +289,36 @@ async def test_bad_revocation_requests_are_400_with_a_clear_message(admin, servi
         assert body["error"] == "invalid_request"
         assert message in body["error_description"], (payload, body)
     assert (await services.revocations.list_entries()).entries == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain", "application/jsonx"],
+)
+async def test_a_revocation_not_sent_as_json_is_415(fetch, admin_token, services, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await fetch(
+        "/admin/revocations",
+        method="POST",
+        body=json.dumps({"sub": "alice"}),
+        headers=headers,
+        token=admin_token,
+    )
+    assert response.code == 415
+    assert body_json(response)["error"] == "unsupported_media_type"
+    assert "application/json" in body_json(response)["error_description"]
+    assert (await services.revocations.list_entries()).entries == []
+
+
+async def test_json_with_a_charset_parameter_is_accepted(fetch, admin_token):
+    response = await fetch(
+        "/admin/revocations",
+        method="POST",
+        body=json.dumps({"sub": "alice"}),
+        headers={"Content-Type": "Application/JSON; charset=utf-8"},
+        token=admin_token,
+    )
+    assert response.code == 201
 
 
 async def test_revoking_a_forged_token_is_400(admin, issue_token):

@@ -156,4 +156,21 @@ def problem(settings: Settings) -> tuple[str, str, str] | None:
                 f"the issuer {issuer.issuer} is already {taken[issuer.issuer]}",
                 issuer.issuer,
             )
+        taken[issuer.issuer] = "a remote issuer"
+    for name in s.admin_issuers:
+        if name not in taken:
+            return (
+                "JOTGUARD_ADMIN_ISSUERS",
+                "names an issuer no setting configures (JOTGUARD_ISSUER, AUTH0_*, remote)",
+                name,
+            )
     return None
+
+
+def issuer_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated issuer URLs, each exactly as its tokens' ``iss`` spells it."""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    for name in names:
+        if "://" not in name or any(c.isspace() for c in name):
+            raise ValueError("must be comma-separated issuer URLs, as the tokens' iss")
+    return tuple(dict.fromkeys(names))
