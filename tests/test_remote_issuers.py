@@ -378,7 +378,11 @@ class TestStoppedAfterFirstFetch:
         return FakeClock()
 
     @pytest.fixture
-    def app(self, fake_issuer, clock) -> Application:
+    def token_cache(self) -> VerifiedTokenCache | None:
+        return None
+
+    @pytest.fixture
+    def app(self, fake_issuer, clock, token_cache) -> Application:
         backend = RemoteIssuerBackend(
             RemoteIssuer(issuer=fake_issuer.issuer, audiences=(fake_issuer.audience,)),
             policy=JWKSPolicy(max_age=self.MAX_AGE, max_stale=self.MAX_STALE, timeout=0.5),
@@ -386,7 +390,7 @@ class TestStoppedAfterFirstFetch:
         )
         return Application(
             [(r"/test-auth", ProtectedHandler), *EXTRA_ROUTES],
-            authenticator=Authenticator([backend]),
+            authenticator=Authenticator([backend], token_cache=token_cache),
         )
 
     async def test_valid_tokens_pass_for_max_stale_then_503(self, fetch, fake_issuer, clock):
@@ -408,17 +412,8 @@ class TestStaleKeysWithTheTokenCache(TestStoppedAfterFirstFetch):
     """The verified-token cache answers no longer than the key set that verified."""
 
     @pytest.fixture
-    def app(self, fake_issuer, clock) -> Application:
-        backend = RemoteIssuerBackend(
-            RemoteIssuer(issuer=fake_issuer.issuer, audiences=(fake_issuer.audience,)),
-            policy=JWKSPolicy(max_age=self.MAX_AGE, max_stale=self.MAX_STALE, timeout=0.5),
-            clock=clock,
-        )
-        cache = VerifiedTokenCache(100, clock=clock)
-        return Application(
-            [(r"/test-auth", ProtectedHandler), *EXTRA_ROUTES],
-            authenticator=Authenticator([backend], token_cache=cache),
-        )
+    def token_cache(self, clock) -> VerifiedTokenCache | None:
+        return VerifiedTokenCache(100, clock=clock)
 
     async def test_a_token_verified_before_the_outage_gets_503_past_max_stale(
         self, fetch, fake_issuer, clock
