@@ -18,7 +18,7 @@ MAX_TOKEN_BYTES = 8 * 1024
 
 # Headers that would let the token choose its own key or extend the rules: never honoured.
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
-_ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt", "jwt"})
+_ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt", "jwt", "application/jwt"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from joserfc import jwt
+from joserfc import jws, jwt
 from tornado.testing import bind_unused_port
 from tornado.web import Application
 
@@ -109,6 +109,23 @@ async def test_a_rotated_key_while_the_budget_is_spent_is_503_not_401(fetch, fak
     assert error_of(response) == "temporarily_unavailable"
     assert "WWW-Authenticate" not in response.headers
     assert 1 <= int(response.headers["Retry-After"]) <= 60
+
+
+@pytest.mark.parametrize("typ", ["JWT", "application/jwt", "at+jwt", None])
+async def test_a_remote_issuer_accepts_any_jwt_type_by_default(fetch, fake_issuer, typ):
+    # RFC 7515 §4.1.9: "application/" may be left out, so JWT and application/jwt are one.
+    header = {"typ": typ} if typ else None
+    token = fake_issuer.sign(header=header) if typ else unsigned_typ(fake_issuer)
+    assert (await fetch("/test-auth", token=token)).code == 200
+
+
+def unsigned_typ(fake: FakeIssuer) -> str:
+    """An issuer token whose header has no typ at all (joserfc would add one)."""
+    claims = jwt.decode(fake.sign(), fake.current, algorithms=["RS256"]).claims
+    header = {"alg": "RS256", "kid": fake.kid_of(fake.current)}
+    signing_input = f"{b64url(json.dumps(header))}.{b64url(json.dumps(claims))}"
+    signature = jws.JWSRegistry.algorithms["RS256"].sign(signing_input.encode(), fake.current)
+    return f"{signing_input}.{b64url(signature)}"
 
 
 async def test_a_token_without_kid_passes_against_a_one_key_set(fetch, fake_issuer):
