@@ -33,6 +33,15 @@ class AuthBackend(Protocol):
         """
         ...
 
+    def keys_usable_until(self) -> float | None:
+        """Epoch seconds at which the keys it verifies with stop being usable unless
+        refreshed first (a remote key set's max-stale bound); None if they never do.
+
+        The verified-token cache answers for the tokens it verified only until then,
+        so a token verified before an outage does not outlast what a new token gets.
+        """
+        ...
+
 
 class Authenticator:
     """Picks the backend by the token's unverified ``iss``, never by trying every key,
@@ -88,7 +97,7 @@ class Authenticator:
             raise InvalidToken("The token issuer is not trusted", reason="wrong_issuer")
         principal = await backend.authenticate(parsed)
         if cache is not None:
-            cache.put(token, principal)
+            cache.put(token, principal, until=backend.keys_usable_until())
         return principal
 
     def forget_verified(self) -> None:
@@ -123,8 +132,10 @@ class Authenticator:
         except BackendUnavailable:
             if not fail_open:
                 raise
+            # %r: the token's issuer chose jti and sub, and a newline in one would forge
+            # a log line of its own. (iss is one of the configured issuers.)
             log.warning(
-                "revocation store unavailable: letting token jti=%s sub=%s iss=%s through "
+                "revocation store unavailable: letting token jti=%r sub=%r iss=%s through "
                 "unchecked (JOTGUARD_REVOCATION_FAIL_OPEN)",
                 principal.token_id,
                 principal.subject,

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from backends import strict_json
 from backends.errors import InvalidToken
 
 MAX_TOKEN_BYTES = 8 * 1024
 
 # Headers that would let the token choose its own key or extend the rules: never honoured.
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
-_ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt", "jwt"})
+_ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt", "jwt", "application/jwt"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +28,13 @@ class UnverifiedToken:
     claims: dict[str, Any]
 
     @property
-    def kid(self) -> str:
-        kid = self.header.get("kid")
+    def kid(self) -> str | None:
+        """The key id, or None when the header names none (RFC 7515 §4.1.4: optional)."""
+        if "kid" not in self.header:
+            return None
+        kid = self.header["kid"]
         if not isinstance(kid, str) or not kid:
-            raise InvalidToken("The token header has no key id", reason="malformed")
+            raise InvalidToken("The token header's key id is not a string", reason="malformed")
         return kid
 
     @property
@@ -51,10 +54,13 @@ def _b64decode(segment: str) -> bytes:
 
 
 def _json_object(segment: str, what: str) -> dict[str, Any]:
+    # The one place a token's bytes become JSON: strictly (RFC 7519 §7.2, RFC 8259 §8.1).
     try:
-        value = json.loads(_b64decode(segment))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise InvalidToken(f"The token {what} is not base64url JSON", reason="malformed") from None
+        value = strict_json.loads(_b64decode(segment))
+    except (ValueError, binascii.Error, RecursionError):
+        raise InvalidToken(
+            f"The token {what} is not base64url-encoded UTF-8 JSON", reason="malformed"
+        ) from None
     if not isinstance(value, dict):
         raise InvalidToken(f"The token {what} is not a JSON object", reason="malformed")
     return value
@@ -85,5 +91,7 @@ def parse_compact(token: str) -> UnverifiedToken:
         )
     typ = header.get("typ")
     if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP):
-        raise InvalidToken("The token type is not an access token", reason="malformed")
+        raise InvalidToken(
+            "The token type is not an access token (at+jwt, or JWT)", reason="malformed"
+        )
     return UnverifiedToken(raw=token, header=header, claims=claims)

@@ -44,10 +44,12 @@ class InsufficientScope(AuthError):
     status = 403
     error = "insufficient_scope"
 
-    def __init__(self, required: tuple[str, ...], *, any_of: bool = False) -> None:
+    def __init__(
+        self, required: tuple[str, ...], *, any_of: bool = False, description: str | None = None
+    ) -> None:
         joiner = "one of" if any_of else "all of"
         super().__init__(
-            f"The token lacks the required scope ({joiner}: {' '.join(required)})",
+            description or f"The token lacks the required scope ({joiner}: {' '.join(required)})",
             reason="insufficient_scope",
         )
         self.required = required

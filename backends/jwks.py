@@ -6,14 +6,21 @@ How a key is found for ``(kid, alg)``:
   age a refresh starts in the background, so valid tokens never wait on a fetch;
 - an unknown ``kid`` triggers one refresh; concurrent misses share it, and the
   refreshes a miss may start are limited to ``requests_per_minute`` per process;
+- a token without ``kid`` is verified with the set's only key for its algorithm,
+  and refused when there are several (or none): never tried against each;
 - when the endpoint fails (down, slow, non-200, not JSON, no ``keys``, too big)
   the cached set keeps serving for up to ``max_stale`` past its max age, and the
   failure is logged once per interval, not once per request.
 
-The two decisions the README documents: a kid still unknown after a successful
-refresh, or once the refresh budget is spent, is :class:`InvalidToken` (401); no
-usable key set at all (never fetched, or staler than max-stale, and the endpoint
-failing) is :class:`BackendUnavailable` (503 with Retry-After).
+The decisions the README documents: a kid still unknown after a successful refresh
+is :class:`InvalidToken` (401); an unknown kid while no refresh can run now (budget
+spent, endpoint failing) and no usable key set at all (never fetched, or staler than
+max-stale, and the endpoint failing) are :class:`BackendUnavailable` (503 with
+Retry-After): a new key cannot be told from a bad one, and 401 would make a client
+throw a good token away.
+
+A discovered ``jwks_uri`` must be on the issuer's own origin: a discovery document
+cannot send jotguard to fetch from another host (configure ``jwks_uri`` for that).
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ from joserfc.jwk import import_key
 from tornado.httpclient import AsyncHTTPClient
 
 from backends.errors import BackendUnavailable, ConfigError, InvalidToken
-from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey
-from backends.outbound import UpstreamError, fetch_bounded, secure_url
+from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey, only_key
+from backends.outbound import UpstreamError, fetch_bounded, same_origin, secure_url
 
 log = logging.getLogger("jotguard.jwks")
 
@@ -241,7 +248,8 @@ class JWKSKeySource:
         self._jwks_uri = jwks_uri
         self._keys: dict[str, RemoteKey] = {}
         self._fetched_at: float | None = None
-        self._missing: set[str] = set()  # kids absent from the latest successful fetch
+        self._missing: set[str] = set()  # kids looked for and absent in the latest fetch
+        self._pending: set[str] = set()  # kids looked for since then
         self._kid_refreshes: deque[float] = deque()
         self._inflight: asyncio.Task[bool] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -259,12 +267,15 @@ class JWKSKeySource:
 
     # -- KeySource --------------------------------------------------------------------
 
-    async def get_key(self, kid: str, alg: str) -> VerificationKey:
+    async def get_key(self, kid: str | None, alg: str) -> VerificationKey:
         now = self.clock()
         if self._usable(now):
             self._refresh_ahead(now)
         else:
             await self._refresh_or_fail(now)
+        if kid is None:
+            # No refresh for it: without a kid there is no new key to look for.
+            return only_key([e.by_alg[alg] for e in self._keys.values() if alg in e.by_alg], alg)
         entry = self._keys.get(kid)
         if entry is None:
             entry = await self._refresh_for_unknown(kid)
@@ -301,6 +312,13 @@ class JWKSKeySource:
         """Refresh when the set is due (first fetch, refresh-ahead, or retry after failure)."""
         if self.seconds_until_due() <= 0 or self._inflight is not None:
             await self._refresh()
+
+    def usable_until(self) -> float | None:
+        """When the cached set stops being usable (max age plus max stale past its
+        fetch) unless a refresh succeeds first; None before the first fetch."""
+        if self._fetched_at is None:
+            return None
+        return self._fetched_at + self.policy.max_age + self.policy.max_stale
 
     def seconds_until_due(self) -> float:
         if self._fetched_at is None:
@@ -358,22 +376,43 @@ class JWKSKeySource:
         if self._inflight is None:
             now = self.clock()
             if kid in self._missing:
-                raise unknown  # absent from the latest fetch already
+                raise unknown  # looked for in the latest successful fetch: not there
+            self._look_for(kid)
             if now < self._retry_at:
                 raise self._unavailable(now)  # cannot tell whether the key is new
             if not self._take_kid_budget(now):
                 self._unknown_kid_throttled += 1
-                raise unknown
+                raise self._no_refresh_yet(now)
             self._unknown_kid_refreshes += 1
+        else:
+            self._look_for(kid)
         refreshed = await self._refresh()
         entry = self._keys.get(kid)
         if entry is not None:
             return entry
         if not refreshed:
             raise self._unavailable(self.clock())
-        if len(self._missing) < MAX_REMEMBERED_MISSING:
-            self._missing.add(kid)
         raise unknown
+
+    def _look_for(self, kid: str) -> None:
+        # The next successful fetch settles it: absent then, the kid is refused (401).
+        if len(self._pending) < MAX_REMEMBERED_MISSING:
+            self._pending.add(kid)
+
+    def _no_refresh_yet(self, now: float) -> BackendUnavailable:
+        """The kid may belong to a key published since the last fetch, and the refresh
+        budget is spent: 503 until a refresh can run (a budget slot frees, or the
+        scheduled refresh is due)."""
+        next_at = now + self.seconds_until_due()
+        if self._kid_refreshes and self.policy.requests_per_minute > 0:
+            next_at = min(next_at, self._kid_refreshes[0] + KID_BUDGET_WINDOW)
+        exc = BackendUnavailable(
+            "The token's signing key is not in the issuer's key set as last fetched,"
+            " and the set cannot be fetched again yet",
+            retry_after=max(1, math.ceil(next_at - now)),
+        )
+        exc.reason = "jwks_unavailable"
+        return exc
 
     def _take_kid_budget(self, now: float) -> bool:
         window = self._kid_refreshes
@@ -429,7 +468,8 @@ class JWKSKeySource:
                 self._failures_in_row,
             )
         self._keys = keys
-        self._missing.clear()
+        self._missing = {kid for kid in self._pending if kid not in keys}
+        self._pending = set()
         self._fetched_at = now
         self._last_success_at = now
         self._retry_at = 0.0
@@ -499,7 +539,17 @@ class JWKSKeySource:
                 continue
             jwks_uri = document.get("jwks_uri")
             try:
-                return secure_url(jwks_uri) if isinstance(jwks_uri, str) else secure_url("")
+                found = secure_url(jwks_uri) if isinstance(jwks_uri, str) else secure_url("")
             except ValueError as exc:
                 errors.append(f"{url}: jwks_uri {exc}")
+                continue
+            if not same_origin(found, self.issuer):
+                # Else whoever controls the document picks the host jotguard GETs (and
+                # retries): a discovered key set stays on the issuer's origin.
+                errors.append(
+                    f"{url}: jwks_uri {found!r} is not on the issuer's origin"
+                    " (configure jwks_uri explicitly to trust it)"
+                )
+                continue
+            return found
         raise JWKSFetchError("discovery failed: " + "; ".join(errors))

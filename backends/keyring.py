@@ -20,7 +20,7 @@ from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey, import_key
 
 from backends.errors import ConfigError, InvalidToken
 from backends.files import exclusive_lock, write_atomic
-from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey
+from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey, only_key
 from backends.telemetry import Sample
 
 KEYRING_FILE = "keyring.json"
@@ -198,7 +198,9 @@ class Keyring:
                 return self._public[kid]
         return None
 
-    async def get_key(self, kid: str, alg: str) -> VerificationKey:
+    async def get_key(self, kid: str | None, alg: str) -> VerificationKey:
+        if kid is None:
+            return only_key([self._public[k.kid] for k in self.live_keys() if k.alg == alg], alg)
         found = self._find(kid)
         if found is None and await self.reload_if_changed():
             found = self._find(kid)

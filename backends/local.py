@@ -72,7 +72,7 @@ class LocalIssuer:
 
 
 class LocalKeyBackend:
-    """Verifies tokens signed by this issuer's keyring."""
+    """Verifies tokens signed by this issuer's keyring, held to RFC 9068 as it signs them."""
 
     def __init__(self, keyring: Keyring, *, issuer: str, audience: str, leeway: int) -> None:
         self.issuer = issuer
@@ -82,7 +82,11 @@ class LocalKeyBackend:
             keys=keyring,
             algorithms=[keyring.alg],
             leeway=leeway,
+            rfc9068=True,
         )
 
     async def authenticate(self, token: UnverifiedToken) -> Principal:
         return await self.verifier.verify(token)
+
+    def keys_usable_until(self) -> float | None:
+        return None  # the keyring is on local disk: nothing goes stale

@@ -52,6 +52,23 @@ def secure_url(raw: str) -> str:
     return url
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """RFC 6454 origin of an http(s) URL: scheme, host and port, default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def same_origin(a: str, b: str) -> bool:
+    try:
+        return origin(a) == origin(b)
+    except ValueError:  # a malformed port
+        return False
+
+
 class UpstreamError(Exception):
     """The upstream gave no usable HTTP answer. ``str()`` is safe to log and to show."""
 

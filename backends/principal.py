@@ -17,6 +17,10 @@ class Principal:
     client_id: str | None = None
     scopes: frozenset[str] = frozenset()
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    leeway: int = 0
+    """Seconds of clock skew the verifier allowed the token: its ``iat`` may be this far
+    ahead of the verifier's clock, so a subject or client cutoff covers tokens stamped
+    up to this long after it (a fast clock's token cannot escape a revocation)."""
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         return self.scopes.issuperset(required)

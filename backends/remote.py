@@ -20,12 +20,16 @@ class RemoteIssuer:
     """One trusted remote issuer: its exact ``iss``, the audiences we accept, its keys.
 
     ``jwks_uri=None`` discovers the key set from the issuer's metadata.
+    ``rfc9068=True`` holds its tokens to the RFC 9068 access-token profile (``typ:
+    at+jwt``; ``iat``, ``jti`` and ``client_id`` required); off by default, since
+    Auth0 and many others sign ``typ: JWT``.
     """
 
     issuer: str
     audiences: tuple[str, ...]
     jwks_uri: str | None = None
     algorithms: tuple[str, ...] = ("RS256",)
+    rfc9068: bool = False
 
     @classmethod
     def auth0(
@@ -86,10 +90,16 @@ class RemoteIssuerBackend:
             leeway=leeway,
             clock=clock,
             require_jti=False,
+            rfc9068=config.rfc9068,
         )
 
     async def authenticate(self, token: UnverifiedToken) -> Principal:
         return await self.verifier.verify(token)
+
+    def keys_usable_until(self) -> float | None:
+        # The cached key set's max-stale bound: past it a token verified earlier is not
+        # taken as verified any more, exactly as a new token gets 503 then.
+        return self.keys.usable_until()
 
     def start(self) -> None:
         """Fetch the key set now and keep it fresh in the background."""

@@ -2,8 +2,10 @@
 
 Keyed by the exact token string (a token with another encoding is another key, verified
 on its own), it holds only tokens that passed verification, and never past their
-``exp``: after that the verifier decides again, leeway included. It is not a revocation
-cache: the revocation check runs on every request, cached or not.
+``exp``: after that the verifier decides again, leeway included. Nor past the moment the
+keys that verified them stop being usable (a remote key set past max-stale): then the
+verifier decides too, and answers 503 for old and new tokens alike. It is not a
+revocation cache: the revocation check runs on every request, cached or not.
 """
 
 from __future__ import annotations
@@ -27,23 +29,26 @@ class VerifiedTokenCache:
             raise ValueError("a token cache holds at least one token")
         self.max_size = max_size
         self.clock = clock
-        self._entries: OrderedDict[str, Principal] = OrderedDict()
+        # token -> (when to verify it again, its principal)
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     def get(self, token: str) -> Principal | None:
-        principal = self._entries.get(token)
-        if principal is None:
+        entry = self._entries.get(token)
+        if entry is None:
             return None
-        if self.clock() >= principal.expires_at:
+        if self.clock() >= entry[0]:
             del self._entries[token]
             return None
         self._entries.move_to_end(token)
-        return principal
+        return entry[1]
 
-    def put(self, token: str, principal: Principal) -> None:
-        """Remember ``principal``, which ``token`` was just verified to carry."""
-        if self.clock() >= principal.expires_at:
+    def put(self, token: str, principal: Principal, *, until: float | None = None) -> None:
+        """Remember ``principal``, which ``token`` was just verified to carry, until its
+        ``exp`` or ``until`` (when its keys stop being usable), whichever comes first."""
+        deadline = principal.expires_at if until is None else min(principal.expires_at, until)
+        if self.clock() >= deadline:
             return  # accepted within the leeway only: verify it again next time
-        self._entries[token] = principal
+        self._entries[token] = (deadline, principal)
         self._entries.move_to_end(token)
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)

@@ -40,6 +40,7 @@ class FakeIssuer:
         self.token_mode = "ok"
         self.discovery = "openid"  # "openid", "rfc8414" (only that one) or "none"
         self.discovery_issuer: str | None = None  # what discovery claims; default ours
+        self.discovery_jwks_uri: str | None = None  # the jwks_uri it names; default ours
         self.jwks_fetches = 0
         self.discovery_fetches: dict[str, int] = {}
         self.token_requests = 0
@@ -121,9 +122,11 @@ class FakeIssuer:
         kid: str | None = None,
         alg: str = "RS256",
         now: float | None = None,
+        header: dict[str, Any] | None = None,
         **claims: Any,
     ) -> str:
-        """An Auth0-shaped access token (no jti); ``claims`` override the defaults."""
+        """An Auth0-shaped access token (no jti); ``claims`` override the defaults, and
+        ``header`` the protected header (a None value leaves the parameter out)."""
         key = key or self.current
         issued = int(now if now is not None else time.time())
         payload: dict[str, Any] = {
@@ -138,8 +141,9 @@ class FakeIssuer:
         }
         payload.update(claims)
         payload = {k: v for k, v in payload.items() if v is not None}
-        header = {"alg": alg, "typ": "JWT", "kid": kid or self.kid_of(key)}
-        return jwt.encode(header, payload, key, algorithms=[alg])
+        protected = {"alg": alg, "typ": "JWT", "kid": kid or self.kid_of(key), **(header or {})}
+        protected = {k: v for k, v in protected.items() if v is not None}
+        return jwt.encode(protected, payload, key, algorithms=[alg])
 
 
 class _FakeHandler(RequestHandler):
@@ -195,7 +199,7 @@ class _DiscoveryHandler(_FakeHandler):
         self.write_json(
             {
                 "issuer": self.fake.discovery_issuer or self.fake.issuer,
-                "jwks_uri": self.fake.jwks_uri,
+                "jwks_uri": self.fake.discovery_jwks_uri or self.fake.jwks_uri,
                 "token_endpoint": self.fake.token_url,
             }
         )

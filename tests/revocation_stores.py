@@ -31,8 +31,9 @@ LEEWAY = 30
 MAX_TTL = 3600
 # Verifiers accept a token until exp + leeway; entries keep one more second of margin.
 JTI_GRACE = LEEWAY + 1
-# The longest accepted lifetime is MAX_TTL + LEEWAY; then the same grace.
-SUB_COVER = MAX_TTL + LEEWAY + JTI_GRACE
+# A cutoff covers tokens stamped up to LEEWAY after it (a fast issuer clock); the longest
+# accepted lifetime is MAX_TTL + LEEWAY; then the same grace.
+SUB_COVER = LEEWAY + MAX_TTL + LEEWAY + JTI_GRACE
 STORE_KINDS = [
     "memory",
     "sqlite",

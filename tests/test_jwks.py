@@ -19,6 +19,7 @@ from backends.jwks import (
     discovery_urls,
     parse_key,
 )
+from backends.outbound import same_origin
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer
 
@@ -124,7 +125,10 @@ async def test_unknown_kid_flood_is_limited_to_the_budget_per_minute(
     source = make_source(requests_per_minute=5)
     await source.get_key(kid(fake_issuer), "RS256")
     for i in range(100):
-        with pytest.raises(InvalidToken):
+        # The first five are looked for (401: not published); then the budget is spent
+        # and a kid cannot be told from a new key's (503 until a refresh can run).
+        expected = InvalidToken if i < 5 else BackendUnavailable
+        with pytest.raises(expected):
             await source.get_key(f"random-{i}", "RS256")
         clock.advance(0.5)  # 100 requests inside one minute
     assert fake_issuer.jwks_fetches == 1 + 5
@@ -133,21 +137,61 @@ async def test_unknown_kid_flood_is_limited_to_the_budget_per_minute(
     with pytest.raises(InvalidToken):
         await source.get_key("after-a-minute", "RS256")
     assert fake_issuer.jwks_fetches == 1 + 5 + 1
+    # That refresh settled every kid seen while throttled: absent, so 401, no fetch.
+    for i in range(5, 100):
+        with pytest.raises(InvalidToken):
+            await source.get_key(f"random-{i}", "RS256")
+    assert fake_issuer.jwks_fetches == 1 + 5 + 1
 
 
 async def test_budget_spent_still_serves_known_keys(make_source, fake_issuer):
     source = make_source(requests_per_minute=1)
     await source.get_key(kid(fake_issuer), "RS256")
-    for i in range(3):
-        with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken):
+        await source.get_key("random-0", "RS256")
+    for i in range(1, 3):
+        with pytest.raises(BackendUnavailable):
             await source.get_key(f"random-{i}", "RS256")
     assert (await source.get_key(kid(fake_issuer), "RS256")).kid == kid(fake_issuer)
+
+
+async def test_a_new_key_while_the_budget_is_spent_is_503_until_a_refresh_can_run(
+    make_source, fake_issuer, clock
+):
+    source = make_source(requests_per_minute=5)
+    await source.get_key(kid(fake_issuer), "RS256")
+    for i in range(20):
+        with pytest.raises((InvalidToken, BackendUnavailable)):
+            await source.get_key(f"random-{i}", "RS256")
+        clock.advance(1)
+    new_kid = fake_issuer.rotate()
+    with pytest.raises(BackendUnavailable) as caught:
+        await source.get_key(new_kid, "RS256")
+    assert caught.value.status == 503
+    # The oldest budgeted refresh (20 s ago) leaves the one-minute window in 40 s.
+    assert caught.value.retry_after == 40
+    clock.advance(caught.value.retry_after)
+    assert (await source.get_key(new_kid, "RS256")).kid == new_kid
+
+
+async def test_a_kid_still_unknown_after_the_scheduled_refresh_is_401(
+    make_source, fake_issuer, clock
+):
+    source = make_source(requests_per_minute=0, max_age=600)
+    await source.get_key(kid(fake_issuer), "RS256")
+    with pytest.raises(BackendUnavailable) as caught:
+        await source.get_key("random", "RS256")
+    assert caught.value.retry_after == 480  # the refresh-ahead at 80 % of max age
+    clock.advance(480)
+    await source.refresh_if_due()
+    with pytest.raises(InvalidToken):
+        await source.get_key("random", "RS256")
 
 
 async def test_zero_budget_never_refetches_for_unknown_kids(make_source, fake_issuer):
     source = make_source(requests_per_minute=0)
     await source.get_key(kid(fake_issuer), "RS256")
-    with pytest.raises(InvalidToken):
+    with pytest.raises(BackendUnavailable):
         await source.get_key(fake_issuer.rotate(), "RS256")
     assert fake_issuer.jwks_fetches == 1
 
@@ -404,6 +448,29 @@ async def test_a_key_whose_declared_alg_differs_from_the_tokens_is_refused(
         await source.get_key(kid(fake_issuer), "PS256")
 
 
+async def test_without_kid_the_only_key_for_the_algorithm_is_used(make_source, fake_issuer, clock):
+    ec = ECKey.generate_key("P-256", private=True)
+    fake_issuer.extra_jwks = [{**ec.as_dict(private=False), "kid": "ec", "alg": "ES256"}]
+    source = make_source(algorithms=("RS256", "ES256"))
+    # Two keys, one per algorithm: each algorithm has exactly one.
+    assert (await source.get_key(None, "RS256")).kid == kid(fake_issuer)
+    assert (await source.get_key(None, "ES256")).kid == "ec"
+    fetched = fake_issuer.jwks_fetches
+    fake_issuer.rotate()
+    clock.advance(source.seconds_until_due())
+    await source.refresh_if_due()  # the scheduled refresh learns of the rotation
+    with pytest.raises(InvalidToken, match="2 keys for RS256"):
+        await source.get_key(None, "RS256")
+    assert (await source.get_key(None, "ES256")).kid == "ec"
+    assert fake_issuer.jwks_fetches == fetched + 1  # a kid-less token never refreshes
+
+
+async def test_without_kid_and_no_key_for_the_algorithm_is_401(make_source, fake_issuer):
+    source = make_source(algorithms=("RS256", "ES256"))
+    with pytest.raises(InvalidToken, match="no key for ES256"):
+        await source.get_key(None, "ES256")
+
+
 async def test_a_set_with_no_usable_key_counts_as_a_failure(make_source, fake_issuer, small_rsa):
     fake_issuer.published = []
     fake_issuer.extra_jwks = [rsa_jwk(small_rsa, alg="RS256")]
@@ -443,6 +510,42 @@ async def test_discovery_for_another_issuer_is_refused(make_source, fake_issuer)
         await source.get_key(kid(fake_issuer), "RS256")
     assert "names issuer 'https://evil.example/'" in (source.status().last_error or "")
     assert fake_issuer.jwks_fetches == 0
+
+
+@pytest.fixture
+async def elsewhere(rsa_key_pool) -> AsyncIterator[FakeIssuer]:
+    """Another issuer on another origin (127.0.0.1, another port)."""
+    other = FakeIssuer(rsa_key_pool[2:])
+    other.start()
+    yield other
+    await other.stop()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_discovered_jwks_uri_on_another_origin_is_never_fetched(
+    make_source, fake_issuer, elsewhere, host
+):
+    port = elsewhere.port if host == "127.0.0.1" else fake_issuer.port
+    fake_issuer.discovery_jwks_uri = f"http://{host}:{port}/.well-known/jwks.json"
+    source = make_source(jwks_uri=None)
+    with pytest.raises(BackendUnavailable):
+        await source.get_key(kid(fake_issuer), "RS256")
+    assert "not on the issuer's origin" in (source.status().last_error or "")
+    assert (elsewhere.jwks_fetches, fake_issuer.jwks_fetches) == (0, 0)
+
+
+async def test_a_configured_jwks_uri_may_be_on_another_origin(make_source, elsewhere):
+    source = make_source(jwks_uri=elsewhere.jwks_uri)
+    assert (await source.get_key(kid(elsewhere), "RS256")).kid == kid(elsewhere)
+
+
+def test_origins_compare_scheme_host_and_port():
+    assert same_origin("https://IdP.example/a", "https://idp.example:443/b")
+    assert same_origin("http://127.0.0.1:80/x", "http://127.0.0.1/")
+    assert not same_origin("https://idp.example/", "http://idp.example/")
+    assert not same_origin("https://idp.example/", "https://keys.idp.example/")
+    assert not same_origin("https://idp.example/", "https://idp.example:8443/")
+    assert not same_origin("https://idp.example:bad/", "https://idp.example/")
 
 
 def test_discovery_urls_follow_oidc_then_rfc8414():

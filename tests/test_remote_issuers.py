@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from joserfc import jwt
+from joserfc import jws, jwt
 from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 from backends.auth import Authenticator
 from backends.jwks import JWKSPolicy
 from backends.remote import RemoteIssuer, RemoteIssuerBackend
+from backends.token_cache import VerifiedTokenCache
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer
 from webapp.app import make_app
@@ -80,15 +81,125 @@ async def test_rotation_is_picked_up_with_exactly_one_extra_fetch(fetch, fake_is
     assert fake_issuer.jwks_fetches == before + 1
 
 
-async def test_a_flood_of_unknown_kids_is_401_and_costs_at_most_the_budget(fetch, fake_issuer):
+async def test_a_flood_of_unknown_kids_costs_at_most_the_budget(fetch, fake_issuer):
     assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200
     assert fake_issuer.jwks_fetches == 1
+    answers = []
     for i in range(100):
         response = await fetch("/test-auth", token=fake_issuer.sign(kid=f"random-kid-{i}"))
-        assert response.code == 401
-        assert error_of(response) == "invalid_token"
-        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
-    assert fake_issuer.jwks_fetches <= 1 + 5
+        answers.append(response.code)
+        if response.code == 401:  # looked for in a refresh, and not published
+            assert error_of(response) == "invalid_token"
+            assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        else:  # the budget is spent: a new key cannot be told from a bad one yet
+            assert response.code == 503
+            assert error_of(response) == "temporarily_unavailable"
+            assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert answers == [401] * 5 + [503] * 95
+    assert fake_issuer.jwks_fetches == 1 + 5
+
+
+async def test_a_rotated_key_while_the_budget_is_spent_is_503_not_401(fetch, fake_issuer):
+    assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200
+    for i in range(20):
+        await fetch("/test-auth", token=fake_issuer.sign(kid=f"random-kid-{i}"))
+    fake_issuer.rotate()
+    response = await fetch("/test-auth", token=fake_issuer.sign())
+    assert response.code == 503
+    assert error_of(response) == "temporarily_unavailable"
+    assert "WWW-Authenticate" not in response.headers
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+
+
+@pytest.mark.parametrize("typ", ["JWT", "application/jwt", "at+jwt", None])
+async def test_a_remote_issuer_accepts_any_jwt_type_by_default(fetch, fake_issuer, typ):
+    # RFC 7515 §4.1.9: "application/" may be left out, so JWT and application/jwt are one.
+    header = {"typ": typ} if typ else None
+    token = fake_issuer.sign(header=header) if typ else unsigned_typ(fake_issuer)
+    assert (await fetch("/test-auth", token=token)).code == 200
+
+
+def unsigned_typ(fake: FakeIssuer) -> str:
+    """An issuer token whose header has no typ at all (joserfc would add one)."""
+    claims = jwt.decode(fake.sign(), fake.current, algorithms=["RS256"]).claims
+    header = {"alg": "RS256", "kid": fake.kid_of(fake.current)}
+    signing_input = f"{b64url(json.dumps(header))}.{b64url(json.dumps(claims))}"
+    signature = jws.JWSRegistry.algorithms["RS256"].sign(signing_input.encode(), fake.current)
+    return f"{signing_input}.{b64url(signature)}"
+
+
+async def test_a_token_without_kid_passes_against_a_one_key_set(fetch, fake_issuer):
+    token = fake_issuer.sign(header={"kid": None})
+    assert (await fetch("/test-auth", token=token)).code == 200
+
+
+async def test_a_token_without_kid_is_401_once_the_set_has_two_keys(fetch, fake_issuer):
+    assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200
+    fake_issuer.rotate()
+    assert (await fetch("/test-auth", token=fake_issuer.sign())).code == 200  # refreshed
+    response = await fetch("/test-auth", token=fake_issuer.sign(header={"kid": None}))
+    assert response.code == 401
+    assert error_of(response) == "invalid_token"
+    assert "must name one" in json.loads(response.body)["error_description"]
+
+
+async def test_an_auth0_admin_permission_gives_no_admin_rights(fetch, fake_issuer):
+    token = fake_issuer.sign(permissions=["admin"])
+    for method, body in (("GET", None), ("POST", json.dumps({"sub": "victim"}))):
+        headers = {"Content-Type": "application/json"} if body else {}
+        response = await fetch(
+            "/admin/revocations", method=method, body=body, token=token, headers=headers
+        )
+        assert response.code == 403, method
+        assert error_of(response) == "insufficient_scope"
+        challenge = response.headers["WWW-Authenticate"]
+        assert 'error="insufficient_scope"' in challenge
+        assert "not accepted from this token's issuer" in challenge
+
+
+async def test_the_local_issuers_admin_scope_still_works(fetch, issue_token):
+    response = await fetch("/admin/revocations", token=issue_token("ops", scopes=["admin"]))
+    assert response.code == 200
+
+
+class TestAdminIssuers:
+    @pytest.fixture
+    def settings_overrides(self, fake_issuer) -> dict[str, str]:
+        return {
+            "AUTH0_ISSUER": fake_issuer.issuer,
+            "AUTH0_AUDIENCE": fake_issuer.audience,
+            "JOTGUARD_ADMIN_ISSUERS": fake_issuer.issuer,
+        }
+
+    async def test_a_named_issuer_may_grant_admin_rights(self, fetch, fake_issuer, issue_token):
+        admin = fake_issuer.sign(permissions=["admin"])
+        assert (await fetch("/admin/revocations", token=admin)).code == 200
+        response = await fetch("/admin/revocations", token=fake_issuer.sign())
+        assert response.code == 403  # still needs the scope
+        assert "lacks the required scope" in json.loads(response.body)["error_description"]
+        local = issue_token("ops", scopes=["admin"])
+        assert (await fetch("/admin/revocations", token=local)).code == 200
+
+
+class TestRFC9068RemoteIssuer:
+    @pytest.fixture
+    def settings_overrides(self, fake_issuer) -> dict[str, str]:
+        remote = [{"issuer": fake_issuer.issuer, "audience": fake_issuer.audience}]
+        remote[0].update(jwks_uri=fake_issuer.jwks_uri, rfc9068=True)
+        return {"JOTGUARD_REMOTE_ISSUERS": json.dumps(remote)}
+
+    async def test_the_profile_is_required_when_configured(self, fetch, fake_issuer):
+        profiled = {"jti": "j1", "client_id": "c1"}
+        token = fake_issuer.sign(header={"typ": "at+jwt"}, **profiled)
+        assert (await fetch("/test-auth", token=token)).code == 200
+        for token in (
+            fake_issuer.sign(**profiled),  # typ: JWT
+            fake_issuer.sign(header={"typ": "at+jwt"}, iat=None, **profiled),
+            fake_issuer.sign(header={"typ": "at+jwt"}, jti="j2"),  # no client_id
+        ):
+            response = await fetch("/test-auth", token=token)
+            assert response.code == 401
+            assert error_of(response) == "invalid_token"
 
 
 async def test_permissions_grant_scopes(fetch, fake_issuer):
@@ -284,7 +395,11 @@ class TestStoppedAfterFirstFetch:
         return FakeClock()
 
     @pytest.fixture
-    def app(self, fake_issuer, clock) -> Application:
+    def token_cache(self) -> VerifiedTokenCache | None:
+        return None
+
+    @pytest.fixture
+    def app(self, fake_issuer, clock, token_cache) -> Application:
         backend = RemoteIssuerBackend(
             RemoteIssuer(issuer=fake_issuer.issuer, audiences=(fake_issuer.audience,)),
             policy=JWKSPolicy(max_age=self.MAX_AGE, max_stale=self.MAX_STALE, timeout=0.5),
@@ -292,7 +407,7 @@ class TestStoppedAfterFirstFetch:
         )
         return Application(
             [(r"/test-auth", ProtectedHandler), *EXTRA_ROUTES],
-            authenticator=Authenticator([backend]),
+            authenticator=Authenticator([backend], token_cache=token_cache),
         )
 
     async def test_valid_tokens_pass_for_max_stale_then_503(self, fetch, fake_issuer, clock):
@@ -308,6 +423,30 @@ class TestStoppedAfterFirstFetch:
         assert response.code == 503
         assert error_of(response) == "temporarily_unavailable"
         assert int(response.headers["Retry-After"]) >= 1
+
+
+class TestStaleKeysWithTheTokenCache(TestStoppedAfterFirstFetch):
+    """The verified-token cache answers no longer than the key set that verified."""
+
+    @pytest.fixture
+    def token_cache(self, clock) -> VerifiedTokenCache | None:
+        return VerifiedTokenCache(100, clock=clock)
+
+    async def test_a_token_verified_before_the_outage_gets_503_past_max_stale(
+        self, fetch, fake_issuer, clock
+    ):
+        fetched_at = clock()
+        token = fake_issuer.sign(now=clock(), exp=int(clock()) + 2 * 86400)
+        assert (await fetch("/test-auth", token=token)).code == 200
+        await fake_issuer.stop()
+        clock.now = fetched_at + self.MAX_AGE + self.MAX_STALE - 1
+        assert (await fetch("/test-auth", token=token)).code == 200  # cached, keys usable
+        clock.advance(2)
+        for fresh in (token, fake_issuer.sign(now=clock())):  # the cached one and a new one
+            response = await fetch("/test-auth", token=fresh)
+            assert response.code == 503
+            assert error_of(response) == "temporarily_unavailable"
+            assert int(response.headers["Retry-After"]) >= 1
 
 
 async def test_readiness_and_metrics_report_the_key_set(fetch, fake_issuer, services):

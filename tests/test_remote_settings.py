@@ -82,6 +82,30 @@ def test_several_remote_issuers(tmp_path):
     ]
     assert settings.remote_issuers[1].audiences == ("api-b", "api-b2")
     assert settings.remote_issuers[1].algorithms == ("ES256",)
+    assert not any(issuer.rfc9068 for issuer in settings.remote_issuer_configs)
+
+
+def test_rfc9068_is_a_per_issuer_option(tmp_path):
+    remote = [
+        {"issuer": "https://a.example/", "audience": "api-a", "rfc9068": True},
+        {"issuer": "https://b.example/", "audience": "api-b", "rfc9068": False},
+    ]
+    settings = load(tmp_path, JOTGUARD_REMOTE_ISSUERS=json.dumps(remote))
+    assert [issuer.rfc9068 for issuer in settings.remote_issuers] == [True, False]
+
+
+def test_admin_rights_come_from_the_local_issuer_unless_others_are_named(tmp_path):
+    local = "https://me.example/"
+    settings = load(tmp_path, JOTGUARD_ISSUER=local, AUTH0_DOMAIN="t.auth0.com", AUTH0_AUDIENCE="a")
+    assert settings.admin_issuer_urls == {local}
+    settings = load(
+        tmp_path,
+        JOTGUARD_ISSUER=local,
+        AUTH0_DOMAIN="t.auth0.com",
+        AUTH0_AUDIENCE="a",
+        JOTGUARD_ADMIN_ISSUERS=" https://t.auth0.com/ ,",
+    )
+    assert settings.admin_issuer_urls == {local, "https://t.auth0.com/"}
 
 
 BAD_VALUES = [
@@ -180,6 +204,30 @@ BAD_VALUES = [
         },
         "AUTH0_ISSUER",
         "already the local issuer",
+    ),
+    (
+        {
+            "JOTGUARD_REMOTE_ISSUERS": '[{"issuer": "https://a.example/", "audience": "a",'
+            ' "rfc9068": "yes"}]'
+        },
+        "JOTGUARD_REMOTE_ISSUERS",
+        "'rfc9068' must be true or false",
+    ),
+    ({"JOTGUARD_ADMIN_ISSUERS": "t.auth0.com"}, "JOTGUARD_ADMIN_ISSUERS", "issuer URLs"),
+    (
+        {"JOTGUARD_ADMIN_ISSUERS": "https://t.auth0.com/"},
+        "JOTGUARD_ADMIN_ISSUERS",
+        "no setting configures",
+    ),
+    (
+        # Exactly as the tokens' iss: without its trailing slash it is another issuer.
+        {
+            "AUTH0_DOMAIN": "t.auth0.com",
+            "AUTH0_AUDIENCE": "a",
+            "JOTGUARD_ADMIN_ISSUERS": "https://t.auth0.com",
+        },
+        "JOTGUARD_ADMIN_ISSUERS",
+        "no setting configures",
     ),
 ]
 

@@ -33,6 +33,9 @@ class Backend:
     async def authenticate(self, token):
         return await self.verifier.verify(token)
 
+    def keys_usable_until(self):
+        return None
+
 
 @pytest.fixture
 def keyring(keyring_template):
@@ -80,6 +83,32 @@ async def test_a_subject_revocation_lasts_as_long_as_any_token_it_covers(keyring
     with pytest.raises(InvalidToken) as expired:
         await auth.authenticate(token)
     assert expired.value.reason == "expired"
+
+
+@pytest.mark.parametrize("lifetime", [60, MAX_TTL + LEEWAY])
+async def test_a_fast_clocks_token_cannot_escape_a_subject_revocation(keyring, lifetime):
+    # Made before the revocation by an issuer whose clock runs LEEWAY seconds fast:
+    # stamped after the cutoff, and accepted by the verifier all the same.
+    start = 1_800_000_000
+    clock, store, auth, issuer = setup(keyring, start)
+    token = sign(issuer, "alice", iat=start + LEEWAY, lifetime=lifetime)
+    if lifetime == 60:
+        await auth.authenticate(token)
+    # (The longest-lived one is refused until its remaining life fits the bound.)
+    await store.revoke_subject("alice", before=start)
+    # Refused every instant the verifier would still accept it (exp + leeway).
+    instants = [*range(0, LEEWAY + lifetime + LEEWAY, 7), LEEWAY + lifetime + LEEWAY - 0.01]
+    reasons = []
+    for offset in instants:
+        clock.now = start + offset
+        with pytest.raises(InvalidToken) as caught:
+            await auth.authenticate(token)
+        reasons.append(caught.value.reason)
+    assert set(reasons) <= {"revoked", "lifetime_too_long"}
+    assert reasons[-1] == "revoked"
+    # A token stamped past the leeway window is another matter: issued after the cutoff.
+    clock.now = start + LEEWAY + 1
+    await auth.authenticate(sign(issuer, "alice", iat=start + LEEWAY + 1, lifetime=60))
 
 
 async def test_a_jti_revocation_lasts_until_the_verifier_gives_up(keyring):

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from backends.compact import parse_compact
+from backends.keyring import Keyring
+from backends.local import LocalIssuer
 from backends.principal import Principal
 from backends.revocation.factory import open_store
 from webapp.cli import main
@@ -217,6 +219,31 @@ def test_must_show_revoke_with_the_cli_and_restart(env):
         assert restarted.status(token)[0] == 401
     finally:
         restarted.stop()
+
+
+@pytest.mark.slow
+def test_must_show_a_fast_clocks_token_is_revoked_with_its_subject(env, data_dir):
+    """`jotguard revoke --sub skewed`, then a validly signed token with iat = now + 20
+    (an issuer clock 20 s fast, within the leeway): 401, not 200."""
+    keyring = Keyring(data_dir / "keyring.json", "RS256", retention=86400)
+    keyring.load()
+    issuer = LocalIssuer(keyring, issuer=ISS, audience="jotguard", ttl=900)
+    server = Server(env)
+    try:
+        claims = issuer.claims_for("skewed")
+        claims.update(iat=claims["iat"] + 20, exp=claims["exp"] + 20)
+        skewed = issuer.sign(claims).token
+        control = issuer.sign(issuer.claims_for("skewed")).token
+        assert server.status(skewed)[0] == 200  # accepted: within the 30 s leeway
+        revoked = jotguard("revoke", "--sub", "skewed", env=env)
+        assert revoked.returncode == 0, revoked.stderr
+        assert server.status_when(control, 401)[0] == 401
+        code, body = server.status(skewed)
+        assert code == 401
+        assert json.loads(body)["error"] == "invalid_token"
+        assert "revoked" in json.loads(body)["error_description"]
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow

@@ -45,8 +45,10 @@ def token(
     iat=0.0,
     no_iat=False,
     no_jti=False,
+    leeway=0,
 ):
-    """A verified token's Principal, issued ``iat`` seconds relative to the clock."""
+    """A verified token's Principal, issued ``iat`` seconds relative to the clock, by a
+    verifier that allowed ``leeway`` seconds of clock skew."""
     issued = int(clock.now + iat)
     return Principal(
         subject=sub,
@@ -55,6 +57,7 @@ def token(
         expires_at=issued + 900,
         issued_at=None if no_iat else issued,
         client_id=client_id,
+        leeway=leeway,
     )
 
 
@@ -150,6 +153,24 @@ async def test_effective_cutoff_is_the_latest_of_all_that_apply(store, clock):
     # the client entry alone covers bob up to its own cutoff
     assert await revoked(store, token(clock, "bob", iat=-60))
     assert not await revoked(store, token(clock, "bob", iat=-40))
+
+
+@pytest.mark.parametrize("kind", ["sub", "client"])
+async def test_a_cutoff_covers_tokens_stamped_up_to_the_leeway_after_it(store, clock, kind):
+    # An issuer whose clock runs fast stamps a token made before the cutoff with a later
+    # iat; the verifier accepts it while iat <= its clock + leeway.
+    cutoff = clock.now
+    if kind == "sub":
+        await store.revoke_subject("alice", before=cutoff)
+    else:
+        await store.revoke_client("app", before=cutoff)
+    fast = token(clock, "alice", iat=LEEWAY, leeway=LEEWAY)
+    assert await revoked(store, fast)
+    assert await revoked(store, token(clock, "alice", iat=LEEWAY - 5, leeway=LEEWAY))
+    # Stamped past the leeway window: issued after the cutoff whatever the clocks.
+    assert not await revoked(store, token(clock, "alice", iat=LEEWAY + 1, leeway=LEEWAY))
+    # A verifier that allowed no skew needs no margin.
+    assert not await revoked(store, token(clock, "alice", iat=1, leeway=0))
 
 
 async def test_token_without_iat_is_revoked_by_any_applicable_cutoff(store, clock):

@@ -19,6 +19,7 @@ from webapp.services import Services
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 DEAD_MONGO = "mongodb://127.0.0.1:1/jotguard?serverSelectionTimeoutMS=50"
+JSON = {"Content-Type": "application/json"}
 
 
 def assert_unavailable(response):
@@ -37,7 +38,11 @@ async def test_store_down_is_503_for_protected_and_admin_requests(fetch, issue_t
     assert_unavailable(await fetch("/test-auth", token=issue_token("alice")))
     admin = issue_token("root", scopes=["admin"])
     post = await fetch(
-        "/admin/revocations", method="POST", body=json.dumps({"sub": "bob"}), token=admin
+        "/admin/revocations",
+        method="POST",
+        body=json.dumps({"sub": "bob"}),
+        headers=JSON,
+        token=admin,
     )
     assert_unavailable(post)
     assert (await fetch("/test")).code == 200  # unprotected routes do not need the store
@@ -48,7 +53,8 @@ async def test_store_down_is_503_for_protected_and_admin_requests(fetch, issue_t
     [{"JOTGUARD_REVOCATION_STORE": DEAD_REDIS, "JOTGUARD_REVOCATION_FAIL_OPEN": "true"}],
 )
 async def test_fail_open_lets_tokens_through_and_logs_each(fetch, issue_token, caplog):
-    token = issue_token("alice")
+    # A subject may carry anything its issuer put there: one line stays one line.
+    token = issue_token("alice\n2030-01-01 00:00:00,000 INFO jotguard: all is well\x1b[2J")
     with caplog.at_level(logging.WARNING, logger="jotguard.auth"):
         response = await fetch("/test-auth", token=token)
     assert response.code == 200
@@ -57,10 +63,16 @@ async def test_fail_open_lets_tokens_through_and_logs_each(fetch, issue_token, c
     assert parse_compact(token).claims["jti"] in message
     assert "FAIL_OPEN" in message
     assert token not in message
+    assert message.isprintable()  # no newline, no escape sequence: escaped
+    assert "sub='alice\\n2030-01-01" in message
     # Writes still need the store: nothing is claimed that was not stored.
     admin = issue_token("root", scopes=["admin"])
     post = await fetch(
-        "/admin/revocations", method="POST", body=json.dumps({"sub": "bob"}), token=admin
+        "/admin/revocations",
+        method="POST",
+        body=json.dumps({"sub": "bob"}),
+        headers=JSON,
+        token=admin,
     )
     assert_unavailable(post)
 
@@ -113,7 +125,7 @@ async def test_server_starts_with_redis_down_and_recovers_by_itself(settings, da
                 base + "/admin/revocations",
                 method="POST",
                 body=json.dumps({"sub": "alice"}),
-                headers={"Authorization": f"Bearer {admin.token}"},
+                headers={"Authorization": f"Bearer {admin.token}", **JSON},
                 raise_error=False,
             )
             assert post.code == 201
@@ -149,7 +161,7 @@ async def test_sqlite_revocations_survive_a_restart(settings):
                 base + "/admin/revocations",
                 method="POST",
                 body=json.dumps({"token": token}),
-                headers={"Authorization": f"Bearer {admin}"},
+                headers={"Authorization": f"Bearer {admin}", **JSON},
                 raise_error=False,
             )
             assert post.code == 201

@@ -100,10 +100,16 @@ async def test_revoke_by_subject_logs_out_everywhere(fetch, issue_token, admin):
     )
 
 
-async def test_a_new_token_after_a_subject_revocation_works(fetch, issue_token, admin, services):
+async def test_a_new_token_after_a_subject_revocation_works_past_the_leeway(fetch, admin, services):
     await admin("POST", "/admin/revocations", {"sub": "alice"})
-    later = services.issuer.claims_for("alice")
-    later["iat"] += 2  # issued after the cutoff
+    leeway = services.settings.leeway
+    within = services.issuer.claims_for("alice")
+    within["iat"] += 2  # stamped after the cutoff, but a fast clock could have done that
+    assert await status(fetch, services.issuer.sign(within).token) == 401
+    # Once past the leeway window a new token works: a cutoff that far back stands in
+    # for waiting that long (the verifier refuses an iat beyond now + leeway).
+    await services.revocations.revoke_subject("bob", before=time.time() - leeway - 1)
+    later = services.issuer.claims_for("bob")
     assert await status(fetch, services.issuer.sign(later).token) == 200
 
 
@@ -256,6 +262,8 @@ BAD_REQUESTS = [
     ("[1, 2]", "JSON object"),
     ("", "JSON object"),
     (b"\xff\xfe", "JSON object"),
+    ('{"sub": "a"}'.encode("utf-16"), "JSON object"),  # JSON is UTF-8 (RFC 8259 §8.1)
+    ('{"sub": "a", "sub": "b"}', "JSON object"),
     ("{}", "exactly one of"),
     ('{"sub": "a", "jti": "b"}', "exactly one of"),
     ('{"sub": "a", "admin": true}', "unknown field 'admin'"),
@@ -281,6 +289,33 @@ async def test_bad_revocation_requests_are_400_with_a_clear_message(admin, servi
         assert body["error"] == "invalid_request"
         assert message in body["error_description"], (payload, body)
     assert (await services.revocations.list_entries()).entries == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        (None, 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("text/plain", 415),
+        ("application/jsonx", 415),
+        ("Application/JSON; charset=utf-8", 201),
+    ],
+)
+async def test_a_revocation_must_be_sent_as_json(
+    fetch, admin_token, services, content_type, status
+):
+    response = await fetch(
+        "/admin/revocations",
+        method="POST",
+        body=json.dumps({"sub": "alice"}),
+        headers={"Content-Type": content_type} if content_type else {},
+        token=admin_token,
+    )
+    assert response.code == status
+    if status == 415:
+        assert body_json(response)["error"] == "unsupported_media_type"
+        assert "application/json" in body_json(response)["error_description"]
+        assert (await services.revocations.list_entries()).entries == []
 
 
 async def test_revoking_a_forged_token_is_400(admin, issue_token):

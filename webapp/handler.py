@@ -82,6 +82,13 @@ def bearer_token(request: HTTPServerRequest) -> str | None:
     return token
 
 
+def require_json_media_type(request: HTTPServerRequest) -> None:
+    """:raises ApiError: 415 unless the body is declared ``application/json``."""
+    media_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json")
+
+
 class _HttpDate:
     """The ``Date`` header's value, formatted once a second: Tornado formats it through
     ``email.utils`` for every response, 2.4 µs of each request."""

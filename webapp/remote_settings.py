@@ -18,7 +18,7 @@ from backends.remote import RemoteIssuer
 if TYPE_CHECKING:
     from webapp.settings import Settings
 
-_ENTRY_KEYS = frozenset({"issuer", "audience", "jwks_uri", "algorithms"})
+_ENTRY_KEYS = frozenset({"issuer", "audience", "jwks_uri", "algorithms", "rfc9068"})
 
 
 def remote_url(raw: str) -> str:
@@ -89,6 +89,9 @@ def _entry(index: int, entry: Any) -> RemoteIssuer:
         algs = algs.split(",")
     if not isinstance(algs, list):
         raise ValueError(f"{where}'algorithms' must be a list")
+    rfc9068 = entry.get("rfc9068", False)
+    if not isinstance(rfc9068, bool):
+        raise ValueError(f"{where}'rfc9068' must be true or false")
     try:
         secure_url(issuer)
         if jwks_uri:
@@ -100,11 +103,12 @@ def _entry(index: int, entry: Any) -> RemoteIssuer:
         audiences=tuple(audiences),
         jwks_uri=jwks_uri or None,
         algorithms=_algorithm_list(algs, where),
+        rfc9068=rfc9068,
     )
 
 
 def remote_issuers(raw: str) -> tuple[RemoteIssuer, ...]:
-    """A JSON list of ``{"issuer", "audience", "jwks_uri"?, "algorithms"?}`` objects."""
+    """A JSON list of ``{"issuer", "audience", "jwks_uri"?, "algorithms"?, "rfc9068"?}``."""
     if not raw.strip():
         return ()
     try:
@@ -152,4 +156,21 @@ def problem(settings: Settings) -> tuple[str, str, str] | None:
                 f"the issuer {issuer.issuer} is already {taken[issuer.issuer]}",
                 issuer.issuer,
             )
+        taken[issuer.issuer] = "a remote issuer"
+    for name in s.admin_issuers:
+        if name not in taken:
+            return (
+                "JOTGUARD_ADMIN_ISSUERS",
+                "names an issuer no setting configures (JOTGUARD_ISSUER, AUTH0_*, remote)",
+                name,
+            )
     return None
+
+
+def issuer_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated issuer URLs, each exactly as its tokens' ``iss`` spells it."""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    for name in names:
+        if "://" not in name or any(c.isspace() for c in name):
+            raise ValueError("must be comma-separated issuer URLs, as the tokens' iss")
+    return tuple(dict.fromkeys(names))

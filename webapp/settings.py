@@ -366,7 +366,8 @@ class Settings:
         "JOTGUARD_REMOTE_ISSUERS",
         (),
         remote_settings.remote_issuers,
-        'More remote issuers, JSON: [{"issuer": ..., "audience": ..., "jwks_uri"?: ...}].',
+        'More remote issuers, JSON: [{"issuer": ..., "audience": ..., "jwks_uri"?: ...,'
+        ' "algorithms"?: [...], "rfc9068"?: true}].',
     )
     jwks_max_age: float = setting(
         "JOTGUARD_JWKS_MAX_AGE",
@@ -408,6 +409,13 @@ class Settings:
     )
     admin_scope: str = setting(
         "JOTGUARD_ADMIN_SCOPE", "admin", _scope_name, "Scope the admin API requires."
+    )
+    admin_issuers: tuple[str, ...] = setting(
+        "JOTGUARD_ADMIN_ISSUERS",
+        (),
+        remote_settings.issuer_list,
+        "Remote issuers (comma-separated iss URLs) whose tokens may hold the admin scope;"
+        " by default only the local issuer's do.",
     )
     # -- performance --------------------------------------------------------------------
     token_cache_size: int = setting(
@@ -601,6 +609,11 @@ class Settings:
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"http://{host}:{self.port}/"
+
+    @property
+    def admin_issuer_urls(self) -> frozenset[str]:
+        """The issuers whose tokens the admin API accepts the admin scope from."""
+        return frozenset({self.issuer_url, *self.admin_issuers})
 
     @property
     def keyring_path(self) -> Path:

@@ -41,8 +41,12 @@ class StoreBase(ABC):
     The Authenticator accepts no token living longer than ``max_token_ttl + leeway`` (see
     :func:`~backends.revocation.policy.outlives_denylist`). Hence:
 
+    A subject or client entry covers tokens stamped up to ``leeway`` after its cutoff
+    (a fast issuer clock, see :func:`~backends.revocation.policy.decide`). Hence:
+
     - a ``jti`` entry lives until ``exp + leeway + 1``;
-    - a subject or client entry until ``cutoff + (max_token_ttl + leeway) + leeway + 1``.
+    - a subject or client entry until
+      ``cutoff + leeway + (max_token_ttl + leeway) + leeway + 1``.
 
     :param leeway: the verifiers' clock leeway, seconds.
     :param max_token_ttl: the longest access-token lifetime (``JOTGUARD_MAX_TOKEN_TTL``).
@@ -107,8 +111,9 @@ class StoreBase(ABC):
         return exp + self.leeway + 1
 
     def _cover(self, cutoff: float) -> float:
-        # The latest exp a covered token can have is cutoff + max_lifetime.
-        return self._outlive(cutoff + self.max_lifetime)
+        # The latest exp a covered token can have: stamped cutoff + leeway, living
+        # max_lifetime.
+        return self._outlive(cutoff + self.leeway + self.max_lifetime)
 
     async def _revoke(
         self,

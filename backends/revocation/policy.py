@@ -60,10 +60,15 @@ def decide(entries: Iterable[Revocation], principal: Principal, now: float) -> R
 
     A ``jti`` entry revokes its token outright. Subject and client entries combine:
     the effective cutoff is the latest of all that apply, and the token is revoked
-    when its ``iat`` is not after it. ``iat`` has one-second resolution, so a token
-    stamped with the cutoff's own second counts as issued before it. A token without
-    ``iat`` cannot prove it was issued after the cutoff: any applicable subject or
-    client entry revokes it. Expired entries are ignored whatever the store still
+    when its ``iat`` is not after the cutoff plus the clock leeway its verifier allowed
+    (``principal.leeway``). A verifier accepts an ``iat`` up to the leeway ahead of its
+    clock, so an issuer whose clock runs that much fast stamps a token made before the
+    cutoff with a time after it: without the leeway here such a token would escape.
+    The price: a token truly issued within the leeway after the cutoff is refused too
+    (sign in again once the leeway has passed). ``iat`` has one-second resolution, so
+    a token stamped with the cutoff's own second counts as issued before it. A token
+    without ``iat`` cannot prove it was issued after the cutoff: any applicable subject
+    or client entry revokes it. Expired entries are ignored whatever the store still
     holds (MongoDB's TTL monitor deletes late).
     """
     latest: Revocation | None = None
@@ -76,7 +81,8 @@ def decide(entries: Iterable[Revocation], principal: Principal, now: float) -> R
             latest = entry
     if latest is None:
         return None
-    if principal.issued_at is None or principal.issued_at <= _cutoff(latest):
+    issued_at = principal.issued_at
+    if issued_at is None or issued_at <= _cutoff(latest) + principal.leeway:
         return latest
     return None
 

@@ -1,18 +1,21 @@
 """The admin API: ``/admin/revocations`` (revoke, list, un-revoke) and ``/admin/audit``.
 
-Every route needs a bearer token carrying the admin scope (``JOTGUARD_ADMIN_SCOPE``);
-the audit log records the token's subject as the actor of every change.
+Every route needs a bearer token carrying the admin scope (``JOTGUARD_ADMIN_SCOPE``)
+from an issuer trusted with admin rights: the local issuer, and those
+``JOTGUARD_ADMIN_ISSUERS`` names. A remote issuer's scopes are its tenants' to grant
+(an Auth0 RBAC permission named ``admin``), not jotguard's operators'. The audit log
+records the token's subject as the actor of every change.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
+from backends import strict_json
 from backends.errors import BackendUnavailable, InsufficientScope
 from webapp.errors import ApiError
-from webapp.handler import AuthenticatedHandler
+from webapp.handler import AuthenticatedHandler, require_json_media_type
 from webapp.openapi import json_body, json_response, operation
 from webapp.revoking import (
     MAX_REASON_LENGTH,
@@ -32,9 +35,9 @@ def bad_request(description: str) -> ApiError:
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 saying what is wrong."""
+    """The request body as a JSON object (UTF-8, RFC 8259), or a 400 saying what is wrong."""
     try:
-        value = json.loads(body)
+        value = strict_json.loads(body)
     except (ValueError, RecursionError):
         raise bad_request("The body must be a JSON object") from None
     if not isinstance(value, dict):
@@ -98,7 +101,15 @@ class AdminHandler(AuthenticatedHandler):
         await super().prepare()
         if self.request.method == "OPTIONS":
             return
-        scope = self.services.settings.admin_scope
+        settings = self.services.settings
+        scope = settings.admin_scope
+        if self.principal.issuer not in settings.admin_issuer_urls:
+            raise self.fail(
+                InsufficientScope(
+                    (scope,),
+                    description="Admin rights are not accepted from this token's issuer",
+                )
+            )
         if not self.principal.has_scopes([scope]):
             raise self.fail(InsufficientScope((scope,)))
 
@@ -123,9 +134,11 @@ class RevocationsHandler(AdminHandler):
         "Revoke a token (jti or whole token), a subject or a client",
         request_body=json_body(_REVOKE_REQUEST),
         responses={201: json_response("The revocation, acknowledged once durable.", _ENTRY)},
+        errors=[415],
         tags=["admin"],
     )
     async def post(self) -> None:
+        require_json_media_type(self.request)
         try:
             request = parse_revocation(json_object(self.request.body))
             entry = await apply_request(self.services, request, actor=self.principal.subject)

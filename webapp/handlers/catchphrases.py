@@ -21,7 +21,7 @@ from backends.catchphrases.base import (
 )
 from backends.errors import BackendUnavailable
 from webapp.errors import ApiError, from_auth_error
-from webapp.handler import AuthenticatedHandler, requires_scopes
+from webapp.handler import AuthenticatedHandler, require_json_media_type, requires_scopes
 from webapp.openapi import json_body, json_response, operation
 from webapp.services import Services
 
@@ -88,9 +88,7 @@ class CatchphraseBase(AuthenticatedHandler):
         return services.issuance.catchphrases
 
     def _json_fields(self) -> CatchphraseFields:
-        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise ApiError(415, "unsupported_media_type", "Send the body as application/json")
+        require_json_media_type(self.request)
         if len(self.request.body) > MAX_BODY_BYTES:
             raise ApiError(413, "request_too_large", "The body is larger than 16 KiB")
         try:
