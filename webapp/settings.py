@@ -266,6 +266,13 @@ class Settings:
     signing_alg: str = setting(
         "JOTGUARD_SIGNING_ALG", "RS256", _algorithm, "RS256, ES256, EdDSA or HS256."
     )
+    key_publish_ahead: int = setting(
+        "JOTGUARD_KEY_PUBLISH_AHEAD",
+        600,
+        _int_between(0, 7 * 86400),
+        "Seconds `keys rotate` publishes a new key in the JWKS before signing with it"
+        " (longer than verifiers cache the JWKS).",
+    )
     log_level: str = setting("JOTGUARD_LOG_LEVEL", "INFO", _log_level, "Logging level.")
     env_file: Path = setting(
         "JOTGUARD_ENV_FILE", Path(".env"), lambda s: Path(s.strip()), "The .env file to read."
