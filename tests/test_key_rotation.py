@@ -168,7 +168,8 @@ def test_keys_rotate_beside_a_running_server(tmp_path):
         env = cli_env(data, JOTGUARD_SIGNING_ALG="ES256", JOTGUARD_KEY_PUBLISH_AHEAD="2")
 
         def jwks() -> list[str]:
-            return [k["kid"] for k in json.loads(http_get(server.url + ".well-known/jwks.json")[1])["keys"]]  # fmt: skip
+            document = json.loads(http_get(server.url + ".well-known/jwks.json")[1])
+            return [k["kid"] for k in document["keys"]]
 
         def issue() -> str:
             done = jotguard("token", "issue", "--sub", "alice", env=env)

@@ -437,7 +437,7 @@ class Settings:
         1.0,
         remote_settings.seconds_between(0.05, 60),
         "Seconds between polls of the revocation store's change feed by each process's"
-        " in-memory mirror (Redis also notifies at once).",
+        " in-memory mirror (Redis and SQLite changes also wake it at once).",
     )
     revocation_freshness: float = setting(
         "JOTGUARD_REVOCATION_FRESHNESS",
