@@ -467,6 +467,13 @@ class Settings:
         _int_between(60, 365 * 86400),
         "Refresh-token lifetime, seconds; each refresh hands out a new one for as long.",
     )
+    refresh_reuse_interval: int = setting(
+        "JOTGUARD_REFRESH_REUSE_INTERVAL",
+        0,
+        _int_between(0, 300),
+        "Seconds a just-used refresh token may be used again by its client without counting"
+        " as theft (two threads sharing a session); 0: strict reuse detection.",
+    )
     argon2_time_cost: int = setting(
         "JOTGUARD_ARGON2_TIME_COST", 3, _int_between(1, 20), "argon2id passes per hash."
     )
