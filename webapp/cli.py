@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--sub", help="every token of this subject issued until now")
     target.add_argument("--client", help="every token of this client issued until now")
     target.add_argument("--token", help="one whole token, verified first ('-' reads stdin)")
+    target.add_argument(
+        "--username", help="every token of this local user (its refresh tokens too)"
+    )
     revoke.add_argument("--reason", help="why, for the audit log")
     revoke.add_argument("--iss", help="limit --sub/--client to one issuer; the issuer of --jti")
     revoke.add_argument("--exp", type=int, help="the token's exp, with --jti")
@@ -200,6 +203,7 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
         "sub": args.sub,
         "client_id": args.client,
         "token": token,
+        "username": args.username,
         "reason": args.reason,
         "iss": args.iss,
         "exp": args.exp,
