@@ -65,9 +65,7 @@ class MemoryIssuanceStore:
     async def set_client_secret_hash(self, client_id: str, secret_hash: str) -> Client | None:
         client = self._clients.get(client_id)
         if client is not None:
-            client = self._clients[client_id] = dataclasses.replace(
-                client, secret_hash=secret_hash
-            )
+            client = self._clients[client_id] = dataclasses.replace(client, secret_hash=secret_hash)
         return client
 
     async def delete_client(self, client_id: str) -> Client | None:
