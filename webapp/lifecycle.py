@@ -53,13 +53,20 @@ def _no_client(client_id: str) -> NotFound:
 # -- users -----------------------------------------------------------------------------------
 
 
-async def disable_user(issuance: Issuance, username: str, *, actor: str) -> UserChange:
+async def _disable_user(
+    issuance: Issuance, username: str, *, reason: str, actor: str
+) -> UserChange:
     user = await issuance.store.set_user_disabled(username, True)
     if user is None:
         raise _no_user(username)
-    entry = await issuance.tokens.revoke_user(user, reason="user disabled", actor=actor)
-    _audit(actor, "user disabled", f"{user.username} ({user.user_id})")
+    entry = await issuance.tokens.revoke_user(user, reason=reason, actor=actor)
     return UserChange(user, entry)
+
+
+async def disable_user(issuance: Issuance, username: str, *, actor: str) -> UserChange:
+    change = await _disable_user(issuance, username, reason="user disabled", actor=actor)
+    _audit(actor, "user disabled", f"{change.user.username} ({change.user.user_id})")
+    return change
 
 
 async def enable_user(issuance: Issuance, username: str, *, actor: str) -> UserChange:
@@ -73,13 +80,10 @@ async def enable_user(issuance: Issuance, username: str, *, actor: str) -> UserC
 async def delete_user(issuance: Issuance, username: str, *, actor: str) -> UserChange:
     # Disabled and revoked before it goes: a failure half-way leaves a user that can get
     # nothing, found again by its name when the command is run once more.
-    user = await issuance.store.set_user_disabled(username, True)
-    if user is None:
-        raise _no_user(username)
-    entry = await issuance.tokens.revoke_user(user, reason="user deleted", actor=actor)
-    await issuance.store.delete_user(user.user_id)
-    _audit(actor, "user deleted", f"{user.username} ({user.user_id})")
-    return UserChange(user, entry)
+    change = await _disable_user(issuance, username, reason="user deleted", actor=actor)
+    await issuance.store.delete_user(change.user.user_id)
+    _audit(actor, "user deleted", f"{change.user.username} ({change.user.user_id})")
+    return change
 
 
 async def set_password(
@@ -108,13 +112,20 @@ async def find_client(issuance: Issuance, reference: str) -> Client:
     return client
 
 
-async def disable_client(issuance: Issuance, client_id: str, *, actor: str) -> ClientChange:
+async def _disable_client(
+    issuance: Issuance, client_id: str, *, reason: str, actor: str
+) -> ClientChange:
     client = await issuance.store.set_client_disabled(client_id, True)
     if client is None:
         raise _no_client(client_id)
-    entry = await issuance.tokens.revoke_client(client, reason="client disabled", actor=actor)
-    _audit(actor, "client disabled", f"{client.name} ({client.client_id})")
+    entry = await issuance.tokens.revoke_client(client, reason=reason, actor=actor)
     return ClientChange(client, entry)
+
+
+async def disable_client(issuance: Issuance, client_id: str, *, actor: str) -> ClientChange:
+    change = await _disable_client(issuance, client_id, reason="client disabled", actor=actor)
+    _audit(actor, "client disabled", f"{change.client.name} ({client_id})")
+    return change
 
 
 async def enable_client(issuance: Issuance, client_id: str, *, actor: str) -> ClientChange:
@@ -126,13 +137,10 @@ async def enable_client(issuance: Issuance, client_id: str, *, actor: str) -> Cl
 
 
 async def delete_client(issuance: Issuance, client_id: str, *, actor: str) -> ClientChange:
-    client = await issuance.store.set_client_disabled(client_id, True)
-    if client is None:
-        raise _no_client(client_id)
-    entry = await issuance.tokens.revoke_client(client, reason="client deleted", actor=actor)
-    await issuance.store.delete_client(client.client_id)
-    _audit(actor, "client deleted", f"{client.name} ({client.client_id})")
-    return ClientChange(client, entry)
+    change = await _disable_client(issuance, client_id, reason="client deleted", actor=actor)
+    await issuance.store.delete_client(client_id)
+    _audit(actor, "client deleted", f"{change.client.name} ({client_id})")
+    return change
 
 
 async def rotate_client_secret(issuance: Issuance, client_id: str, *, actor: str) -> ClientChange:
