@@ -160,11 +160,28 @@ class Keyring:
             found = next((k for k in keys if k.kid == kid), None)
             if found is None:
                 raise KeyError(kid)
-            if self.state(found) == "current":
+            now = int(self.clock())
+            if self.state(found, now) == "current":
                 raise ConfigError(f"key {kid} signs tokens now: rotate it out first")
-            _write_keys(self.path, [k for k in keys if k.kid != kid])
+            _write_keys(self.path, self._rescheduled([k for k in keys if k.kid != kid], now))
             self._load()
             return found
+
+    @staticmethod
+    def _rescheduled(keys: list[StoredKey], now: int) -> list[StoredKey]:
+        """Keys not retired yet retire when the next remaining key of their algorithm
+        activates (never, if none does): a removed next key leaves no gap in the signing."""
+
+        def successor(key: StoredKey) -> int | None:
+            later = [k.activates_at for k in keys if k.alg == key.alg]
+            return min((at for at in later if at > key.activates_at), default=None)
+
+        return [
+            k
+            if k.retired_at is not None and k.retired_at <= now
+            else dataclasses.replace(k, retired_at=successor(k))
+            for k in keys
+        ]
 
     def _add(self, keys: list[StoredKey], *, ahead: int) -> StoredKey:
         now = int(self.clock())

@@ -104,6 +104,15 @@ def test_remove_refuses_the_current_key_and_forgets_a_retired_one(keyring):
         keyring.remove(old.kid)
 
 
+def test_removing_a_waiting_key_leaves_the_current_one_signing(keyring, clock):
+    current = keyring.current
+    waiting = keyring.rotate(ahead=AHEAD)
+    keyring.remove(waiting.kid)  # it leaked before it ever signed
+    assert published(keyring) == [current.kid]
+    clock.advance(AHEAD + RETENTION + 1)
+    assert keyring.current.kid == current.kid
+
+
 def test_a_keyring_written_before_staged_rotation_loads_as_signing_since_creation(keyring, clock):
     path = keyring.path
     document = json.loads(path.read_text())
