@@ -253,6 +253,7 @@ async def test_only_clients_add_makes_the_client_secret_key(cli, data_dir):
     await add_client(cli)
     assert key.stat().st_mode & 0o777 == 0o600
 
+
 # -- the rest of the lifecycle: delete, passwd; clients disable, enable, delete, rotate-secret --
 
 
