@@ -307,7 +307,7 @@ async def test_users_passwd_replaces_the_password_and_ends_its_sessions(cli, tok
     assert "changed the password of alice" in out
     assert await refused_soon(fetch, tokens["access_token"])
     assert body(await token_request(login, client=credentials))["error"] == "invalid_grant"
-    # (A token stamped within the second of the change counts as issued before it.)
+    # (A token issued within the leeway after the change's cutoff is refused, as any.)
     assert (await token_request({**login, "password": new}, client=credentials)).code == 200
 
 

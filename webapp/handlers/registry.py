@@ -15,6 +15,7 @@ from backends.errors import BackendUnavailable
 from backends.issuance.base import Client, User
 from webapp import lifecycle
 from webapp.errors import ApiError
+from webapp.handler import require_json_media_type
 from webapp.handlers.admin import AdminHandler, bad_request, json_object
 from webapp.openapi import json_body, json_response, operation
 from webapp.revoking import entry_json
@@ -192,9 +193,7 @@ class UserEnableHandler(RegistryHandler):
 
 
 def _new_password(handler: RegistryHandler) -> str:
-    media_type = handler.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the body as application/json")
+    require_json_media_type(handler.request)
     body = json_object(handler.request.body)
     unknown = sorted(set(body) - {"password"})
     if unknown:
