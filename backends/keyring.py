@@ -1,20 +1,25 @@
 """The local issuer's keyring: signing keys persisted in the data directory.
 
 One JSON file (mode 0600), rewritten atomically so a CLI rotation and a running
-server never see half a key. Rotation makes a new current key; retired keys stay
-published and accepted until every token they could have signed has expired.
+server never see half a key. A key is *next* (published, not signing yet), *current*
+(signing) or *retired* (published and accepted until every token it could have signed
+has expired). A staged rotation adds a next key that becomes current at a time written
+in the file, so verifiers that cache the JWKS learn of it before any token carries it;
+every process reading the file (servers, the CLI) follows the same schedule from the
+times alone, without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey, import_key
 
@@ -26,19 +31,27 @@ from backends.telemetry import Sample
 KEYRING_FILE = "keyring.json"
 
 
+KeyState = Literal["next", "current", "retired"]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredKey:
+    """``activates_at``: when it starts signing; ``retired_at``: when it stops (the
+    activation of its successor, possibly still to come), None while it has none."""
+
     kid: str
     alg: str
     created_at: int
     retired_at: int | None
     key: JoseKey
+    activates_at: int = 0
 
     def as_record(self) -> dict[str, Any]:
         return {
             "kid": self.kid,
             "alg": self.alg,
             "created_at": self.created_at,
+            "activates_at": self.activates_at,
             "retired_at": self.retired_at,
             "jwk": self.key.as_dict(private=True),
         }
@@ -64,7 +77,8 @@ def generate_key(alg: str, *, now: int | None = None) -> StoredKey:
     else:
         raise ConfigError(f"unsupported signing algorithm {alg!r}")
     kid = key.thumbprint()
-    return StoredKey(kid, alg, now or int(time.time()), None, key)
+    created = now or int(time.time())
+    return StoredKey(kid, alg, created, None, key, created)
 
 
 def _load_record(record: dict[str, Any]) -> StoredKey:
@@ -72,7 +86,10 @@ def _load_record(record: dict[str, Any]) -> StoredKey:
     alg = record["alg"]
     if ALGORITHM_KEY_TYPES.get(alg) != key.key_type:
         raise ConfigError(f"keyring key {record['kid']!r} does not fit algorithm {alg!r}")
-    return StoredKey(record["kid"], alg, record["created_at"], record["retired_at"], key)
+    created = record["created_at"]
+    # Keyrings written before staged rotation: every key signed from its creation.
+    activates = record.get("activates_at", created)
+    return StoredKey(record["kid"], alg, created, record["retired_at"], key, activates)
 
 
 def read_keys(path: Path) -> list[StoredKey]:
@@ -97,12 +114,15 @@ class Keyring:
         lifetime plus clock leeway.
     """
 
-    def __init__(self, path: Path, alg: str, *, retention: int) -> None:
+    def __init__(
+        self, path: Path, alg: str, *, retention: int, clock: Callable[[], float] = time.time
+    ) -> None:
         if alg not in ALGORITHM_KEY_TYPES:
             raise ConfigError(f"unsupported signing algorithm {alg!r}")
         self.path = path
         self.alg = alg
         self.retention = retention
+        self.clock = clock
         self._keys: list[StoredKey] = []
         self._public: dict[str, VerificationKey] = {}
         self._stamp: tuple[int, int, int] | None = None
@@ -116,22 +136,61 @@ class Keyring:
             if any(k.alg == self.alg and k.retired_at is None for k in keys):
                 self._load()
                 return False
-            self._add_current(keys)
+            self._add(keys, ahead=0)
             return True
 
-    def rotate(self) -> StoredKey:
-        """Retire the current key, make a new one current, drop keys past retention."""
+    def rotate(self, *, ahead: int = 0) -> StoredKey:
+        """Add a key that signs from ``ahead`` seconds on (published at once); the keys
+        signing until then retire at that moment. Keys past retention are dropped, and so
+        is a next key of an earlier rotation that would now never sign.
+        """
         with exclusive_lock(self.path):
             keys = read_keys(self.path)
-            return self._add_current(keys)
+            return self._add(keys, ahead=ahead)
 
-    def _add_current(self, keys: list[StoredKey]) -> StoredKey:
-        now = int(time.time())
-        fresh = generate_key(self.alg, now=now)
-        kept = [
-            StoredKey(k.kid, k.alg, k.created_at, k.retired_at or now, k.key)
+    def remove(self, kid: str) -> StoredKey:
+        """Stop publishing and accepting ``kid`` (a leaked key): every token it signed is
+        refused from the next reload on.
+
+        :raises KeyError: no such key.
+        :raises ConfigError: it is the current key (rotate with ``ahead=0`` first).
+        """
+        with exclusive_lock(self.path):
+            keys = read_keys(self.path)
+            found = next((k for k in keys if k.kid == kid), None)
+            if found is None:
+                raise KeyError(kid)
+            now = int(self.clock())
+            if self.state(found, now) == "current":
+                raise ConfigError(f"key {kid} signs tokens now: rotate it out first")
+            _write_keys(self.path, self._rescheduled([k for k in keys if k.kid != kid], now))
+            self._load()
+            return found
+
+    @staticmethod
+    def _rescheduled(keys: list[StoredKey], now: int) -> list[StoredKey]:
+        """Keys not retired yet retire when the next remaining key of their algorithm
+        activates (never, if none does): a removed next key leaves no gap in the signing."""
+
+        def successor(key: StoredKey) -> int | None:
+            later = [k.activates_at for k in keys if k.alg == key.alg]
+            return min((at for at in later if at > key.activates_at), default=None)
+
+        return [
+            k
+            if k.retired_at is not None and k.retired_at <= now
+            else dataclasses.replace(k, retired_at=successor(k))
             for k in keys
-            if not self._expired(k, now)
+        ]
+
+    def _add(self, keys: list[StoredKey], *, ahead: int) -> StoredKey:
+        now = int(self.clock())
+        activation = now + ahead
+        fresh = dataclasses.replace(generate_key(self.alg, now=now), activates_at=activation)
+        kept = [
+            dataclasses.replace(k, retired_at=min(k.retired_at or activation, activation))
+            for k in keys
+            if not self._expired(k, now) and not self._never_signs(k, now, activation)
         ]
         _write_keys(self.path, [*kept, fresh])
         self._load()
@@ -139,8 +198,23 @@ class Keyring:
 
     # -- readers (server) -------------------------------------------------------------
 
+    @staticmethod
+    def _never_signs(key: StoredKey, now: int, activation: int) -> bool:
+        # A next key not yet active whose successor activates no later: nothing it signed
+        # can exist, so it goes rather than linger in the JWKS.
+        return now < key.activates_at and activation <= key.activates_at
+
     def _expired(self, key: StoredKey, now: float) -> bool:
         return key.retired_at is not None and key.retired_at + self.retention < now
+
+    def state(self, key: StoredKey, now: float | None = None) -> KeyState:
+        """Where ``key`` stands at ``now`` (default: the clock) on the schedule."""
+        at = self.clock() if now is None else now
+        if key.activates_at > at:
+            return "next"
+        if key.retired_at is not None and key.retired_at <= at:
+            return "retired"
+        return "current"
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -165,7 +239,10 @@ class Keyring:
     def load(self) -> None:
         self._load()
         if not self._keys:
-            raise ConfigError(f"keyring {self.path} has no keys: run `jotguard keys generate`")
+            raise ConfigError(
+                f"keyring {self.path} has no keys: create it with `jotguard init`"
+                " (or `jotguard keys generate`)"
+            )
 
     async def reload_if_changed(self) -> bool:
         """Re-read the file when another process (the CLI) replaced it."""
@@ -178,15 +255,18 @@ class Keyring:
         return list(self._keys)
 
     def live_keys(self) -> list[StoredKey]:
-        now = time.time()
+        """Every key published and accepted now: next, current and retired."""
+        now = self.clock()
         return [k for k in self._keys if k.alg == self.alg and not self._expired(k, now)]
 
     @property
     def current(self) -> StoredKey:
-        for key in reversed(self._keys):
-            if key.alg == self.alg and key.retired_at is None:
-                return key
-        raise ConfigError(f"keyring {self.path} has no current {self.alg} key")
+        """The key that signs now (the latest activated, should two overlap)."""
+        now = self.clock()
+        signing = [k for k in self._keys if k.alg == self.alg and self.state(k, now) == "current"]
+        if not signing:
+            raise ConfigError(f"keyring {self.path} has no current {self.alg} key")
+        return max(reversed(signing), key=lambda k: k.activates_at)
 
     def public_jwks(self) -> dict[str, Any]:
         # Symmetric secrets are never published.
@@ -210,20 +290,20 @@ class Keyring:
 
     def telemetry(self) -> Iterator[Sample]:
         """Key counts and the current key's age, so an operator can alert on a stale key."""
-        live = self.live_keys()
-        current = [k for k in live if k.retired_at is None]
-        for state, count in (("current", len(current)), ("retired", len(live) - len(current))):
+        now = self.clock()
+        states = [self.state(k, now) for k in self.live_keys()]
+        for state in ("next", "current", "retired"):
             yield Sample(
                 "signing_keys",
                 "gauge",
-                "Accepted keys of the local issuer.",
-                count,
+                "Published keys of the local issuer, by state (next keys sign later).",
+                states.count(state),
                 {"state": state},
             )
-        if current:
+        if "current" in states:
             yield Sample(
                 "signing_key_created_timestamp_seconds",
                 "gauge",
                 "When the local issuer's current signing key was made (Unix time).",
-                current[-1].created_at,
+                self.current.created_at,
             )

@@ -26,7 +26,7 @@ class IssuedToken:
 
 
 class LocalIssuer:
-    """Signs access tokens with the keyring's current key."""
+    """Signs access tokens with the keyring's current key (as the schedule has it now)."""
 
     def __init__(self, keyring: Keyring, *, issuer: str, audience: str, ttl: int) -> None:
         self.keyring = keyring
@@ -68,6 +68,8 @@ class LocalIssuer:
         return IssuedToken(token, claims["jti"], claims["exp"], claims)
 
     async def sign_async(self, claims: dict[str, Any]) -> IssuedToken:
+        # A stat, so `jotguard keys rotate --now` beside the server moves signing at once.
+        await self.keyring.reload_if_changed()
         return await asyncio.to_thread(self.sign, claims)
 
 

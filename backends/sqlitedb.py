@@ -68,11 +68,20 @@ class SQLiteDatabase:
     """Runs callables against one connection on one thread.
 
     :param schema: SQL script run once when the connection opens (``CREATE ... IF NOT EXISTS``).
+    :param migrate: then run in a write transaction, to bring a file made by an older
+        version up to the schema (``ALTER TABLE``); it must be idempotent.
     """
 
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        *,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         self.path = path
         self._schema = schema
+        self._migrate = migrate
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jotguard-sqlite")
         self._connection: sqlite3.Connection | None = None
         self._closed = False
@@ -83,6 +92,14 @@ class SQLiteDatabase:
             try:
                 connection.execute("PRAGMA foreign_keys=ON")
                 connection.executescript(self._schema)
+                if self._migrate is not None:
+                    connection.execute("BEGIN IMMEDIATE")  # one process migrates at a time
+                    try:
+                        self._migrate(connection)
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
+                    connection.execute("COMMIT")
             except BaseException:
                 connection.close()
                 raise

@@ -139,6 +139,8 @@ def issue_token(
         JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
         JOTGUARD_ISSUER=ctx.issuer,
     )
+    if not ctx.data_dir.exists():  # the CLI acts only on a data directory made for it
+        subprocess.run([*JOTGUARD, "init"], env=env, cwd=REPO, capture_output=True, check=True)
     issue = ["token", "issue", "--sub", sub, "--scope", scope, "--ttl", str(ttl)]
     done = subprocess.run(
         [*JOTGUARD, *issue],

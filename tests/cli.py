@@ -26,16 +26,30 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def jotguard(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 60):
+def jotguard(
+    *args: str,
+    env: dict[str, str],
+    input: str | None = None,
+    timeout: float = 60,
+    cwd: Path | None = None,
+):
     return subprocess.run(
         [sys.executable, "-m", "webapp", *args],
         env=env,
+        cwd=cwd,
         input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def initialised(env: dict[str, str], *args: str) -> dict[str, str]:
+    """``env``, once ``jotguard init`` made its data directory (as an operator does first)."""
+    done = jotguard("init", *args, env=env)
+    assert done.returncode == 0, done.stderr
+    return env
 
 
 def http_get(url: str, token: str | None = None) -> tuple[int, bytes, Message]:

@@ -12,7 +12,9 @@ from tests.forge import good_claims, sign
 
 @pytest.fixture(params=["ES256", "EdDSA", "HS256"])
 def settings_overrides(request, data_dir):
-    (data_dir / "keyring.json").unlink()  # the session RSA keyring does not fit
+    keyring = data_dir / "keyring.json"
+    keyring.unlink()  # the session RSA keyring does not fit
+    Keyring(keyring, request.param, retention=60).ensure()  # as `jotguard init` would
     return {"JOTGUARD_SIGNING_ALG": request.param}
 
 

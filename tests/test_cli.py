@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.cli import Server, cli_env, free_port, http_get, jotguard
+from tests.cli import Server, cli_env, free_port, http_get, initialised, jotguard
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def header_of(token: str) -> dict:
 
 @pytest.fixture
 def env(tmp_path):
-    return cli_env(tmp_path / "data")
+    return initialised(cli_env(tmp_path / "data"))
 
 
 def test_token_issue_prints_only_the_token(env):
@@ -74,7 +74,7 @@ def test_dotenv_file_is_read_and_env_and_flags_override_it(tmp_path):
     data = tmp_path / "data"
     env_file = tmp_path / "settings.env"
     env_file.write_text("JOTGUARD_AUDIENCE=from-file\nJOTGUARD_ACCESS_TOKEN_TTL=120\n")
-    env = cli_env(data, JOTGUARD_ENV_FILE=str(env_file))
+    env = initialised(cli_env(data, JOTGUARD_ENV_FILE=str(env_file)))
     token = jotguard("token", "issue", "--sub", "a", env=env).stdout.strip()
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["aud"] == "from-file"
@@ -90,17 +90,46 @@ def test_dotenv_file_is_read_and_env_and_flags_override_it(tmp_path):
 
 
 def test_keys_generate_rotate_list(env):
-    first = jotguard("keys", "generate", env=env)
-    assert first.returncode == 0
-    assert first.stdout.startswith("created ")
-    again = jotguard("keys", "generate", env=env)
-    assert again.stdout.startswith("kept ")
-    rotated = jotguard("keys", "rotate", env=env).stdout.strip()
-    listing = jotguard("keys", "list", env=env).stdout.splitlines()
-    assert len(listing) == 2
-    assert listing[-1].startswith(rotated)
-    assert "current" in listing[-1]
-    assert "retired (accepted until" in listing[0]
+    kept = jotguard("keys", "generate", env=env)
+    assert kept.returncode == 0
+    assert kept.stdout.startswith("kept ")  # `jotguard init` made it
+    first = kept.stdout.split()[1]
+
+    staged = jotguard("keys", "rotate", env=env)
+    assert staged.returncode == 0, staged.stderr
+    upcoming = staged.stdout.strip()
+    assert "JOTGUARD_KEY_PUBLISH_AHEAD=600" in staged.stderr
+    listing = [line.split("\t") for line in jotguard("keys", "list", env=env).stdout.splitlines()]
+    assert [(kid, state) for kid, _, state, _ in listing] == [
+        (first, "current"),
+        (upcoming, "next"),
+    ]
+    assert listing[0][3].startswith("signing since ")
+    assert ", until " in listing[0][3]
+    assert "signs from " in listing[1][3]
+
+    emergency = jotguard("keys", "rotate", "--now", env=env)
+    assert emergency.returncode == 0, emergency.stderr
+    now = emergency.stdout.strip()
+    assert f"jotguard keys remove {first}" in emergency.stderr
+    listing = [line.split("\t") for line in jotguard("keys", "list", env=env).stdout.splitlines()]
+    # The next key never signed anything: it goes with the emergency rotation.
+    assert [(kid, state) for kid, _, state, _ in listing] == [(first, "retired"), (now, "current")]
+    assert "accepted until" in listing[0][3]
+
+
+def test_keys_remove_refuses_the_current_key_and_drops_a_retired_one(env):
+    first = jotguard("keys", "generate", env=env).stdout.split()[1]
+    refused = jotguard("keys", "remove", first, env=env)
+    assert refused.returncode == 2
+    assert "rotate it out first" in refused.stderr
+    jotguard("keys", "rotate", "--now", env=env)
+    removed = jotguard("keys", "remove", first, env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert first not in jotguard("keys", "list", env=env).stdout
+    unknown = jotguard("keys", "remove", first, env=env)
+    assert unknown.returncode == 1
+    assert "no key" in unknown.stderr
 
 
 def test_serve_end_to_end_with_rotation_and_sigterm(tmp_path):
@@ -117,7 +146,7 @@ def test_serve_end_to_end_with_rotation_and_sigterm(tmp_path):
         before = jotguard(*issue, env=env).stdout.strip()
         assert http_get(server.url + "/test-auth", before)[0] == 200
 
-        new_kid = jotguard("keys", "rotate", env=env).stdout.strip()
+        new_kid = jotguard("keys", "rotate", "--now", env=env).stdout.strip()
         after = jotguard(*issue, env=env).stdout.strip()
         assert header_of(after)["kid"] == new_kid
         # The server re-reads the keyring on the first unknown kid: no restart.

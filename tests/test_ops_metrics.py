@@ -15,7 +15,7 @@ from backends.telemetry import EventCounter, Sample
 from tests.helpers import ScopedHandler, app_with, signed
 from tests.live import live_jotguard
 from webapp.metrics import AUTH_OUTCOMES, Metrics
-from webapp.server import listen_metrics
+from webapp.server import METRICS_HOST, listen, listen_metrics
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ async def test_metrics_off_serves_no_metrics(fetch):
 async def test_separate_port_serves_metrics_on_loopback_only(fetch, services, issue_token):
     assert (await fetch("/metrics")).code == 404
     await fetch("/test-auth", token=issue_token())
-    server, address = listen_metrics(services, 0)
+    server, address = listen_metrics(services, listen(METRICS_HOST, 0))
     client = AsyncHTTPClient(force_instance=True)
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", address)

@@ -436,3 +436,59 @@ async def test_redis_announcements_resume_after_the_connection_drops(redis_prefi
         await mirror.close()
         await writer.close()
         await proxy.down()
+
+
+# -- SQLite: PRAGMA data_version wakes the mirror --------------------------------------------
+
+
+async def test_sqlite_changes_wake_the_mirror_without_waiting_for_a_poll(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.sqlite3"
+    mirror = slow_polling_mirror(url)
+    writer = open_store(url)  # another process, the CLI, or another worker
+    await mirror.start()
+    try:
+        victim = principal("alice", "j1", iat=int(time.time()))
+        assert await mirror.is_revoked(victim) is None
+        await writer.revoke_subject("alice", before=time.time(), issuer=TEST_ISSUER)
+
+        async def revoked() -> bool:
+            return await mirror.is_revoked(victim) is not None
+
+        assert await eventually(revoked)  # a poll would have taken a minute
+    finally:
+        await mirror.close()
+        await writer.close()
+
+
+async def test_the_sqlite_notifier_wakes_only_when_another_connection_committed(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.sqlite3"
+    watched, writer = open_store(url), open_store(url)
+    notifier = notifier_for(watched)
+    try:
+        assert not await notifier.check()  # the first look only sets the baseline
+        assert not await notifier.check()
+        await writer.revoke_token("j1", issuer=TEST_ISSUER, expires_at=time.time() + 900)
+        assert await notifier.check()
+        assert not await notifier.check()  # once per change, not on every look
+        await watched.changes(0)  # reading the feed is no change
+        assert not await notifier.check()
+    finally:
+        await watched.close()
+        await writer.close()
+
+
+async def test_the_sqlite_notifier_wakes_once_the_store_answers_again(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.sqlite3"
+    flaky = FlakyStore(open_store(url))
+    notifier = notifier_for(flaky.store)
+    notifier.store = flaky
+    try:
+        assert not await notifier.check()
+        flaky.down = True
+        assert not await notifier.check()
+        flaky.down = False
+        # Whatever was written meanwhile: read the feed.
+        assert await notifier.check()
+        assert not await notifier.check()
+    finally:
+        await flaky.store.close()

@@ -167,7 +167,136 @@ async def test_revoking_a_refresh_token_revokes_its_family(
     assert body_json(refresh)["error"] == "invalid_grant"
 
 
+@pytest.fixture
+def login(fetch, services, caller):
+    """``await login()`` -> alice's tokens (access and refresh) through the calling client."""
+
+    async def password_grant(username="alice"):
+        issuance = services.issuance
+        password = "correct horse battery"
+        if await issuance.store.get_user_by_name(username) is None:
+            await issuance.store.add_user(
+                User(
+                    uuid.uuid4().hex,
+                    username,
+                    await issuance.hasher.hash(password),
+                    frozenset({"read:catchphrases"}),
+                    False,
+                    time.time(),
+                )
+            )
+        form = {"grant_type": "password", "username": username, "password": password}
+        response = await fetch(
+            "/oauth/token",
+            method="POST",
+            body=urlencode(form),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": basic(*caller),
+            },
+        )
+        assert response.code == 200, response.body
+        return body_json(response)
+
+    return password_grant
+
+
+@pytest.fixture
+def refresh(fetch, caller):
+    async def use(refresh_token, client=caller):
+        return await fetch(
+            "/oauth/token",
+            method="POST",
+            body=urlencode({"grant_type": "refresh_token", "refresh_token": refresh_token}),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": basic(*client),
+            },
+        )
+
+    return use
+
+
+async def test_a_refresh_token_under_the_access_token_hint_is_revoked_all_the_same(
+    post_form, fetch, login, refresh
+):
+    tokens = await login()
+    response = await post_form(
+        "/oauth/revoke", {"token": tokens["refresh_token"], "token_type_hint": "access_token"}
+    )
+    assert response.code == 200
+    refused = await refresh(tokens["refresh_token"])
+    assert refused.code == 400
+    assert body_json(refused)["error"] == "invalid_grant"
+    assert (await fetch("/test-auth", token=tokens["access_token"])).code == 401
+
+
+async def test_an_access_token_under_the_refresh_token_hint_is_revoked_all_the_same(
+    post_form, fetch, own_token
+):
+    token = own_token()
+    response = await post_form(
+        "/oauth/revoke", {"token": token, "token_type_hint": "refresh_token"}
+    )
+    assert response.code == 200
+    assert (await fetch("/test-auth", token=token)).code == 401
+
+
 # -- RFC 7662 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hint", [None, "refresh_token", "access_token", "unknown"])
+async def test_introspect_own_refresh_token(post_form, login, caller, services, hint):
+    tokens = await login()
+    form = {"token": tokens["refresh_token"]}
+    if hint is not None:
+        form["token_type_hint"] = hint
+    before = int(time.time())
+    response = await post_form("/oauth/introspect", form)
+    assert response.code == 200
+    answer = body_json(response)
+    user = await services.issuance.store.get_user_by_name("alice")
+    assert answer == {
+        "active": True,
+        "token_type": "refresh_token",
+        "scope": "read:catchphrases",
+        "client_id": caller[0],
+        "sub": user.user_id,
+        "iss": services.settings.issuer_url,
+        "exp": answer["exp"],
+        "iat": answer["iat"],
+    }
+    assert answer["iat"] <= before + 1
+    assert answer["exp"] == answer["iat"] + services.settings.refresh_token_ttl
+
+
+async def test_introspect_refresh_tokens_that_no_longer_refresh(
+    post_form, login, refresh, register, services
+):
+    used = await login()
+    assert (await refresh(used["refresh_token"])).code == 200  # rotated: the old one is spent
+    revoked = await login()
+    await post_form("/oauth/revoke", {"token": revoked["refresh_token"]})
+    for spent in (used["refresh_token"], revoked["refresh_token"]):
+        answer = await post_form("/oauth/introspect", {"token": spent})
+        assert body_json(answer) == {"active": False}
+
+    live = await login()
+    theirs = await register()
+    answer = await post_form("/oauth/introspect", {"token": live["refresh_token"]}, client=theirs)
+    assert body_json(answer) == {"active": False}
+    resource_server = await register(scopes=("admin",))
+    answer = await post_form(
+        "/oauth/introspect", {"token": live["refresh_token"]}, client=resource_server
+    )
+    assert body_json(answer)["active"] is True
+
+    user = await services.issuance.store.get_user_by_name("alice")
+    await services.revocations.revoke_subject(
+        user.user_id, before=time.time(), issuer=services.settings.issuer_url
+    )
+    answer = await post_form("/oauth/introspect", {"token": live["refresh_token"]})
+    assert body_json(answer) == {"active": False}
 
 
 async def test_introspect_active_token(post_form, own_token):

@@ -30,6 +30,13 @@ class Optional(AuthenticatedHandler):
         self.write({"subject": user.subject if user else None})
 
 
+class OptionalUsingPrincipal(AuthenticatedHandler):
+    auth_required = False
+
+    def get(self) -> None:
+        self.write({"subject": self.principal.subject})
+
+
 class OptionalScoped(AuthenticatedHandler):
     auth_required = False
 
@@ -45,6 +52,7 @@ def app(services):
             (r"/all", AllOf),
             (r"/any", AnyOf),
             (r"/optional", Optional),
+            (r"/optional-principal", OptionalUsingPrincipal),
             (r"/scoped", OptionalScoped),
         ],
         **services.tornado_settings(),
@@ -104,3 +112,14 @@ def test_generated_token_ids_are_safe_to_type_into_a_command_line(services):
         jti = services.issuer.claims_for("alice")["jti"]
         assert jti[0] != "-"
         assert jti.isalnum()
+
+
+async def test_principal_on_an_anonymous_request_is_the_401_a_protected_route_answers(
+    fetch, issue_token
+):
+    """As the README says beside its example: check current_user before principal."""
+    anonymous = await fetch("/optional-principal")
+    assert anonymous.code == 401
+    assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'
+    known = await fetch("/optional-principal", token=issue_token("alice"))
+    assert json.loads(known.body) == {"subject": "alice"}

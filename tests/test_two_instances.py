@@ -82,7 +82,7 @@ async def test_a_token_issued_by_one_jotguard_is_accepted_by_another_across_rota
         assert fetches == 1
 
         # Rotate the issuer's key with its CLI, as an operator would, beside the server.
-        argv = ["keys", "rotate", "--data-dir", str(issuer_dir)]
+        argv = ["keys", "rotate", "--now", "--data-dir", str(issuer_dir)]
         argv += ["--env-file", str(issuer_dir / "absent.env")]
         assert await asyncio.to_thread(cli.main, argv) == 0
         assert await issuer.keyring.reload_if_changed()  # what its 2 s poll would do

@@ -24,6 +24,7 @@ from webapp.handlers.catchphrases import CatchphraseHandler, CatchphrasesHandler
 from webapp.handlers.get_token import GetTokenHandler
 from webapp.handlers.oauth import IntrospectHandler, RevokeHandler
 from webapp.handlers.ops import MetricsHandler, OpenAPIHandler, ReadinessHandler
+from webapp.handlers.registry import registry_routes
 from webapp.handlers.token import TokenHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
 from webapp.openapi import build_document
@@ -159,6 +160,7 @@ def routes() -> list[tuple[str, type[RequestHandler]]]:
         (r"/admin/revocations", RevocationsHandler),
         (r"/admin/revocations/(?P<entry_id>[A-Za-z0-9_-]{1,64})", RevocationHandler),
         (r"/admin/audit", AuditHandler),
+        *registry_routes(),
         (r"/oauth/revoke", RevokeHandler),
         (r"/oauth/introspect", IntrospectHandler),
         # -- token issuance --

@@ -1,7 +1,9 @@
 """``jotguard clients ...`` and ``jotguard users ...``: the registry, edited in place.
 
-They write to the configured store directly: the server need not run, and a
-running server sees the change on its next request.
+They write to the configured stores directly: the server need not run. A running
+server reads clients and users from the store on every grant, and its revocation
+mirror takes the entries written here within milliseconds (SQLite, Redis) or its poll
+interval plus MongoDB's settle time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from backends.issuance.base import (
     parse_scopes,
     scope_string,
 )
+from webapp import lifecycle
 from webapp.issuance import Issuance, new_client
+from webapp.revoking import cli_actor
 from webapp.services import local_issuer, local_keyring, revocation_store
 from webapp.settings import Settings
 
@@ -33,6 +37,25 @@ EXIT_USAGE = 2
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 DEFAULT_GRANTS = "client_credentials"
+REVOKED = "its refresh and access tokens are revoked"
+
+USER_ACTIONS = {
+    "disable": "disable a user and revoke its tokens",
+    "enable": "let a disabled user log in again",
+    "delete": "delete a user and revoke its tokens",
+    "passwd": "change a user's password (prompted, or --password-stdin) and revoke its tokens",
+}
+CLIENT_ACTIONS = {
+    "disable": "disable a client and revoke its tokens (every user's logins through it)",
+    "enable": "let a disabled client get tokens again",
+    "delete": "delete a client and revoke its tokens",
+    "rotate-secret": "make a new secret, printed once (JSON); the old one stops working",
+}
+# Actions that write revocations, which a process-local store would keep to itself.
+REVOKING = {("users", "disable"), ("users", "delete"), ("users", "passwd")} | {
+    ("clients", "disable"),
+    ("clients", "delete"),
+}
 
 
 class CommandError(Exception):
@@ -70,7 +93,12 @@ def add_issuance_commands(
         default=parse_grant_types(DEFAULT_GRANTS),
         help="comma-separated grant types (default: client_credentials)",
     )
-    client_commands.add_parser("list", parents=[common], help="list clients (no secrets)")
+    client_commands.add_parser(
+        "list", parents=[common], help="list clients: id, name, active|disabled, grants, scopes"
+    )
+    for verb, text in CLIENT_ACTIONS.items():
+        command = client_commands.add_parser(verb, parents=[common], help=text)
+        command.add_argument("client", help="its client_id, or its name")
 
     users = commands.add_parser("users", help="manage users of the password grant")
     user_commands = users.add_subparsers(dest="users_command", required=True)
@@ -81,11 +109,15 @@ def add_issuance_commands(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     user_commands.add_parser("list", parents=[common], help="list users")
-    for verb, text in (("disable", "disable a user and revoke its tokens"), ("enable", None)):
-        command = user_commands.add_parser(
-            verb, parents=[common], help=text or "let a disabled user log in again"
-        )
+    for verb, text in USER_ACTIONS.items():
+        command = user_commands.add_parser(verb, parents=[common], help=text)
         command.add_argument("name")
+        if verb == "passwd":
+            command.add_argument(
+                "--password-stdin",
+                action="store_true",
+                help="read the new password from standard input",
+            )
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -115,7 +147,9 @@ async def _add_client(issuance: Issuance, args: argparse.Namespace) -> None:
 async def _list_clients(issuance: Issuance, args: argparse.Namespace) -> None:
     for client in await issuance.store.list_clients():
         grants = ",".join(sorted(client.grant_types))
-        print(f"{client.client_id}\t{client.name}\t{grants}\t{scope_string(client.scopes)}")
+        state = "disabled" if client.disabled else "active"
+        scopes = scope_string(client.scopes)
+        print(f"{client.client_id}\t{client.name}\t{state}\t{grants}\t{scopes}")
 
 
 async def _add_user(issuance: Issuance, args: argparse.Namespace) -> None:
@@ -137,17 +171,38 @@ async def _list_users(issuance: Issuance, args: argparse.Namespace) -> None:
         print(f"{user.user_id}\t{user.username}\t{state}\t{scope_string(user.scopes)}")
 
 
-async def _set_disabled(issuance: Issuance, args: argparse.Namespace, disabled: bool) -> None:
-    user = await issuance.store.set_user_disabled(args.name, disabled)
-    if user is None:
-        raise CommandError(f"no user named {args.name!r}")
-    if not disabled:
-        print(f"enabled {user.username}")
-        return
-    # Disabled first, so no new token can be had while the old ones are being revoked;
-    # if revoking fails, running the command again finishes the job.
-    await issuance.tokens.revoke_user(user, reason="user disabled", actor="cli")
-    print(f"disabled {user.username}; its refresh and access tokens are revoked")
+async def _user_action(issuance: Issuance, args: argparse.Namespace) -> None:
+    verb, name = args.users_command, args.name
+    if verb == "enable":
+        change = await lifecycle.enable_user(issuance, name, actor=cli_actor())
+        print(f"enabled {change.user.username}")
+    elif verb == "disable":
+        change = await lifecycle.disable_user(issuance, name, actor=cli_actor())
+        print(f"disabled {change.user.username}; {REVOKED}")
+    elif verb == "delete":
+        change = await lifecycle.delete_user(issuance, name, actor=cli_actor())
+        print(f"deleted {change.user.username}; {REVOKED}")
+    else:
+        change = await lifecycle.set_password(issuance, name, args.password, actor=cli_actor())
+        print(f"changed the password of {change.user.username}; {REVOKED}")
+
+
+async def _client_action(issuance: Issuance, args: argparse.Namespace) -> None:
+    client = await lifecycle.find_client(issuance, args.client)
+    verb, client_id = args.clients_command, client.client_id
+    shown = f"{client.name} ({client_id})"
+    if verb == "enable":
+        await lifecycle.enable_client(issuance, client_id, actor=cli_actor())
+        print(f"enabled {shown}")
+    elif verb == "disable":
+        await lifecycle.disable_client(issuance, client_id, actor=cli_actor())
+        print(f"disabled {shown}; {REVOKED}")
+    elif verb == "delete":
+        await lifecycle.delete_client(issuance, client_id, actor=cli_actor())
+        print(f"deleted {shown}; {REVOKED}")
+    else:
+        change = await lifecycle.rotate_client_secret(issuance, client_id, actor=cli_actor())
+        print(json.dumps({"client_id": client_id, "client_secret": change.secret}))
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> None:
@@ -161,24 +216,27 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
                 " here would reach no server. Configure sqlite:/// or mongodb://.",
                 EXIT_USAGE,
             )
-        if args.command == "users" and args.users_command == "disable" and not revocations.durable:
+        verb = args.clients_command if args.command == "clients" else args.users_command
+        if (args.command, verb) in REVOKING and not revocations.durable:
             raise CommandError(
-                "JOTGUARD_REVOCATION_STORE=memory:// lives inside each process: the user's"
+                "JOTGUARD_REVOCATION_STORE=memory:// lives inside each process: the"
                 " tokens could not be revoked on any server. Configure a shared store.",
                 EXIT_USAGE,
             )
+        action: Awaitable[None]
         if args.command == "clients":
-            action: Awaitable[None] = (
-                _add_client(issuance, args)
-                if args.clients_command == "add"
-                else _list_clients(issuance, args)
-            )
-        elif args.users_command == "add":
+            if verb == "add":
+                action = _add_client(issuance, args)
+            elif verb == "list":
+                action = _list_clients(issuance, args)
+            else:
+                action = _client_action(issuance, args)
+        elif verb == "add":
             action = _add_user(issuance, args)
-        elif args.users_command == "list":
+        elif verb == "list":
             action = _list_users(issuance, args)
         else:
-            action = _set_disabled(issuance, args, args.users_command == "disable")
+            action = _user_action(issuance, args)
         await action
     finally:
         await issuance.close()
@@ -187,12 +245,15 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
 
 def run_issuance_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        if args.command == "users" and args.users_command == "add":
+        if args.command == "users" and args.users_command in {"add", "passwd"}:
             args.password = _read_password(args.password_stdin)
         asyncio.run(_run(settings, args))
     except CommandError as exc:
         print(f"jotguard: {exc}", file=sys.stderr)
         return exc.status
+    except lifecycle.NotFound as exc:
+        print(f"jotguard: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except AlreadyExists as exc:
         print(f"jotguard: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -96,6 +96,7 @@ class Issuance:
             revocations,
             client_secrets=client_secrets(settings, hasher),
             refresh_ttl=settings.refresh_token_ttl,
+            reuse_interval=settings.refresh_reuse_interval,
         )
         exchange = None
         if settings.get_token_client_id:

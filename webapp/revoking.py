@@ -21,7 +21,7 @@ from webapp.settings import Settings
 
 MAX_VALUE_LENGTH = 256
 MAX_REASON_LENGTH = 500
-TARGET_FIELDS = ("jti", "sub", "client_id", "token")
+TARGET_FIELDS = ("jti", "sub", "client_id", "token", "username")
 OPTIONAL_FIELDS = ("reason", "exp", "iss")
 
 
@@ -55,7 +55,9 @@ def parse_request(body: Mapping[str, Any]) -> RevocationRequest:
         raise RevocationInputError(f"unknown field '{unknown[0]}'")
     targets = [name for name in TARGET_FIELDS if name in body]
     if len(targets) != 1:
-        raise RevocationInputError("send exactly one of 'jti', 'sub', 'client_id' or 'token'")
+        raise RevocationInputError(
+            "send exactly one of 'jti', 'sub', 'client_id', 'token' or 'username'"
+        )
     field = targets[0]
     limit = 8192 if field == "token" else MAX_VALUE_LENGTH
     value = checked_text(field, body[field], limit)
@@ -72,6 +74,8 @@ def parse_request(body: Mapping[str, Any]) -> RevocationRequest:
     if issuer is not None:
         if field == "token":
             raise RevocationInputError("'iss' is read from the token itself")
+        if field == "username":
+            raise RevocationInputError("a local user is revoked at the local issuer: no 'iss'")
         issuer = checked_text("iss", issuer, MAX_VALUE_LENGTH)
     return RevocationRequest(field, value, reason, exp, issuer)
 
@@ -106,6 +110,15 @@ async def apply_request(
             expires_at=min(principal.expires_at, longest),
             reason=request.reason,
             actor=actor,
+        )
+    if request.field == "username":
+        # A password user's tokens carry its user id as sub, not its name.
+        issuance = services.issuance
+        user = await issuance.store.get_user_by_name(request.value)
+        if user is None:
+            raise RevocationInputError(f"no local user named {request.value!r}")
+        return await issuance.tokens.revoke_user(
+            user, reason=request.reason or "user revoked", actor=actor or "admin"
         )
     if request.field == "jti":
         exp = request.exp if request.exp is not None else longest
@@ -144,7 +157,8 @@ def entry_json(entry: Revocation) -> dict[str, Any]:
     }
 
 
-def _operator() -> str:
+def cli_actor() -> str:
+    """The operator running the CLI, as the audit log names them."""
     try:
         return "cli:" + getpass.getuser()
     except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
@@ -172,7 +186,7 @@ async def revoke_from_cli(settings: Settings, fields: Mapping[str, Any]) -> int:
         )
         return 2
     try:
-        entry = await apply_request(services, request, actor=_operator())
+        entry = await apply_request(services, request, actor=cli_actor())
     except RevocationInputError as exc:
         print(f"jotguard revoke: {exc}", file=sys.stderr)
         return 2

@@ -24,14 +24,41 @@ SHUTDOWN_GRACE_SECONDS = 4.0
 METRICS_HOST = "127.0.0.1"
 
 
+class ListenError(Exception):
+    """The address cannot be listened on; ``str()`` is the one line to print."""
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bound listening sockets for ``host``:``port``.
+
+    :raises ListenError: ``cannot listen on 127.0.0.1:8888: address already in use``.
+    """
+    try:
+        return bind_sockets(port, host)
+    except OSError as exc:  # socket.gaierror included: a host name that does not resolve
+        shown = f"[{host}]" if ":" in host else host
+        reason = (exc.strerror or str(exc)).lower()
+        raise ListenError(f"cannot listen on {shown}:{port}: {reason}") from None
+
+
 def run_service(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:
     """:func:`serve` on uvloop: Tornado re-registers each connection's socket and runs
-    several callbacks per request, and uvloop does that in C rather than in Python."""
+    several callbacks per request, and uvloop does that in C rather than in Python.
+
+    The port is bound before anything starts, so a busy one stops start-up at once.
+
+    :raises ListenError: the port (or the metrics port) cannot be listened on.
+    """
+    if sockets is None:
+        sockets = listen(settings.host, settings.port)
     uvloop.run(serve(settings, sockets=sockets))
 
 
-async def serve(settings: Settings, *, sockets: list[socket.socket] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; on ``sockets`` already bound (a worker), or bind them."""
+async def serve(settings: Settings, *, sockets: list[socket.socket]) -> None:
+    """Serve on ``sockets`` (bound by :func:`run_service`, or a worker's) until SIGINT/SIGTERM."""
+    metrics_sockets = None
+    if settings.metrics_port is not None:
+        metrics_sockets = listen(METRICS_HOST, settings.metrics_port)
     services = await Services.start(settings)
     log.info("revocation store: %s", redact(settings.revocation_store_url))
     log.info("client addresses: %s", services.rate_limits.addresses.describe())
@@ -43,13 +70,11 @@ async def serve(settings: Settings, *, sockets: list[socket.socket] | None = Non
         )
     app = make_app(services)
     server = HTTPServer(app, **connection_limits(settings))
-    if sockets is None:
-        sockets = bind_sockets(settings.port, settings.host)
     server.add_sockets(sockets)
     log.info("jotguard listening on %s (issuer %s)", _address(sockets[0]), settings.issuer_url)
     metrics_server = None
-    if settings.metrics_port is not None:
-        metrics_server, address = listen_metrics(services, settings.metrics_port)
+    if metrics_sockets is not None:
+        metrics_server, address = listen_metrics(services, metrics_sockets)
         log.info("metrics on %smetrics", address)
 
     stop = asyncio.Event()
@@ -85,10 +110,9 @@ def connection_limits(settings: Settings) -> dict[str, Any]:
     }
 
 
-def listen_metrics(services: Services, port: int) -> tuple[HTTPServer, str]:
-    """Serve ``/metrics`` alone on 127.0.0.1:``port``: scrapers only, never the public."""
+def listen_metrics(services: Services, sockets: list[socket.socket]) -> tuple[HTTPServer, str]:
+    """Serve ``/metrics`` alone on ``sockets`` (127.0.0.1): scrapers only, never the public."""
     server = HTTPServer(make_metrics_app(services), **connection_limits(services.settings))
-    sockets = bind_sockets(port, METRICS_HOST)
     server.add_sockets(sockets)
     return server, _address(sockets[0])
 

@@ -119,9 +119,8 @@ class Services:
         """``mirror=False``: check and write the store directly (one-shot commands such as
         ``jotguard revoke``, which need not load the whole revocation list)."""
         keyring = local_keyring(settings)
-        # RSA key generation takes a while: keep it off the loop.
-        if await asyncio.to_thread(keyring.ensure):
-            log.info("created keyring %s (key %s)", keyring.path, keyring.current.kid)
+        # Made by `jotguard init` or `serve` (webapp.datadir), never as a side effect here.
+        await asyncio.to_thread(keyring.load)
         backends: list[AuthBackend] = [
             LocalKeyBackend(
                 keyring,

@@ -266,6 +266,13 @@ class Settings:
     signing_alg: str = setting(
         "JOTGUARD_SIGNING_ALG", "RS256", _algorithm, "RS256, ES256, EdDSA or HS256."
     )
+    key_publish_ahead: int = setting(
+        "JOTGUARD_KEY_PUBLISH_AHEAD",
+        600,
+        _int_between(0, 7 * 86400),
+        "Seconds `keys rotate` publishes a new key in the JWKS before signing with it"
+        " (longer than verifiers cache the JWKS).",
+    )
     log_level: str = setting("JOTGUARD_LOG_LEVEL", "INFO", _log_level, "Logging level.")
     env_file: Path = setting(
         "JOTGUARD_ENV_FILE", Path(".env"), lambda s: Path(s.strip()), "The .env file to read."
@@ -430,7 +437,7 @@ class Settings:
         1.0,
         remote_settings.seconds_between(0.05, 60),
         "Seconds between polls of the revocation store's change feed by each process's"
-        " in-memory mirror (Redis also notifies at once).",
+        " in-memory mirror (Redis and SQLite changes also wake it at once).",
     )
     revocation_freshness: float = setting(
         "JOTGUARD_REVOCATION_FRESHNESS",
@@ -459,6 +466,13 @@ class Settings:
         14 * 86400,
         _int_between(60, 365 * 86400),
         "Refresh-token lifetime, seconds; each refresh hands out a new one for as long.",
+    )
+    refresh_reuse_interval: int = setting(
+        "JOTGUARD_REFRESH_REUSE_INTERVAL",
+        0,
+        _int_between(0, 300),
+        "Seconds a just-used refresh token may be used again by its client without counting"
+        " as theft (two threads sharing a session); 0: strict reuse detection.",
     )
     argon2_time_cost: int = setting(
         "JOTGUARD_ARGON2_TIME_COST", 3, _int_between(1, 20), "argon2id passes per hash."

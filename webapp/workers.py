@@ -19,12 +19,9 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from tornado.netutil import bind_sockets
-
 from backends.errors import ConfigError
 from webapp.logs import tag_worker
-from webapp.server import SHUTDOWN_GRACE_SECONDS, run_service
-from webapp.services import local_keyring
+from webapp.server import SHUTDOWN_GRACE_SECONDS, listen, run_service
 from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
@@ -152,8 +149,8 @@ class Supervisor:
         return self.status
 
 
-def serve_workers(settings: Settings) -> int:
-    """Run ``settings.workers`` worker processes until SIGTERM/SIGINT; the exit status."""
+def check_workers(settings: Settings) -> None:
+    """:raises ConfigError: settings several workers cannot share."""
     if settings.revocation_store_url.startswith("memory:"):
         raise ConfigError(
             "--workers: each worker would keep its own memory:// revocation list, so a"
@@ -166,9 +163,11 @@ def serve_workers(settings: Settings) -> int:
             f" {settings.metrics_port}; use JOTGUARD_METRICS=same (each scrape then reports"
             " the worker that answered it) or off"
         )
-    # Once, before forking: workers racing to create the keyring would each wait on its lock.
-    keyring = local_keyring(settings)
-    if keyring.ensure():
-        log.info("created keyring %s (key %s)", keyring.path, keyring.current.kid)
-    sockets = bind_sockets(settings.port, settings.host)
+
+
+def serve_workers(settings: Settings) -> int:
+    """Run ``settings.workers`` worker processes until SIGTERM/SIGINT; the exit status."""
+    check_workers(settings)
+    # The keyring exists already (webapp.datadir.prepared, before forking).
+    sockets = listen(settings.host, settings.port)
     return Supervisor(settings, sockets, settings.workers).run()

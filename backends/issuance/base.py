@@ -72,6 +72,7 @@ class Client:
     grant_types: frozenset[str]
     scopes: frozenset[str]
     created_at: float
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,8 @@ class IssuanceStore(Protocol):
 
     async def get_client(self, client_id: str) -> Client | None: ...
 
+    async def get_client_by_name(self, name: str) -> Client | None: ...
+
     async def list_clients(self) -> list[Client]: ...
 
     async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
@@ -161,6 +164,18 @@ class IssuanceStore(Protocol):
         Conditional, so an upgrade racing a secret change can never bring back the old
         secret. True if it was replaced.
         """
+        ...
+
+    async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
+        """The updated client, or None if there is no such client."""
+        ...
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: str) -> Client | None:
+        """Replace the client's secret (the old one stops working); None: no such client."""
+        ...
+
+    async def delete_client(self, client_id: str) -> Client | None:
+        """Remove the client; the removed client, or None if there was none."""
         ...
 
     # -- users ------------------------------------------------------------------------
@@ -181,6 +196,11 @@ class IssuanceStore(Protocol):
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
 
+    async def delete_user(self, user_id: str) -> User | None:
+        """Remove the user; the removed user, or None if there was none. Its id is never
+        given to another user."""
+        ...
+
     # -- refresh-token families -------------------------------------------------------
 
     async def start_family(self, family: Family, token: RefreshToken, access: AccessRecord) -> None:
@@ -199,12 +219,24 @@ class IssuanceStore(Protocol):
         """
         ...
 
+    async def add_to_family(
+        self, family_id: str, new: RefreshToken, access: AccessRecord, *, now: float
+    ) -> Rotation:
+        """Add ``new`` and ``access`` to a family that is not revoked (a refresh token
+        reused within the reuse interval branches it); ROTATED if added, else
+        FAMILY_REVOKED, or UNKNOWN when the family is gone."""
+        ...
+
     async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
         """Mark the family revoked (idempotent; the first time wins) and return it."""
         ...
 
     async def revoke_families_of(self, subject: str, *, now: float) -> list[Family]:
         """Revoke every family of ``subject``; returns them."""
+        ...
+
+    async def revoke_families_of_client(self, client_id: str, *, now: float) -> list[Family]:
+        """Revoke every family started through ``client_id``; returns them."""
         ...
 
     async def mark_access_revoked(self, family_id: str) -> None:

@@ -5,7 +5,12 @@ carry 256 bits of entropy, so a fast hash is enough: nothing to brute-force).
 Every refresh rotates: the presented token is marked used and a new one is
 returned. Presenting a used token again means two parties hold it (theft, or a
 client that lost a response): the whole family is revoked, refresh tokens and
-the access tokens they produced alike (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+the access tokens they produced alike (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2) --
+unless the operator opted into a reuse interval: within it, the same client
+presenting a just-used token (two threads sharing one session) gets working tokens.
+
+A grant re-reads its client and user after it signed: one that was in flight while
+either was disabled or deleted is refused, never returning a token that outlives it.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from backends.issuance.errors import (
 )
 from backends.issuance.passwords import PasswordHasher
 from backends.local import IssuedToken, LocalIssuer
-from backends.revocation.base import RevocationStore
+from backends.principal import Principal
+from backends.revocation.base import Revocation, RevocationStore
 
 log = logging.getLogger("jotguard.issuance")
 
@@ -105,6 +111,7 @@ class TokenService:
         *,
         client_secrets: ClientSecrets,
         refresh_ttl: int,
+        reuse_interval: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -113,6 +120,7 @@ class TokenService:
         self.issuer = issuer
         self.revocations = revocations
         self.refresh_ttl = refresh_ttl
+        self.reuse_interval = reuse_interval
         self.clock = clock
 
     # -- authentication ---------------------------------------------------------------
@@ -121,7 +129,7 @@ class TokenService:
         """:raises InvalidClient: unknown client or wrong secret (same time either way)."""
         client = await self.store.get_client(client_id)
         check = await self.client_secrets.verify(client.secret_hash if client else None, secret)
-        if client is None or not check.matched:
+        if client is None or not check.matched or client.disabled:
             raise InvalidClient()
         if check.upgraded is not None:
             await self._upgrade_client_secret(client, check.upgraded)
@@ -152,6 +160,46 @@ class TokenService:
             await self.store.set_password_hash(user.user_id, await self.hasher.hash(password))
         except Exception:
             log.exception("could not upgrade the password hash of user %s", user.user_id)
+
+    async def _confirm(self, client: Client, user_id: str | None, family_id: str | None) -> None:
+        """Refuse a grant whose client or user was disabled or deleted while it ran.
+
+        Called once everything is signed and stored. Disabling writes its flag first and
+        takes its revocation cutoff after: a check here that still sees the flag clear ran
+        before that cutoff, so what was signed earlier is covered by it (and a family
+        stored earlier is among those it revokes). A check that sees it set refuses.
+        """
+        current = await self.store.get_client(client.client_id)
+        client_gone = current is None or current.disabled
+        user_gone = False
+        if user_id is not None and not client_gone:
+            user = await self.store.get_user(user_id)
+            user_gone = user is None or user.disabled
+        if not (client_gone or user_gone):
+            return
+        log.info("a grant for client %s was refused: disabled while it ran", client.client_id)
+        if family_id is not None:
+            await self.revoke_family(family_id, reason="disabled during the grant")
+        if client_gone:
+            raise InvalidClient()
+        raise InvalidUserCredentials()
+
+    async def _revoked_by_operator(self, token: RefreshToken) -> bool:
+        """Whether a subject or client revocation entry covers the refresh token: a
+        "log out everywhere" (`jotguard revoke --sub`) must end its logins too."""
+        principal = Principal(
+            subject=token.subject,
+            issuer=self.issuer.issuer,
+            token_id=None,
+            expires_at=int(token.expires_at),
+            issued_at=int(token.issued_at),
+            client_id=token.client_id,
+        )
+        return await self.revocations.is_revoked(principal) is not None
+
+    def _may_reuse(self, token: RefreshToken, now: float) -> bool:
+        used = token.used_at
+        return self.reuse_interval > 0 and used is not None and now - used <= self.reuse_interval
 
     @staticmethod
     def _require_grant(client: Client, grant_type: str) -> None:
@@ -187,7 +235,9 @@ class TokenService:
         scopes = narrow_scopes(requested, client.scopes)
         if admit is not None:
             await admit(client.client_id)
-        return TokenGrant(await self._sign(client.client_id, client, scopes), scopes)
+        access = await self._sign(client.client_id, client, scopes)
+        await self._confirm(client, None, None)
+        return TokenGrant(access, scopes)
 
     async def password(
         self,
@@ -206,6 +256,7 @@ class TokenService:
             await admit(user.user_id)
         access = await self._sign(user.user_id, client, scopes)
         if "refresh_token" not in client.grant_types:
+            await self._confirm(client, user.user_id, None)
             return TokenGrant(access, scopes)
         now = self.clock()
         family_id = uuid.uuid4().hex
@@ -218,6 +269,7 @@ class TokenService:
             expires_at=max(record.expires_at, access.expires_at),
         )
         await self.store.start_family(family, record, AccessRecord(access.jti, access.expires_at))
+        await self._confirm(client, user.user_id, family_id)
         return TokenGrant(access, scopes, plain)
 
     async def refresh(
@@ -239,13 +291,16 @@ class TokenService:
         if family.revoked_at is not None:
             await self._revoke_access_tokens(family, reason="refresh token family revoked")
             raise InvalidGrant("The refresh token has been revoked")
-        if token.used_at is not None:
+        if token.used_at is not None and not self._may_reuse(token, now):
             await self._reuse_detected(family.family_id, client)
         if token.expires_at <= now:
             raise InvalidGrant("The refresh token has expired")
         user = await self.store.get_user(token.subject)
         if user is None or user.disabled:
             await self.revoke_family(family.family_id, reason="user disabled")
+            raise InvalidGrant("The refresh token has been revoked")
+        if await self._revoked_by_operator(token):
+            await self.revoke_family(family.family_id, reason="subject or client revoked")
             raise InvalidGrant("The refresh token has been revoked")
         scopes = narrow_scopes(requested, token.scopes & user.scopes & client.scopes)
         if admit is not None:
@@ -255,14 +310,48 @@ class TokenService:
         plain, record = self._new_refresh_token(
             family.family_id, client, token.subject, token.scopes, now
         )
-        outcome = await self.store.rotate(
-            token.token_hash, record, AccessRecord(access.jti, access.expires_at), now=now
-        )
+        issued = AccessRecord(access.jti, access.expires_at)
+        if token.used_at is None:
+            outcome = await self.store.rotate(token.token_hash, record, issued, now=now)
+        else:
+            outcome = Rotation.ALREADY_USED
         if outcome is Rotation.ALREADY_USED:
-            await self._reuse_detected(family.family_id, client)
+            # Used before (or by a concurrent request just now): within the reuse interval
+            # the family grows a branch; after it, this is a second holder.
+            again = await self.store.get_refresh_token(token.token_hash)
+            if again is None or not self._may_reuse(again[0], now):
+                await self._reuse_detected(family.family_id, client)
+            # A fresh successor: a failed rotation may have stored the other one.
+            plain, record = self._new_refresh_token(
+                family.family_id, client, token.subject, token.scopes, now
+            )
+            outcome = await self.store.add_to_family(family.family_id, record, issued, now=now)
+            log.info("refresh token reused within the interval in family %s", family.family_id)
         if outcome is not Rotation.ROTATED:
             raise InvalidGrant("The refresh token has been revoked")
+        await self._confirm(client, token.subject, family.family_id)
         return TokenGrant(access, scopes, plain)
+
+    async def refresh_token_status(self, presented: str) -> tuple[RefreshToken, bool] | None:
+        """The refresh token ``presented`` names, and whether it would refresh now
+        (unused, unexpired, its family, user and client in good standing, no revocation
+        entry covering it); None when it is not one of ours.
+
+        :raises BackendUnavailable: a store needed to tell cannot answer.
+        """
+        found = await self.store.get_refresh_token(hash_refresh_token(presented))
+        if found is None:
+            return None
+        token, family = found
+        if family.revoked_at is not None or token.used_at is not None:
+            return token, False
+        if token.expires_at <= self.clock():
+            return token, False
+        user = await self.store.get_user(token.subject)
+        client = await self.store.get_client(token.client_id)
+        if user is None or user.disabled or client is None or client.disabled:
+            return token, False
+        return token, not await self._revoked_by_operator(token)
 
     # -- revocation -------------------------------------------------------------------
 
@@ -314,12 +403,26 @@ class TokenService:
         await self.revoke_family(found[1].family_id, reason="revoked by its client")
         return True
 
-    async def revoke_user(self, user: User, *, reason: str, actor: str) -> None:
-        """Every token of ``user``: refresh families now, access tokens by a subject cutoff."""
+    async def revoke_user(self, user: User, *, reason: str, actor: str) -> Revocation:
+        """Every token of ``user``: refresh families now, access tokens by a subject cutoff
+        at this issuer (user ids are random and never reused); the subject entry."""
         now = self.clock()
         families = await self.store.revoke_families_of(user.user_id, now=now)
-        await self.revocations.revoke_subject(
+        entry = await self.revocations.revoke_subject(
             user.user_id, before=now, issuer=self.issuer.issuer, reason=reason, actor=actor
         )
         for family in families:
             await self.store.mark_access_revoked(family.family_id)
+        return entry
+
+    async def revoke_client(self, client: Client, *, reason: str, actor: str) -> Revocation:
+        """Every token of ``client``: its refresh families (every user's logins through it)
+        now, its access tokens by a client cutoff at this issuer; the client entry."""
+        now = self.clock()
+        families = await self.store.revoke_families_of_client(client.client_id, now=now)
+        entry = await self.revocations.revoke_client(
+            client.client_id, before=now, issuer=self.issuer.issuer, reason=reason, actor=actor
+        )
+        for family in families:
+            await self.store.mark_access_revoked(family.family_id)
+        return entry

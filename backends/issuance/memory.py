@@ -43,6 +43,9 @@ class MemoryIssuanceStore:
     async def get_client(self, client_id: str) -> Client | None:
         return self._clients.get(client_id)
 
+    async def get_client_by_name(self, name: str) -> Client | None:
+        return next((c for c in self._clients.values() if c.name == name), None)
+
     async def list_clients(self) -> list[Client]:
         return sorted(self._clients.values(), key=lambda c: (c.created_at, c.name))
 
@@ -52,6 +55,21 @@ class MemoryIssuanceStore:
             return False
         self._clients[client_id] = dataclasses.replace(client, secret_hash=new)
         return True
+
+    async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
+        client = self._clients.get(client_id)
+        if client is not None:
+            client = self._clients[client_id] = dataclasses.replace(client, disabled=disabled)
+        return client
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: str) -> Client | None:
+        client = self._clients.get(client_id)
+        if client is not None:
+            client = self._clients[client_id] = dataclasses.replace(client, secret_hash=secret_hash)
+        return client
+
+    async def delete_client(self, client_id: str) -> Client | None:
+        return self._clients.pop(client_id, None)
 
     # -- users ------------------------------------------------------------------------
 
@@ -82,6 +100,9 @@ class MemoryIssuanceStore:
         if user is not None:
             self._users[user_id] = dataclasses.replace(user, password_hash=password_hash)
 
+    async def delete_user(self, user_id: str) -> User | None:
+        return self._users.pop(user_id, None)
+
     # -- refresh-token families -------------------------------------------------------
 
     async def start_family(self, family: Family, token: RefreshToken, access: AccessRecord) -> None:
@@ -107,13 +128,28 @@ class MemoryIssuanceStore:
             return Rotation.FAMILY_REVOKED
         self._tokens[old_hash] = dataclasses.replace(old, used_at=now)
         self._tokens[new.token_hash] = new
+        self._grow(family, access, now, new.expires_at)
+        return Rotation.ROTATED
+
+    async def add_to_family(
+        self, family_id: str, new: RefreshToken, access: AccessRecord, *, now: float
+    ) -> Rotation:
+        family = self._families.get(family_id)
+        if family is None:
+            return Rotation.UNKNOWN
+        if family.revoked_at is not None:
+            return Rotation.FAMILY_REVOKED
+        self._tokens[new.token_hash] = new
+        self._grow(family, access, now, new.expires_at)
+        return Rotation.ROTATED
+
+    def _grow(self, family: Family, access: AccessRecord, now: float, expires_at: float) -> None:
         live = tuple(a for a in family.access_tokens if a.expires_at > now)
         self._families[family.family_id] = dataclasses.replace(
             family,
             access_tokens=(*live, access),
-            expires_at=max(family.expires_at, new.expires_at, access.expires_at),
+            expires_at=max(family.expires_at, expires_at, access.expires_at),
         )
-        return Rotation.ROTATED
 
     async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
         family = self._families.get(family_id)
@@ -126,6 +162,10 @@ class MemoryIssuanceStore:
 
     async def revoke_families_of(self, subject: str, *, now: float) -> list[Family]:
         ids = [f.family_id for f in self._families.values() if f.subject == subject]
+        return [f for i in ids if (f := await self.revoke_family(i, now=now)) is not None]
+
+    async def revoke_families_of_client(self, client_id: str, *, now: float) -> list[Family]:
+        ids = [f.family_id for f in self._families.values() if f.client_id == client_id]
         return [f for i in ids if (f := await self.revoke_family(i, now=now)) is not None]
 
     async def mark_access_revoked(self, family_id: str) -> None:

@@ -40,6 +40,7 @@ def _client(doc: dict[str, Any]) -> Client:
         frozenset(doc["grant_types"]),
         frozenset(doc["scopes"]),
         doc["created_at"],
+        bool(doc.get("disabled", False)),  # absent in documents made before it existed
     )
 
 
@@ -121,6 +122,7 @@ class MongoIssuanceStore:
                 await self.tokens.create_index("family_id")
                 await self.tokens.create_index("purge_at", expireAfterSeconds=0)
                 await self.families.create_index("subject")
+                await self.families.create_index("client_id")
                 await self.families.create_index("purge_at", expireAfterSeconds=0)
             self._indexed = True
 
@@ -134,6 +136,7 @@ class MongoIssuanceStore:
             "grant_types": sorted(client.grant_types),
             "scopes": sorted(client.scopes),
             "created_at": client.created_at,
+            "disabled": client.disabled,
         }
 
     async def add_client(self, client: Client) -> None:
@@ -174,6 +177,32 @@ class MongoIssuanceStore:
                 {"_id": client_id, "secret_hash": old}, {"$set": {"secret_hash": new}}
             )
         return bool(result.modified_count)
+
+    async def get_client_by_name(self, name: str) -> Client | None:
+        await self._ready()
+        with mongo_errors("issuance"):
+            doc = await self.clients.find_one({"name": name})
+        return None if doc is None else _client(doc)
+
+    async def _set_client(self, client_id: str, fields: dict[str, Any]) -> Client | None:
+        await self._ready()
+        with mongo_errors("issuance"):
+            doc = await self.clients.find_one_and_update(
+                {"_id": client_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
+            )
+        return None if doc is None else _client(doc)
+
+    async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
+        return await self._set_client(client_id, {"disabled": disabled})
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: str) -> Client | None:
+        return await self._set_client(client_id, {"secret_hash": secret_hash})
+
+    async def delete_client(self, client_id: str) -> Client | None:
+        await self._ready()
+        with mongo_errors("issuance"):
+            doc = await self.clients.find_one_and_delete({"_id": client_id})
+        return None if doc is None else _client(doc)
 
     # -- users ------------------------------------------------------------------------
 
@@ -227,6 +256,12 @@ class MongoIssuanceStore:
             await self.users.update_one(
                 {"_id": user_id}, {"$set": {"password_hash": password_hash}}
             )
+
+    async def delete_user(self, user_id: str) -> User | None:
+        await self._ready()
+        with mongo_errors("issuance"):
+            doc = await self.users.find_one_and_delete({"_id": user_id})
+        return None if doc is None else _user(doc)
 
     # -- refresh-token families -------------------------------------------------------
 
@@ -288,6 +323,31 @@ class MongoIssuanceStore:
             )
         return Rotation.ROTATED if used is not None else Rotation.ALREADY_USED
 
+    async def add_to_family(
+        self, family_id: str, new: RefreshToken, access: AccessRecord, *, now: float
+    ) -> Rotation:
+        await self._ready()
+        with mongo_errors("issuance"):
+            family = await self.families.find_one({"_id": family_id})
+            if family is None:
+                return Rotation.UNKNOWN
+            if family.get("revoked_at") is not None:
+                return Rotation.FAMILY_REVOKED
+            # As in rotate: the token first, then the family records it, only if not revoked.
+            await self.tokens.insert_one(_token_doc(new))
+            await self.families.update_one(
+                {"_id": family_id}, {"$pull": {"access": {"exp": {"$lte": now}}}}
+            )
+            expires_at = max(new.expires_at, access.expires_at)
+            recorded = await self.families.find_one_and_update(
+                {"_id": family_id, "revoked_at": None},
+                {
+                    "$push": {"access": {"jti": access.jti, "exp": access.expires_at}},
+                    "$max": {"expires_at": expires_at, "purge_at": _date(expires_at)},
+                },
+            )
+        return Rotation.ROTATED if recorded is not None else Rotation.FAMILY_REVOKED
+
     async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
         await self._ready()
         with mongo_errors("issuance"):
@@ -304,6 +364,15 @@ class MongoIssuanceStore:
                 {"subject": subject, "revoked_at": None}, {"$set": {"revoked_at": now}}
             )
             docs = [d async for d in self.families.find({"subject": subject})]
+        return [_family(d) for d in docs]
+
+    async def revoke_families_of_client(self, client_id: str, *, now: float) -> list[Family]:
+        await self._ready()
+        with mongo_errors("issuance"):
+            await self.families.update_many(
+                {"client_id": client_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
+            )
+            docs = [d async for d in self.families.find({"client_id": client_id})]
         return [_family(d) for d in docs]
 
     async def mark_access_revoked(self, family_id: str) -> None:

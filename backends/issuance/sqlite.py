@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS clients (
     secret_hash TEXT NOT NULL,
     grant_types TEXT NOT NULL,
     scopes      TEXT NOT NULL,
-    created_at  REAL NOT NULL
+    created_at  REAL NOT NULL,
+    disabled    INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS users (
     user_id       TEXT PRIMARY KEY,
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS refresh_families (
     access_revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS refresh_families_subject ON refresh_families (subject);
+CREATE INDEX IF NOT EXISTS refresh_families_client ON refresh_families (client_id);
 CREATE INDEX IF NOT EXISTS refresh_families_expires ON refresh_families (expires_at);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash TEXT PRIMARY KEY,
@@ -66,12 +68,19 @@ CREATE TABLE IF NOT EXISTS family_access_tokens (
 """
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    # Files made before clients could be disabled.
+    columns = {row[1] for row in db.execute("PRAGMA table_info(clients)")}
+    if "disabled" not in columns:
+        db.execute("ALTER TABLE clients ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
+
+
 def _words(value: str) -> frozenset[str]:
     return frozenset(value.split())
 
 
 def _client(row: Any) -> Client:
-    return Client(row[0], row[1], row[2], _words(row[3]), _words(row[4]), row[5])
+    return Client(row[0], row[1], row[2], _words(row[3]), _words(row[4]), row[5], bool(row[6]))
 
 
 def _user(row: Any) -> User:
@@ -82,7 +91,7 @@ def _token(row: Any) -> RefreshToken:
     return RefreshToken(row[0], row[1], row[2], row[3], _words(row[4]), row[5], row[6], row[7])
 
 
-_CLIENT_COLUMNS = "client_id, name, secret_hash, grant_types, scopes, created_at"
+_CLIENT_COLUMNS = "client_id, name, secret_hash, grant_types, scopes, created_at, disabled"
 _USER_COLUMNS = "user_id, username, password_hash, scopes, disabled, created_at"
 _REFRESH_COLUMNS = (
     "token_hash, family_id, client_id, subject, scopes, issued_at, expires_at, used_at"
@@ -117,7 +126,7 @@ def _family(db: sqlite3.Connection, family_id: str) -> Family | None:
 
 def _insert_client(db: sqlite3.Connection, client: Client) -> None:
     db.execute(
-        f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+        f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
         (
             client.client_id,
             client.name,
@@ -125,6 +134,7 @@ def _insert_client(db: sqlite3.Connection, client: Client) -> None:
             " ".join(sorted(client.grant_types)),
             " ".join(sorted(client.scopes)),
             client.created_at,
+            int(client.disabled),
         ),
     )
 
@@ -152,11 +162,26 @@ def _insert_access(db: sqlite3.Connection, family_id: str, access: AccessRecord)
     )
 
 
+def _grow_family(
+    db: sqlite3.Connection, family_id: str, new: RefreshToken, access: AccessRecord, now: float
+) -> None:
+    _insert_token(db, new)
+    db.execute(
+        "DELETE FROM family_access_tokens WHERE family_id = ? AND expires_at <= ?",
+        (family_id, now),
+    )
+    _insert_access(db, family_id, access)
+    db.execute(
+        "UPDATE refresh_families SET expires_at = MAX(expires_at, ?, ?) WHERE family_id = ?",
+        (new.expires_at, access.expires_at, family_id),
+    )
+
+
 class SQLiteIssuanceStore:
     durable = True
 
     def __init__(self, path: Path) -> None:
-        self.db = SQLiteDatabase(path, SCHEMA)
+        self.db = SQLiteDatabase(path, SCHEMA, migrate=_migrate)
 
     # -- clients ----------------------------------------------------------------------
 
@@ -175,13 +200,51 @@ class SQLiteIssuanceStore:
 
         return await self.db.write(insert_if_empty)
 
-    async def get_client(self, client_id: str) -> Client | None:
+    async def _client_where(self, column: str, value: str) -> Client | None:
         row = await self.db.read(
             lambda db: db.execute(
+                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE {column} = ?",  # noqa: S608
+                (value,),
+            ).fetchone()
+        )
+        return None if row is None else _client(row)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        return await self._client_where("client_id", client_id)
+
+    async def get_client_by_name(self, name: str) -> Client | None:
+        return await self._client_where("name", name)
+
+    async def _update_client(self, client_id: str, assignment: str, value: object) -> Client | None:
+        def update(db: sqlite3.Connection) -> Any:
+            db.execute(
+                f"UPDATE clients SET {assignment} = ? WHERE client_id = ?",  # noqa: S608
+                (value, client_id),
+            )
+            return db.execute(
                 f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
                 (client_id,),
             ).fetchone()
-        )
+
+        row = await self.db.write(update)
+        return None if row is None else _client(row)
+
+    async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
+        return await self._update_client(client_id, "disabled", int(disabled))
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: str) -> Client | None:
+        return await self._update_client(client_id, "secret_hash", secret_hash)
+
+    async def delete_client(self, client_id: str) -> Client | None:
+        def delete(db: sqlite3.Connection) -> Any:
+            row = db.execute(
+                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
+                (client_id,),
+            ).fetchone()
+            db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
+            return row
+
+        row = await self.db.write(delete)
         return None if row is None else _client(row)
 
     async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
@@ -267,6 +330,18 @@ class SQLiteIssuanceStore:
             )
         )
 
+    async def delete_user(self, user_id: str) -> User | None:
+        def delete(db: sqlite3.Connection) -> Any:
+            row = db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?",  # noqa: S608
+                (user_id,),
+            ).fetchone()
+            db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            return row
+
+        row = await self.db.write(delete)
+        return None if row is None else _user(row)
+
     # -- refresh-token families -------------------------------------------------------
 
     async def start_family(self, family: Family, token: RefreshToken, access: AccessRecord) -> None:
@@ -320,20 +395,26 @@ class SQLiteIssuanceStore:
             db.execute(
                 "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, old_hash)
             )
-            _insert_token(db, new)
-            db.execute(
-                "DELETE FROM family_access_tokens WHERE family_id = ? AND expires_at <= ?",
-                (family_id, now),
-            )
-            _insert_access(db, family_id, access)
-            db.execute(
-                "UPDATE refresh_families SET expires_at = MAX(expires_at, ?, ?) "
-                "WHERE family_id = ?",
-                (new.expires_at, access.expires_at, family_id),
-            )
+            _grow_family(db, family_id, new, access, now)
             return Rotation.ROTATED
 
         return await self.db.write(swap)
+
+    async def add_to_family(
+        self, family_id: str, new: RefreshToken, access: AccessRecord, *, now: float
+    ) -> Rotation:
+        def add(db: sqlite3.Connection) -> Rotation:
+            row = db.execute(
+                "SELECT revoked_at FROM refresh_families WHERE family_id = ?", (family_id,)
+            ).fetchone()
+            if row is None:
+                return Rotation.UNKNOWN
+            if row[0] is not None:
+                return Rotation.FAMILY_REVOKED
+            _grow_family(db, family_id, new, access, now)
+            return Rotation.ROTATED
+
+        return await self.db.write(add)
 
     async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
         def revoke(db: sqlite3.Connection) -> Family | None:
@@ -355,6 +436,20 @@ class SQLiteIssuanceStore:
             )
             ids = db.execute(
                 "SELECT family_id FROM refresh_families WHERE subject = ?", (subject,)
+            ).fetchall()
+            return [f for (i,) in ids if (f := _family(db, i)) is not None]
+
+        return await self.db.write(revoke)
+
+    async def revoke_families_of_client(self, client_id: str, *, now: float) -> list[Family]:
+        def revoke(db: sqlite3.Connection) -> list[Family]:
+            db.execute(
+                "UPDATE refresh_families SET revoked_at = ? "
+                "WHERE client_id = ? AND revoked_at IS NULL",
+                (now, client_id),
+            )
+            ids = db.execute(
+                "SELECT family_id FROM refresh_families WHERE client_id = ?", (client_id,)
             ).fetchall()
             return [f for (i,) in ids if (f := _family(db, i)) is not None]
 

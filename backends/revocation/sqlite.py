@@ -318,6 +318,14 @@ class SQLiteRevocationStore(StoreBase):
     async def ping(self) -> None:
         await self._reader.run(lambda conn: conn.execute("SELECT 1").fetchone())
 
+    async def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on the reading connection: it moves whenever
+        another connection (this store's writer, another process's) has committed."""
+        version = await self._reader.run(
+            lambda conn: conn.execute("PRAGMA data_version").fetchone()[0]
+        )
+        return int(version)
+
     async def close(self) -> None:
         await self._reader.close()
         await self._writer.close()

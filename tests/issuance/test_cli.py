@@ -82,8 +82,9 @@ async def test_clients_list_shows_grants_and_scopes_but_no_secret(cli):
 
     assert code == 0
     (line,) = out.splitlines()
-    client_id, name, grants, scopes = line.split("\t")
-    assert (client_id, name, grants) == (created["client_id"], "webapp", "password,refresh_token")
+    client_id, name, state, grants, scopes = line.split("\t")
+    assert (client_id, name, state) == (created["client_id"], "webapp", "active")
+    assert grants == "password,refresh_token"
     assert scopes == "delete:catchphrases read:catchphrases write:catchphrases"
     assert created["client_secret"] not in out
     assert "argon2" not in out
@@ -251,3 +252,165 @@ async def test_only_clients_add_makes_the_client_secret_key(cli, data_dir):
     assert not key.exists()
     await add_client(cli)
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+# -- the rest of the lifecycle: delete, passwd; clients disable, enable, delete, rotate-secret --
+
+
+async def refused_soon(fetch, token) -> bool:
+    """Whether the server refuses ``token`` once its mirror took the CLI's write."""
+    for _ in range(500):
+        if (await fetch("/test-auth", token=token)).code == 401:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def alice_logged_in(cli, token_request):
+    await add_alice(cli)
+    client = await add_client(cli, "--grant", "client_credentials,password,refresh_token")
+    credentials = (client["client_id"], client["client_secret"])
+    login = {"grant_type": "password", "username": "alice", "password": PASSWORD}
+    tokens = body(await token_request(login, client=credentials))
+    return credentials, login, tokens
+
+
+async def test_users_delete_revokes_its_tokens_and_frees_the_name(
+    cli, token_request, fetch, issuance
+):
+    credentials, login, tokens = await alice_logged_in(cli, token_request)
+    old_id = (await issuance.store.get_user_by_name("alice")).user_id
+
+    code, out, err = await cli("users", "delete", "alice")
+
+    assert code == 0, err
+    assert out.strip() == "deleted alice; its refresh and access tokens are revoked"
+    assert await refused_soon(fetch, tokens["access_token"])
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert body(await token_request(refresh, client=credentials))["error"] == "invalid_grant"
+    assert body(await token_request(login, client=credentials))["error"] == "invalid_grant"
+    assert (await cli("users", "list"))[1] == ""
+    # A new alice is another user: a new id, untouched by the old one's revocation.
+    again = await add_alice(cli)
+    assert again["user_id"] != old_id
+    assert (await cli("users", "delete", "alice"))[0] == 0
+    assert (await cli("users", "delete", "alice"))[:1] == (1,)
+
+
+async def test_users_passwd_replaces_the_password_and_ends_its_sessions(cli, token_request, fetch):
+    credentials, login, tokens = await alice_logged_in(cli, token_request)
+    new = "a brand new passphrase"
+
+    code, out, err = await cli("users", "passwd", "alice", "--password-stdin", stdin=new + "\n")
+
+    assert code == 0, err
+    assert "changed the password of alice" in out
+    assert await refused_soon(fetch, tokens["access_token"])
+    assert body(await token_request(login, client=credentials))["error"] == "invalid_grant"
+    # (A token issued within the leeway after the change's cutoff is refused, as any.)
+    assert (await token_request({**login, "password": new}, client=credentials)).code == 200
+
+
+async def test_users_passwd_refuses_a_short_password(cli):
+    await add_alice(cli)
+    code, _, err = await cli("users", "passwd", "alice", "--password-stdin", stdin="short\n")
+    assert code == 2
+    assert "characters" in err
+
+
+async def test_clients_disable_and_enable(cli, token_request, fetch):
+    credentials, _login, tokens = await alice_logged_in(cli, token_request)
+    own = body(await token_request({"grant_type": "client_credentials"}, client=credentials))
+
+    code, out, err = await cli("clients", "disable", "webapp")  # by name
+
+    assert code == 0, err
+    assert out.strip() == (
+        f"disabled webapp ({credentials[0]}); its refresh and access tokens are revoked"
+    )
+    for token in (own["access_token"], tokens["access_token"]):
+        assert await refused_soon(fetch, token)
+    refused = await token_request({"grant_type": "client_credentials"}, client=credentials)
+    assert refused.code == 401
+    assert body(refused)["error"] == "invalid_client"
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert (await token_request(refresh, client=credentials)).code == 401
+    listed = (await cli("clients", "list"))[1].split("\t")
+    assert listed[2] == "disabled"
+
+    assert (await cli("clients", "enable", credentials[0]))[0] == 0  # by id
+    enabled = await token_request({"grant_type": "client_credentials"}, client=credentials)
+    assert enabled.code == 200
+    # Its refresh tokens stay revoked: a login from before the disable is over.
+    assert body(await token_request(refresh, client=credentials))["error"] == "invalid_grant"
+
+
+async def test_clients_rotate_secret_prints_a_new_one_and_the_old_stops_working(cli, token_request):
+    client = await add_client(cli)
+    old = (client["client_id"], client["client_secret"])
+
+    code, out, err = await cli("clients", "rotate-secret", client["client_id"])
+
+    assert code == 0, err
+    rotated = json.loads(out)
+    assert rotated["client_id"] == client["client_id"]
+    assert rotated["client_secret"] != client["client_secret"]
+    refused = await token_request({"grant_type": "client_credentials"}, client=old)
+    assert refused.code == 401
+    assert body(refused)["error"] == "invalid_client"
+    new = (rotated["client_id"], rotated["client_secret"])
+    assert (await token_request({"grant_type": "client_credentials"}, client=new)).code == 200
+
+
+async def test_clients_delete_revokes_its_tokens(cli, token_request, fetch):
+    credentials, _login, tokens = await alice_logged_in(cli, token_request)
+
+    code, out, err = await cli("clients", "delete", credentials[0])
+
+    assert code == 0, err
+    assert "deleted webapp" in out
+    assert await refused_soon(fetch, tokens["access_token"])
+    refused = await token_request({"grant_type": "client_credentials"}, client=credentials)
+    assert refused.code == 401
+    assert (await cli("clients", "list"))[1] == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["clients", "disable", "nobody"],
+        ["clients", "enable", "nobody"],
+        ["clients", "delete", "nobody"],
+        ["clients", "rotate-secret", "nobody"],
+        ["users", "enable", "nobody"],
+        ["users", "delete", "nobody"],
+    ],
+)
+async def test_lifecycle_commands_on_unknown_accounts_exit_1(cli, argv):
+    code, out, err = await cli(*argv)
+    assert code == 1
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "nobody" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["users", "delete", "alice"],
+        ["users", "passwd", "alice", "--password-stdin"],
+        ["clients", "disable", "webapp"],
+        ["clients", "delete", "webapp"],
+    ],
+)
+async def test_revoking_lifecycle_commands_refuse_a_process_local_revocation_store(
+    cli, monkeypatch, issuance, argv
+):
+    await add_alice(cli)
+    await add_client(cli)
+    monkeypatch.setenv("JOTGUARD_REVOCATION_STORE", "memory://")
+    code, _, err = await cli(*argv, stdin="another passphrase\n")
+    assert code == 2
+    assert "memory://" in err
+    assert not (await issuance.store.get_user_by_name("alice")).disabled
+    assert not (await issuance.store.get_client_by_name("webapp")).disabled

@@ -194,6 +194,46 @@ async def test_password_hash_can_be_upgraded(store):
     assert (await store.get_user(alice.user_id)).password_hash == "$argon2id$new"
 
 
+async def test_clients_can_be_found_by_name_disabled_rotated_and_deleted(store):
+    client, other = a_client("app"), a_client("other")
+    await store.add_client(client)
+    await store.add_client(other)
+    assert await store.get_client_by_name("app") == client
+    assert await store.get_client_by_name("nobody") is None
+
+    disabled = await store.set_client_disabled(client.client_id, True)
+    assert disabled is not None
+    assert disabled.disabled
+    assert (await store.get_client(client.client_id)).disabled
+    assert (await store.set_client_disabled(client.client_id, False)).disabled is False
+    assert await store.set_client_disabled("nobody", True) is None
+
+    rotated = await store.set_client_secret_hash(client.client_id, "$argon2id$rotated")
+    assert rotated.secret_hash == "$argon2id$rotated"
+    assert (await store.get_client(client.client_id)).secret_hash == "$argon2id$rotated"
+    assert await store.set_client_secret_hash("nobody", "x") is None
+
+    deleted = await store.delete_client(client.client_id)
+    assert deleted.client_id == client.client_id
+    assert await store.get_client(client.client_id) is None
+    assert await store.delete_client(client.client_id) is None
+    assert await store.list_clients() == [other]
+    # The name is free again; a new client gets a new id.
+    await store.add_client(a_client("app"))
+
+
+async def test_users_can_be_deleted(store):
+    alice, bob = a_user("alice"), a_user("bob")
+    await store.add_user(alice)
+    await store.add_user(bob)
+    deleted = await store.delete_user(alice.user_id)
+    assert deleted.user_id == alice.user_id
+    assert await store.get_user(alice.user_id) is None
+    assert await store.get_user_by_name("alice") is None
+    assert await store.delete_user(alice.user_id) is None
+    assert [u.username for u in await store.list_users()] == ["bob"]
+
+
 # -- refresh-token families -----------------------------------------------------------
 
 
@@ -289,6 +329,43 @@ async def test_revoke_families_of_a_subject(store):
     assert {f.family_id for f in revoked} == {f.family_id for f, _, _ in mine}
     assert all(f.revoked_at == T0 + 5 for f in revoked)
     assert (await store.revoke_family(other.family_id, now=T0 + 6)).revoked_at == T0 + 6
+
+
+async def test_revoke_families_of_a_client(store):
+    mine, _, _ = await a_family(store, subject="alice")  # client c1
+    other = Family(uuid.uuid4().hex, "c2", "alice", T0, T0 + 100)
+    await store.start_family(other, a_token(other.family_id), AccessRecord("j9", T0 + 15))
+
+    revoked = await store.revoke_families_of_client("c1", now=T0 + 5)
+
+    assert [f.family_id for f in revoked] == [mine.family_id]
+    assert revoked[0].revoked_at == T0 + 5
+    assert (await store.revoke_family(other.family_id, now=T0 + 6)).revoked_at == T0 + 6
+
+
+async def test_add_to_family_branches_a_live_family_only(store):
+    family, old, first = await a_family(store)
+    successor = a_token(family.family_id)
+    await store.rotate(old.token_hash, successor, AccessRecord("j2", T0 + 25), now=T0 + 1)
+    branch = a_token(family.family_id, now=T0 + 2, ttl=500)
+    access = AccessRecord("j3", T0 + 30)
+
+    assert await store.add_to_family(family.family_id, branch, access, now=T0 + 2) is (
+        Rotation.ROTATED
+    )
+    got, fam = await store.get_refresh_token(branch.token_hash)
+    assert got.used_at is None
+    assert {a.jti for a in fam.access_tokens} == {first.jti, "j2", "j3"}
+    assert fam.expires_at >= branch.expires_at
+
+    await store.revoke_family(family.family_id, now=T0 + 3)
+    late = a_token(family.family_id, now=T0 + 4)
+    outcome = await store.add_to_family(
+        family.family_id, late, AccessRecord("j4", T0 + 30), now=T0 + 4
+    )
+    assert outcome is Rotation.FAMILY_REVOKED
+    unknown = await store.add_to_family("gone", a_token("gone"), AccessRecord("j5", 1), now=1)
+    assert unknown is Rotation.UNKNOWN
 
 
 async def test_purge_drops_only_what_has_expired(store):

@@ -62,7 +62,7 @@ _ENTRY = {
 }
 _REVOKE_REQUEST = {
     "type": "object",
-    "description": "Exactly one of jti, sub, client_id or token.",
+    "description": "Exactly one of jti, sub, client_id, token or username.",
     "properties": {
         "jti": {"type": "string"},
         "exp": {"type": "integer", "description": "The token's exp, for a jti entry."},
@@ -70,6 +70,10 @@ _REVOKE_REQUEST = {
         "sub": {"type": "string"},
         "client_id": {"type": "string"},
         "token": {"type": "string", "description": "The whole token; verified first."},
+        "username": {
+            "type": "string",
+            "description": "A local user: its refresh tokens and (by its user id) access tokens.",
+        },
         "reason": {"type": "string"},
     },
 }
@@ -131,7 +135,7 @@ class AdminHandler(AuthenticatedHandler):
 
 class RevocationsHandler(AdminHandler):
     @operation(
-        "Revoke a token (jti or whole token), a subject or a client",
+        "Revoke a token (jti or whole token), a subject, a client or a local user",
         request_body=json_body(_REVOKE_REQUEST),
         responses={201: json_response("The revocation, acknowledged once durable.", _ENTRY)},
         errors=[415],

@@ -105,13 +105,20 @@ class RevokeHandler(TokenEndpointHandler):
         await super().post()
 
     async def answer(self, client: Client, token: str, hint: str | None) -> None:
-        # Refresh tokens are opaque and access tokens are JWTs: the hint only orders the
-        # lookups (RFC 7009 §2.1), an unknown hint is ignored.
-        if hint != "access_token" and await self.tokens.revoke_refresh_token(client, token):
-            return
+        # RFC 7009 §2.1: the hint only orders the search; a token of the other type is
+        # found and revoked all the same (an unknown hint is ignored).
+        lookups = [self.tokens.revoke_refresh_token, self._revoke_access_token]
+        if hint == "access_token":
+            lookups.reverse()
+        for revoke in lookups:
+            if await revoke(client, token):
+                return
+
+    async def _revoke_access_token(self, client: Client, token: str) -> bool:
+        """Revoke one of our access tokens by its jti; False if it is none (or has none)."""
         principal = await self.verified(token)
         if principal is None or principal.token_id is None:
-            return
+            return False
         if principal.client_id != client.client_id:
             raise UnauthorizedClient("The token was not issued to this client")
         await self.services.revocations.revoke_token(
@@ -121,6 +128,10 @@ class RevokeHandler(TokenEndpointHandler):
             reason="RFC 7009 revocation request",
             actor=f"client:{client.client_id}",
         )
+        return True
+
+
+_INACTIVE = {"active": False}
 
 
 class IntrospectHandler(TokenEndpointHandler):
@@ -141,21 +152,54 @@ class IntrospectHandler(TokenEndpointHandler):
         await super().post()
 
     async def answer(self, client: Client, token: str, hint: str | None) -> dict[str, Any]:
+        # As for revocation, the hint only orders the search (RFC 7662 §2.1).
+        lookups = [self._access_token, self._refresh_token]
+        if hint == "refresh_token":
+            lookups.reverse()
+        for lookup in lookups:
+            answer = await lookup(client, token)
+            if answer is not None:
+                return answer
+        return _INACTIVE
+
+    async def _access_token(self, client: Client, token: str) -> dict[str, Any] | None:
+        """The answer for one of our access tokens; None when ``token`` is not one."""
         principal = await self.verified(token)
-        if principal is None or not self._may_inspect(client, principal):
-            return {"active": False}
+        if principal is None:
+            return None
+        if not self._may_inspect(client, principal.client_id):
+            return _INACTIVE
         try:
             # Always fail closed here: an unchecked "active" would be a false statement.
             await self.services.authenticator.check_revocation(principal, fail_open=False)
         except BackendUnavailable:
             raise
         except AuthError:
-            return {"active": False}
+            return _INACTIVE
         return introspection(principal)
 
-    def _may_inspect(self, client: Client, principal: Principal) -> bool:
+    async def _refresh_token(self, client: Client, token: str) -> dict[str, Any] | None:
+        """The answer for one of our refresh tokens; None when ``token`` is not one."""
+        status = await self.tokens.refresh_token_status(token)
+        if status is None:
+            return None
+        found, active = status
+        if not active or not self._may_inspect(client, found.client_id):
+            return _INACTIVE
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": " ".join(sorted(found.scopes)),
+            "client_id": found.client_id,
+            "sub": found.subject,
+            "iss": self.tokens.issuer.issuer,
+            "exp": int(found.expires_at),
+            "iat": int(found.issued_at),
+        }
+
+    def _may_inspect(self, client: Client, token_client_id: str | None) -> bool:
         return (
-            principal.client_id == client.client_id
+            token_client_id == client.client_id
             or self.services.settings.admin_scope in client.scopes
         )
 

@@ -61,7 +61,7 @@ class WellKnownHandler(JsonHandler):
 
 class JWKSHandler(WellKnownHandler):
     @operation(
-        "The local issuer's public keys (current and retired, still accepted)",
+        "The local issuer's public keys: next (signs soon), current and retired (accepted)",
         responses={
             200: {
                 "description": "An RFC 7517 JWK Set; symmetric keys are never published.",
@@ -70,7 +70,9 @@ class JWKSHandler(WellKnownHandler):
         },
         tags=["issuer"],
     )
-    def get(self) -> None:
+    async def get(self) -> None:
+        # A stat: a key `jotguard keys rotate` just published is listed at once.
+        await self.services.keyring.reload_if_changed()
         self.write(self.services.keyring.public_jwks())
         # After write(): writing a dict sets application/json.
         self.set_header("Content-Type", "application/jwk-set+json")

@@ -1,0 +1,348 @@
+"""The admin API's users and clients: list, disable, enable, delete, a new password or
+client secret (admin scope, each action audited with the caller as its actor).
+
+Each action is :mod:`webapp.lifecycle`, as the CLI runs it: disabling or deleting an
+account (or changing a password) revokes its refresh-token families and writes its
+subject or client revocation entry before the answer is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from backends.errors import BackendUnavailable
+from backends.issuance.base import Client, User
+from webapp import lifecycle
+from webapp.errors import ApiError
+from webapp.handler import require_json_media_type
+from webapp.handlers.admin import AdminHandler, bad_request, json_object
+from webapp.openapi import json_body, json_response, operation
+from webapp.revoking import entry_json
+
+T = TypeVar("T")
+
+# As check_name and the client ids the registry makes: anything else is not found.
+USERNAME = r"(?P<username>[A-Za-z0-9][A-Za-z0-9._@+-]{0,63})"
+CLIENT_ID = r"(?P<client_id>[A-Za-z0-9_-]{1,64})"
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+
+_USER = {
+    "type": "object",
+    "required": ["user_id", "username", "scopes", "disabled", "created_at"],
+    "properties": {
+        "user_id": {"type": "string", "description": "The sub of the user's tokens."},
+        "username": {"type": "string"},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+        "disabled": {"type": "boolean"},
+        "created_at": {"type": "number"},
+    },
+}
+_CLIENT = {
+    "type": "object",
+    "required": ["client_id", "name", "grant_types", "scopes", "disabled", "created_at"],
+    "properties": {
+        "client_id": {"type": "string"},
+        "name": {"type": "string"},
+        "grant_types": {"type": "array", "items": {"type": "string"}},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+        "disabled": {"type": "boolean"},
+        "created_at": {"type": "number"},
+    },
+}
+_REVOCATION = {
+    "type": ["object", "null"],
+    "description": "The subject or client entry written, when the action revokes tokens.",
+}
+
+
+def _change(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [key, "revocation"],
+        "properties": {key: item, "revocation": _REVOCATION},
+    }
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "scopes": sorted(user.scopes),
+        "disabled": user.disabled,
+        "created_at": round(user.created_at, 3),
+    }
+
+
+def client_json(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "grant_types": sorted(client.grant_types),
+        "scopes": sorted(client.scopes),
+        "disabled": client.disabled,
+        "created_at": round(client.created_at, 3),
+    }
+
+
+class RegistryHandler(AdminHandler):
+    async def call(self, action: Awaitable[T]) -> T:
+        """``action``'s result; 404 for an unknown account, 503 when a store is down."""
+        try:
+            return await action
+        except lifecycle.NotFound as exc:
+            raise ApiError(404, "not_found", str(exc).capitalize()) from None
+        except BackendUnavailable as exc:
+            raise self.fail(exc) from None
+
+    def answer_user(self, change: lifecycle.UserChange) -> None:
+        revocation = change.revocation
+        self.finish(
+            {
+                "user": user_json(change.user),
+                "revocation": entry_json(revocation) if revocation is not None else None,
+            }
+        )
+
+    def answer_client(self, change: lifecycle.ClientChange) -> None:
+        revocation = change.revocation
+        self.finish(
+            {
+                "client": client_json(change.client),
+                "revocation": entry_json(revocation) if revocation is not None else None,
+            }
+        )
+
+    @property
+    def actor(self) -> str:
+        return self.principal.subject
+
+
+# -- users -----------------------------------------------------------------------------------
+
+
+class UsersHandler(RegistryHandler):
+    @operation(
+        "List the password grant's users",
+        responses={
+            200: json_response(
+                "Every user, by username.",
+                {
+                    "type": "object",
+                    "required": ["users"],
+                    "properties": {"users": {"type": "array", "items": _USER}},
+                },
+            )
+        },
+        tags=["admin"],
+    )
+    async def get(self) -> None:
+        users = await self.call(self.services.issuance.store.list_users())
+        self.finish({"users": [user_json(u) for u in users]})
+
+
+class UserHandler(RegistryHandler):
+    @operation(
+        "One user", responses={200: json_response("The user.", _USER)}, errors=[404], tags=["admin"]
+    )
+    async def get(self, username: str) -> None:
+        user = await self.call(self.services.issuance.store.get_user_by_name(username))
+        if user is None:
+            raise ApiError(404, "not_found", f"No user named {username!r}")
+        self.finish(user_json(user))
+
+    @operation(
+        "Delete a user; its refresh and access tokens are revoked first",
+        responses={200: json_response("The deleted user.", _change("user", _USER))},
+        errors=[404],
+        tags=["admin"],
+    )
+    async def delete(self, username: str) -> None:
+        issuance = self.services.issuance
+        self.answer_user(
+            await self.call(lifecycle.delete_user(issuance, username, actor=self.actor))
+        )
+
+
+class UserDisableHandler(RegistryHandler):
+    @operation(
+        "Disable a user and revoke its refresh and access tokens",
+        responses={200: json_response("The disabled user.", _change("user", _USER))},
+        errors=[404],
+        tags=["admin"],
+    )
+    async def post(self, username: str) -> None:
+        issuance = self.services.issuance
+        self.answer_user(
+            await self.call(lifecycle.disable_user(issuance, username, actor=self.actor))
+        )
+
+
+class UserEnableHandler(RegistryHandler):
+    @operation(
+        "Let a disabled user log in again",
+        responses={200: json_response("The user.", _change("user", _USER))},
+        errors=[404],
+        tags=["admin"],
+    )
+    async def post(self, username: str) -> None:
+        issuance = self.services.issuance
+        self.answer_user(
+            await self.call(lifecycle.enable_user(issuance, username, actor=self.actor))
+        )
+
+
+def _new_password(handler: RegistryHandler) -> str:
+    require_json_media_type(handler.request)
+    body = json_object(handler.request.body)
+    unknown = sorted(set(body) - {"password"})
+    if unknown:
+        raise bad_request(f"unknown field '{unknown[0][:40]}'")
+    password = body.get("password")
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise bad_request(
+            f"'password' must be a string of {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        )
+    return password
+
+
+class UserPasswordHandler(RegistryHandler):
+    @operation(
+        "Set a user's password; the sessions opened with the old one are revoked",
+        request_body=json_body(
+            {
+                "type": "object",
+                "required": ["password"],
+                "properties": {"password": {"type": "string", "minLength": 8, "maxLength": 1024}},
+                "additionalProperties": False,
+            }
+        ),
+        responses={200: json_response("The user.", _change("user", _USER))},
+        errors=[404, 413, 415],
+        tags=["admin"],
+    )
+    async def put(self, username: str) -> None:
+        password = _new_password(self)
+        change = lifecycle.set_password(
+            self.services.issuance, username, password, actor=self.actor
+        )
+        self.answer_user(await self.call(change))
+
+
+# -- clients ---------------------------------------------------------------------------------
+
+
+class ClientsHandler(RegistryHandler):
+    @operation(
+        "List OAuth clients (never their secrets)",
+        responses={
+            200: json_response(
+                "Every client, oldest first.",
+                {
+                    "type": "object",
+                    "required": ["clients"],
+                    "properties": {"clients": {"type": "array", "items": _CLIENT}},
+                },
+            )
+        },
+        tags=["admin"],
+    )
+    async def get(self) -> None:
+        clients = await self.call(self.services.issuance.store.list_clients())
+        self.finish({"clients": [client_json(c) for c in clients]})
+
+
+class ClientHandler(RegistryHandler):
+    @operation(
+        "One client",
+        responses={200: json_response("The client.", _CLIENT)},
+        errors=[404],
+        tags=["admin"],
+    )
+    async def get(self, client_id: str) -> None:
+        client = await self.call(self.services.issuance.store.get_client(client_id))
+        if client is None:
+            raise ApiError(404, "not_found", f"No client {client_id!r}")
+        self.finish(client_json(client))
+
+    @operation(
+        "Delete a client; its tokens (every user's logins through it) are revoked first",
+        responses={200: json_response("The deleted client.", _change("client", _CLIENT))},
+        errors=[404],
+        tags=["admin"],
+    )
+    async def delete(self, client_id: str) -> None:
+        issuance = self.services.issuance
+        self.answer_client(
+            await self.call(lifecycle.delete_client(issuance, client_id, actor=self.actor))
+        )
+
+
+class ClientDisableHandler(RegistryHandler):
+    @operation(
+        "Disable a client and revoke its tokens (every user's logins through it)",
+        responses={200: json_response("The disabled client.", _change("client", _CLIENT))},
+        errors=[404],
+        tags=["admin"],
+    )
+    async def post(self, client_id: str) -> None:
+        issuance = self.services.issuance
+        self.answer_client(
+            await self.call(lifecycle.disable_client(issuance, client_id, actor=self.actor))
+        )
+
+
+class ClientEnableHandler(RegistryHandler):
+    @operation(
+        "Let a disabled client get tokens again",
+        responses={200: json_response("The client.", _change("client", _CLIENT))},
+        errors=[404],
+        tags=["admin"],
+    )
+    async def post(self, client_id: str) -> None:
+        issuance = self.services.issuance
+        self.answer_client(
+            await self.call(lifecycle.enable_client(issuance, client_id, actor=self.actor))
+        )
+
+
+class ClientSecretHandler(RegistryHandler):
+    @operation(
+        "A new client secret, shown this once; the old one stops working at once",
+        responses={
+            200: json_response(
+                "The client and its new secret.",
+                {
+                    "type": "object",
+                    "required": ["client_id", "client_secret"],
+                    "properties": {
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                    },
+                },
+            )
+        },
+        errors=[404],
+        tags=["admin"],
+    )
+    async def post(self, client_id: str) -> None:
+        issuance = self.services.issuance
+        change = await self.call(
+            lifecycle.rotate_client_secret(issuance, client_id, actor=self.actor)
+        )
+        self.finish({"client_id": change.client.client_id, "client_secret": change.secret})
+
+
+def registry_routes() -> list[tuple[str, type[AdminHandler]]]:
+    return [
+        (r"/admin/users", UsersHandler),
+        (rf"/admin/users/{USERNAME}", UserHandler),
+        (rf"/admin/users/{USERNAME}/disable", UserDisableHandler),
+        (rf"/admin/users/{USERNAME}/enable", UserEnableHandler),
+        (rf"/admin/users/{USERNAME}/password", UserPasswordHandler),
+        (r"/admin/clients", ClientsHandler),
+        (rf"/admin/clients/{CLIENT_ID}", ClientHandler),
+        (rf"/admin/clients/{CLIENT_ID}/disable", ClientDisableHandler),
+        (rf"/admin/clients/{CLIENT_ID}/enable", ClientEnableHandler),
+        (rf"/admin/clients/{CLIENT_ID}/secret", ClientSecretHandler),
+    ]
