@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -62,6 +63,28 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes, Message]:
             return response.status, response.read(), response.headers
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), exc.headers
+
+
+def token(env: dict[str, str], sub: str, scope: str = "") -> str:
+    """A token from ``jotguard token issue``, as an operator gets one."""
+    done = jotguard("token", "issue", "--sub", sub, "--scope", scope, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def revoke_through(url: str, admin: str, body: dict[str, str]) -> int:
+    """``POST /admin/revocations``; the status."""
+    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
+        url + "/admin/revocations",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 class Server:

@@ -8,15 +8,13 @@ import json
 import os
 import signal
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
-from tests.cli import Server, cli_env, free_port, http_get, jotguard
+from tests.cli import Server, cli_env, free_port, http_get, jotguard, revoke_through, token
 from tests.conftest import redis_url, require_service
 from tests.revocation_stores import reachable
 from webapp.settings import Settings, SettingsError
@@ -38,26 +36,6 @@ def wait_until(condition, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return False
-
-
-def token(env: dict[str, str], sub: str, scope: str = "") -> str:
-    done = jotguard("token", "issue", "--sub", sub, "--scope", scope, env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def revoke_through(url: str, admin: str, body: dict[str, str]) -> int:
-    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
-        url + "/admin/revocations",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 @pytest.fixture
