@@ -90,11 +90,11 @@ def revoke_through(url: str, admin: str, body: dict[str, str]) -> int:
 class Server:
     """``jotguard serve`` in a subprocess; waits until /healthz answers."""
 
-    def __init__(self, env: dict[str, str], port: int, *args: str) -> None:
+    def __init__(self, env: dict[str, str], port: int, *args: str, module: str = "webapp") -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "webapp", "serve", "--port", str(port), *args],
+            [sys.executable, "-m", module, "serve", "--port", str(port), *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
