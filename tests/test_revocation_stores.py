@@ -7,9 +7,12 @@ import math
 import sqlite3
 import stat
 import time
+import uuid
 from datetime import timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from backends.errors import BackendUnavailable
@@ -17,6 +20,7 @@ from backends.principal import Principal
 from backends.revocation.base import Change, Revocation
 from backends.revocation.factory import open_store, redact
 from backends.revocation.mongo import MongoRevocationStore
+from backends.revocation.policy import merge
 from backends.revocation.redis import RedisRevocationStore, _key_member
 from backends.revocation.sqlite import SQLiteRevocationStore
 from tests.conftest import redis_url, require_service
@@ -286,3 +290,63 @@ async def test_redis_writers_at_once_all_succeed_and_the_feed_misses_none_of_the
 
 async def _head(store: RedisRevocationStore) -> int:
     return (await store.changes(2**62)).head
+
+
+_texts = st.text(max_size=40)
+# After now: Redis expires the keys by its own clock (EXAT).
+_times = st.floats(min_value=time.time() + 3600, max_value=time.time() + 3e8, allow_nan=False)
+
+
+@pytest.mark.redis
+@settings(max_examples=150, deadline=None)
+@given(
+    existing=st.one_of(
+        st.none(),
+        st.tuples(
+            st.one_of(st.none(), _times),  # cutoff
+            _times,  # expires_at
+            st.booleans(),  # removed
+            st.one_of(st.none(), _texts),  # reason
+        ),
+    ),
+    cutoff=st.one_of(st.none(), _times),
+    expires_at=_times,
+    value=_texts.filter(bool),
+    issuer=st.one_of(st.none(), _texts),
+    now=_times,
+)
+def test_the_redis_merge_script_decides_as_policy_merge(
+    existing, cutoff, expires_at, value, issuer, now
+):
+    """The revoke script merges in Lua; it must keep what policy.merge keeps, to the bit
+    (floats through %.17g, strings through cjson)."""
+    require_service("Redis", reachable(redis_url()))
+    incoming = Revocation("new-id", "sub", value, issuer, cutoff, expires_at, 5.5, "why", "me")
+    old = None
+    if existing is not None:
+        old_cutoff, old_expiry, removed, reason = existing
+        old = (
+            Revocation("old-id", "sub", value, issuer, old_cutoff, old_expiry, 1.25, reason, "x"),
+            removed,
+        )
+
+    async def check() -> None:
+        client = Redis.from_url(redis_url())
+        store = RedisRevocationStore(client, prefix=f"jotguard-test:{uuid.uuid4().hex}:")
+        try:
+            live = None
+            if old is not None:
+                entry, removed = old
+                await store._change("put", _key_member(entry.key), entry, now, removed=removed)
+                live = None if removed else entry
+            merged = await store._write(incoming, now)
+            assert merged == merge(live, incoming, now)
+            assert isinstance(merged.expires_at, float)
+            stored = await store.changes(0)
+            assert [c.entry for c in stored.changes] == [merged]
+        finally:
+            async for key in client.scan_iter(match=store.prefix + "*"):
+                await client.delete(key)
+            await client.aclose()
+
+    asyncio.run(check())

@@ -13,20 +13,21 @@ Layout under one key prefix:
 - ``expiry``: sorted set of entry keys scored by expiry, to prune ``changes``;
 - ``audit``: a stream of admin actions.
 
-A write reads the entry, merges in Python (:func:`~backends.revocation.policy.merge`,
-the one merge every store uses), then commits in one Lua script that checks the entry
-is still as read, takes the next change number and writes the state, its indexes, its
-audit record and the announcement together. Writers never contend on the counter: a
-commit is atomic, so change numbers become visible in order and a follower never reads
-past one still to come; only two writers of the same entry at once retry, and one of
-them always succeeds. Socket timeouts are short so an outage is a fast 503, not a hung
+Every change is one Lua script (:data:`_CHANGE`): it takes the next change number and
+writes the state, its indexes, its audit record and the announcement together, so
+change numbers become visible in order and a follower never reads past one still to
+come. A revocation merges over the live entry inside the script, as
+:func:`~backends.revocation.policy.merge` does (``tests/test_revocation_stores.py``
+holds the two to the same results): writers never retry, not on the counter and not on
+one entry revoked by many at once. An un-revocation or a written-back state is written
+only if the entry is still as read (a retry only when another writer changed that very
+entry meanwhile). Socket timeouts are short so an outage is a fast 503, not a hung
 request.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import secrets
 from collections.abc import Awaitable, Sequence
@@ -51,7 +52,6 @@ from backends.revocation.base import (
     Revocation,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
-from backends.revocation.policy import merge
 from backends.revocation.writeback import RESTORED_BY as RESTORER
 from backends.revocation.writeback import restoration
 
@@ -59,30 +59,71 @@ T = TypeVar("T")
 
 DEFAULT_PREFIX = "jotguard:revocations:"
 DEFAULT_TIMEOUT = 1.0
-# Only writers of the same entry retry, and each round one of them commits.
+# Un-revocations and write-backs retry when another writer changed their entry meanwhile.
 WRITE_ATTEMPTS = 50
 # Expired members pruned from the indexes per write: bounded work in one script.
 PRUNE_PER_WRITE = 1000
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
-# Every encoded state starts so; the commit script puts the change number there.
-_SEQ_PLACEHOLDER = '{"seq":0,'
-
-_COMMIT = """
-local entry, counter, changes, expiry, audit, id_key = unpack(KEYS)
-local expected, doc, member, expires_at, exat, now, channel, id_op = unpack(ARGV, 1, 8)
-if (redis.call('GET', entry) or '') ~= expected then
+# One change: ARGV[1] 'merge' revokes (ARGV[6] the incoming entry, merged over a live one
+# as policy.merge does); 'put' writes ARGV[6] exactly, only if the entry is still
+# ARGV[7], else returns false. Then the next number, the indexes, the id key (built here:
+# a merge decides whose id it keeps), the audit record (ARGV[8] its action, '' for none)
+# and the announcement. Returns the state written. Numbers are written with %.17g, which
+# reads back as the same double.
+_CHANGE = """
+local entry, counter, changes, expiry, audit = unpack(KEYS)
+local mode, member, now, channel, id_prefix = unpack(ARGV, 1, 5)
+local payload, expected, action, actor, reason = unpack(ARGV, 6, 10)
+local null = cjson.null
+local current = redis.call('GET', entry)
+local state = cjson.decode(payload)
+if mode == 'merge' then
+  if current then
+    local old = cjson.decode(current)
+    if not old.removed and old.expires_at > tonumber(now) then
+      if state.cutoff ~= null and (old.cutoff == null or state.cutoff > old.cutoff) then
+        old.cutoff = state.cutoff
+      end
+      if state.expires_at > old.expires_at then
+        old.expires_at = state.expires_at
+      end
+      state = old
+    end
+  end
+  state.removed = false
+  state.origin = null
+elseif (current or '') ~= expected then
   return false
 end
+local function text(v)
+  if v == nil or v == null then return 'null' end
+  return cjson.encode(v)
+end
+local function number(v)
+  if v == nil or v == null then return 'null' end
+  return string.format('%.17g', v)
+end
+local origin = 'null'
+if type(state.origin) == 'table' then
+  origin = '[' .. text(state.origin[1]) .. ',' .. string.format('%d', state.origin[2]) .. ']'
+end
 local seq = redis.call('INCR', counter)
-doc = '{"seq":' .. string.format('%d', seq) .. ',' .. string.sub(doc, 10)
+local doc = '{"seq":' .. string.format('%d', seq) .. ',"id":' .. text(state.id)
+  .. ',"kind":' .. text(state.kind) .. ',"value":' .. text(state.value)
+  .. ',"issuer":' .. text(state.issuer) .. ',"cutoff":' .. number(state.cutoff)
+  .. ',"expires_at":' .. number(state.expires_at)
+  .. ',"created_at":' .. number(state.created_at) .. ',"reason":' .. text(state.reason)
+  .. ',"actor":' .. text(state.actor) .. ',"removed":' .. tostring(state.removed == true)
+  .. ',"origin":' .. origin .. '}'
+local exat = string.format('%d', math.ceil(state.expires_at))
 redis.call('SET', entry, doc, 'EXAT', exat)
 redis.call('ZADD', changes, seq, member)
-redis.call('ZADD', expiry, expires_at, member)
-if id_op == 'set' then
-  redis.call('SET', id_key, member, 'EXAT', exat)
-elseif id_op == 'del' then
-  redis.call('DEL', id_key)
+redis.call('ZADD', expiry, number(state.expires_at), member)
+if state.removed == true then
+  redis.call('DEL', id_prefix .. state.id)
+else
+  redis.call('SET', id_prefix .. state.id, member, 'EXAT', exat)
 end
 local stale = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE_PER_WRITE)
 for _, old in ipairs(stale) do
@@ -91,11 +132,15 @@ for _, old in ipairs(stale) do
     redis.call('ZREM', expiry, old)
   end
 end
-if #ARGV > 8 then
-  redis.call('XADD', audit, '*', unpack(ARGV, 9))
+if action ~= '' then
+  local issuer = state.issuer
+  if issuer == null then issuer = '' end
+  redis.call('XADD', audit, '*', 'at', now, 'action', action, 'entry_id', state.id,
+             'kind', state.kind, 'value', state.value, 'issuer', issuer, 'actor', actor,
+             'reason', reason)
 end
 redis.call('PUBLISH', channel, seq)
-return seq
+return doc
 """.replace("PRUNE_PER_WRITE", str(PRUNE_PER_WRITE))
 
 # One page of the feed, with the epoch and the counter as found, atomically.
@@ -127,9 +172,9 @@ def _key_member(key: EntryKey) -> str:
 
 
 def _encode(entry: Revocation, removed: bool, origin: tuple[str, int] | None = None) -> str:
-    doc = json.dumps(
+    return json.dumps(
         {
-            "seq": 0,  # the commit script writes the real number here
+            "seq": 0,  # the change script numbers it
             "id": entry.id,
             "kind": entry.kind,
             "value": entry.value,
@@ -144,22 +189,22 @@ def _encode(entry: Revocation, removed: bool, origin: tuple[str, int] | None = N
         },
         separators=(",", ":"),
     )
-    assert doc.startswith(_SEQ_PLACEHOLDER)
-    return doc
 
 
 def _decode(raw: bytes | str | None) -> Change | None:
     if raw is None:
         return None
     doc = json.loads(raw)
+    cutoff = doc["cutoff"]
     entry = Revocation(
         id=doc["id"],
         kind=doc["kind"],
         value=doc["value"],
         issuer=doc["issuer"],
-        cutoff=doc["cutoff"],
-        expires_at=doc["expires_at"],
-        created_at=doc["created_at"],
+        # The change script writes a whole number without its ".0".
+        cutoff=float(cutoff) if cutoff is not None else None,
+        expires_at=float(doc["expires_at"]),
+        created_at=float(doc["created_at"]),
         reason=doc["reason"],
         actor=doc["actor"],
     )
@@ -178,7 +223,7 @@ class RedisRevocationStore(StoreBase):
         super().__init__(**options)
         self.redis = client
         self.prefix = prefix
-        self._commit_script = client.register_script(_COMMIT)
+        self._change_script = client.register_script(_CHANGE)
         self._read_script = client.register_script(_READ)
 
     @classmethod
@@ -219,13 +264,14 @@ class RedisRevocationStore(StoreBase):
 
     # -- writes -------------------------------------------------------------------------
 
-    def _commit(
+    def _change(
         self,
+        mode: str,
         member: str,
-        expected: bytes | None,
         entry: Revocation,
         now: float,
         *,
+        expected: bytes | None = None,
         removed: bool = False,
         origin: tuple[str, int] | None = None,
         action: AuditAction | None = None,
@@ -233,59 +279,44 @@ class RedisRevocationStore(StoreBase):
         reason: str | None = None,
         client: Redis | Pipeline | None = None,
     ) -> Awaitable[Any]:
-        """Run the commit script: the change number, or None when the entry is no
-        longer ``expected`` (another writer changed it since it was read). ``action``
-        adds its audit record."""
-        exat = math.ceil(entry.expires_at)
+        """Run :data:`_CHANGE`: the state written, or None ('put' only) when the entry is
+        no longer ``expected``. ``action`` adds its audit record."""
         args: list[Any] = [
-            expected or b"",
-            _encode(entry, removed, origin),
+            mode,
             member,
-            repr(entry.expires_at),
-            exat,
             repr(now),
             self.changes_channel,
-            "del" if removed else "set",
+            self._k("id:"),
+            _encode(entry, removed, origin),
+            expected or b"",
+            action or "",
+            actor or "",
+            reason or "",
         ]
-        if action is not None:
-            args += [
-                "at", repr(now), "action", action, "entry_id", entry.id, "kind", entry.kind,
-                "value", entry.value, "issuer", entry.issuer or "", "actor", actor or "",
-                "reason", reason or "",
-            ]  # fmt: skip
         keys = [
             self._entry_key(member),
             self._k("seq"),
             self._k("changes"),
             self._k("expiry"),
             self._k("audit"),
-            self._k("id:" + entry.id),
         ]
-        result: Awaitable[Any] = self._commit_script(keys=keys, args=args, client=client)
+        result: Awaitable[Any] = self._change_script(keys=keys, args=args, client=client)
         return result
 
     async def _write(self, incoming: Revocation, now: float) -> Revocation:
-        member = _key_member(incoming.key)
-        name = self._entry_key(member)
-
         async def write() -> Revocation:
-            for _ in range(WRITE_ATTEMPTS):
-                raw = await self.redis.get(name)
-                state = _decode(raw)
-                existing = state.entry if state is not None and not state.removed else None
-                entry = merge(existing, incoming, now)
-                committed = await self._commit(
-                    member,
-                    raw,
-                    entry,
-                    now,
-                    action="revoke",
-                    actor=incoming.actor,
-                    reason=incoming.reason,
-                )
-                if committed is not None:
-                    return entry
-            raise BackendUnavailable("The revocation store is too busy; retry")
+            written = await self._change(
+                "merge",
+                _key_member(incoming.key),
+                incoming,
+                now,
+                action="revoke",
+                actor=incoming.actor,
+                reason=incoming.reason,
+            )
+            state = _decode(written)
+            assert state is not None
+            return state.entry
 
         return await self._call(write())
 
@@ -309,17 +340,18 @@ class RedisRevocationStore(StoreBase):
                     or state.entry.expires_at <= now
                 ):
                     return None
-                committed = await self._commit(
+                written = await self._change(
+                    "put",
                     member,
-                    raw,
                     state.entry,
                     now,
+                    expected=raw,
                     removed=True,
                     action="unrevoke",
                     actor=actor,
                     reason=reason,
                 )
-                if committed is not None:
+                if written is not None:
                     return state.entry
             raise BackendUnavailable("The revocation store is too busy; retry")
 
@@ -340,11 +372,12 @@ class RedisRevocationStore(StoreBase):
                         keep = restoration(_decode(raw), offered, origin, now)
                         if keep is None:
                             continue
-                        await self._commit(  # queued on the pipeline
+                        await self._change(  # queued on the pipeline
+                            "put",
                             member,
-                            raw,
                             keep.entry,
                             now,
+                            expected=raw,
                             removed=keep.removed,
                             origin=keep.origin,
                             # A tombstone written back decides nothing: no audit record.
@@ -354,9 +387,9 @@ class RedisRevocationStore(StoreBase):
                         )
                         planned.append(offered)
                     results = await pipe.execute() if planned else []
-                written += sum(1 for seq in results if seq is not None)
+                written += sum(1 for doc in results if doc is not None)
                 # Changed under us since read: decide again over the new state.
-                pending = [s for s, seq in zip(planned, results, strict=True) if seq is None]
+                pending = [s for s, doc in zip(planned, results, strict=True) if doc is None]
             raise BackendUnavailable("The revocation store is too busy; retry")
 
         return await self._call(restore())
