@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from tests.test_revocation_mirror import FlakyStore
-from webapp import services as services_module
+from tests import test_revocation_mirror
+
+flaky = test_revocation_mirror.flaky  # the fixture: the app's store, wrapped to fail at will
 
 REFUSALS = 25
 
@@ -22,19 +23,6 @@ def settings_overrides(tmp_path):
         "JOTGUARD_REVOCATION_POLL_INTERVAL": "0.05",
         "JOTGUARD_REVOCATION_FRESHNESS": "0.5",
     }
-
-
-@pytest.fixture
-def flaky(monkeypatch):
-    wrapped: list[FlakyStore] = []
-    original = services_module.revocation_store
-
-    def open_flaky(settings):
-        wrapped.append(FlakyStore(original(settings)))
-        return wrapped[0]
-
-    monkeypatch.setattr(services_module, "revocation_store", open_flaky)
-    return wrapped
 
 
 async def answered(fetch, token, status, timeout=10.0):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import Server, cli_env, free_port, http_get, revoke_through, token
+from tests.cli import Server, cli_env, free_port, http_get, revoke_through, token, wait_until
 from tests.redis_server import own_redis
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -22,15 +22,6 @@ ENFORCED_WITHIN = 2.0
 
 def refused(server: Server, bearer: str) -> bool:
     return http_get(server.url + "/test-auth", bearer)[0] == 401
-
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def readiness_notes(server: Server) -> dict[str, str]:

@@ -7,14 +7,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
-from tests.cli import Server, cli_env, free_port, http_get, jotguard, revoke_through, token
+from tests.cli import (
+    Server,
+    cli_env,
+    free_port,
+    http_get,
+    jotguard,
+    revoke_through,
+    token,
+    wait_until,
+)
 from tests.conftest import redis_url, require_service
 from tests.revocation_stores import reachable
 from webapp.settings import Settings, SettingsError
@@ -27,15 +35,6 @@ ISSUER = "http://jotguard.test/"
 def children(pid: int) -> set[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return {int(p) for p in path.read_text().split()} if path.exists() else set()
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import Server, cli_env, free_port
+from tests.cli import Server, cli_env, free_port, wait_until
 from webapp import workers
 from webapp.server import SHUTDOWN_GRACE_SECONDS
 from webapp.workers import MAX_EARLY_DEATHS, Supervisor
@@ -42,15 +42,6 @@ def accepting(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture

@@ -160,39 +160,28 @@ class Supervisor:
             return True
         code = os.waitstatus_to_exitcode(status)
         if lived >= EARLY_DEATH:
-            log.error(
-                "worker %d (pid %d) exited with %d after %.0fs; starting another",
-                number,
-                pid,
-                code,
-                lived,
-            )
-            self._spawn(number)
-            return True
-        self.early_deaths = [t for t in self.early_deaths if now - t < RESTART_WINDOW] + [now]
-        if len(self.early_deaths) > MAX_EARLY_DEATHS:
-            log.error(
-                "stopping: worker %d (pid %d) exited with %d %.1fs after it started, and %d"
-                " workers died within %.0fs of their start in %.0fs: restarting will not fix"
-                " what stops them (see the workers' lines above)",
-                number,
-                pid,
-                code,
-                lived,
-                len(self.early_deaths),
-                EARLY_DEATH,
-                RESTART_WINDOW,
-            )
-            self.status = 1
-            self._stop(None)
-            return True
-        log.error(
-            "worker %d (pid %d) exited with %d %.1fs after it started; starting another",
-            number,
-            pid,
-            code,
-            lived,
-        )
+            how = f"after {lived:.0f}s"
+        else:
+            self.early_deaths = [t for t in self.early_deaths if now - t < RESTART_WINDOW]
+            self.early_deaths.append(now)
+            if len(self.early_deaths) > MAX_EARLY_DEATHS:
+                log.error(
+                    "stopping: worker %d (pid %d) exited with %d %.1fs after it started, and"
+                    " %d workers died within %.0fs of their start in %.0fs: restarting will"
+                    " not fix what stops them (see the workers' lines above)",
+                    number,
+                    pid,
+                    code,
+                    lived,
+                    len(self.early_deaths),
+                    EARLY_DEATH,
+                    RESTART_WINDOW,
+                )
+                self.status = 1
+                self._stop(None)
+                return True
+            how = f"{lived:.1f}s after it started"
+        log.error("worker %d (pid %d) exited with %d %s; starting another", number, pid, code, how)
         self._spawn(number)
         return True
 

@@ -224,6 +224,35 @@ def _audit(
     )
 
 
+def _store(
+    conn: sqlite3.Connection,
+    entry: Revocation,
+    *,
+    removed: bool = False,
+    origin: tuple[str, int] | None = None,
+) -> None:
+    """The key's state, under the next change number (a write by this store: no origin)."""
+    mark = origin or (None, None)
+    conn.execute(
+        f"INSERT OR REPLACE INTO revocation_entries ({_STATE_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry.id,
+            entry.kind,
+            entry.value,
+            entry.issuer or "",
+            entry.cutoff,
+            entry.expires_at,
+            entry.created_at,
+            entry.reason,
+            entry.actor,
+            _next_seq(conn),
+            int(removed),
+            *mark,
+        ),
+    )
+
+
 def _select_state(conn: sqlite3.Connection, key: EntryKey) -> Change | None:
     kind, issuer, value = key
     row = conn.execute(
@@ -258,22 +287,7 @@ class SQLiteRevocationStore(StoreBase):
             with _transaction(conn):
                 conn.execute("DELETE FROM revocation_entries WHERE expires_at <= ?", (now,))
                 entry = merge(_select_key(conn, incoming.key), incoming, now)
-                conn.execute(
-                    "INSERT OR REPLACE INTO revocation_entries"
-                    f" ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                    (
-                        entry.id,
-                        entry.kind,
-                        entry.value,
-                        entry.issuer or "",
-                        entry.cutoff,
-                        entry.expires_at,
-                        entry.created_at,
-                        entry.reason,
-                        entry.actor,
-                        _next_seq(conn),
-                    ),
-                )
+                _store(conn, entry)
                 _audit(conn, "revoke", entry, now, incoming.actor, incoming.reason)
             return entry
 
@@ -287,28 +301,9 @@ class SQLiteRevocationStore(StoreBase):
                     keep = restoration(_select_state(conn, offered.entry.key), offered, origin, now)
                     if keep is None:
                         continue
-                    entry = keep.entry
-                    mark = keep.origin or (None, None)
-                    conn.execute(
-                        f"INSERT OR REPLACE INTO revocation_entries ({_STATE_COLUMNS})"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            entry.id,
-                            entry.kind,
-                            entry.value,
-                            entry.issuer or "",
-                            entry.cutoff,
-                            entry.expires_at,
-                            entry.created_at,
-                            entry.reason,
-                            entry.actor,
-                            _next_seq(conn),
-                            int(keep.removed),
-                            *mark,
-                        ),
-                    )
+                    _store(conn, keep.entry, removed=keep.removed, origin=keep.origin)
                     if not keep.removed:
-                        _audit(conn, "restore", entry, now, RESTORED_BY, None)
+                        _audit(conn, "restore", keep.entry, now, RESTORED_BY, None)
                     written += 1
             return written
 
