@@ -123,3 +123,15 @@ async def test_connections_over_the_cap_get_an_immediate_503_and_are_closed(serv
     assert await until(lambda: server.open_connections == 0)
     status, _, _ = await exchange(port, get("/healthz"))
     assert status == 200
+
+
+async def test_stop_closes_the_listening_socket_at_once(app):
+    # A worker told to stop finishes its requests in flight; the port must be free meanwhile.
+    server = ConnectionServer(app, max_connections=CAP)
+    sockets = bind_sockets(0, "127.0.0.1")
+    port = sockets[0].getsockname()[1]
+    server.add_sockets(sockets)
+    server.stop()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+    await server.close_all_connections()

@@ -205,10 +205,12 @@ class _Acceptor:
             self.listening = True
 
     def stop(self) -> None:
+        """Stop listening: the socket is closed, as TCPServer.stop closes its own."""
         self.stopped = True
         if self.listening:
             self.io_loop.remove_handler(self.sock)
             self.listening = False
+        self.sock.close()
 
     def _ready(self, fd: Any, events: int) -> None:
         for _ in range(ACCEPTS_PER_WAKE):

@@ -131,6 +131,7 @@ class Recovery:
         self._pending: list[tuple[str, list[Change]]] = []
         self._loss: tuple[float, str, int] | None = None  # when, why, how many
         self._written_since_loss = 0
+        self._announced = True  # the last write-back's end was logged
         self.reloads = EventCounter(
             "revocation_store_reloads_total",
             "Times the revocation mirror found its store had lost or replaced its data"
@@ -148,8 +149,9 @@ class Recovery:
 
     @property
     def busy(self) -> bool:
-        """Something is still to be written back, or held until the store has it."""
-        return bool(self._pending or self._held)
+        """Something is still to be written back, held until the store has it, or not
+        yet reported done."""
+        return bool(self._pending or self._held or not self._announced)
 
     def reloaded(
         self, held: Iterable[Change], fresh: Held, origin: str, reason: str, now: float
@@ -167,6 +169,7 @@ class Recovery:
         self.reloads.inc(reason)
         self._loss = (now, reason, len(missing))
         self._written_since_loss = 0
+        self._announced = False
         return missing
 
     def _hold(self, fresh: Held, change: Change, now: float) -> None:
@@ -211,11 +214,12 @@ class Recovery:
                     current.drop(key)
                 else:
                     current.put(known)
-        if self._held:
+        self._held.clear()
+        if not self._announced:
+            self._announced = True
             log.warning(
                 "wrote back %d revocation entries the store had lost", self._written_since_loss
             )
-        self._held.clear()
 
     def note(self) -> str | None:
         """For ``/readyz``: the store lost its data (within the last hour), and what was done."""
