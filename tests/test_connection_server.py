@@ -12,7 +12,8 @@ import pytest
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
-from webapp.connections import MAX_HEADER_BYTES, ConnectionServer
+from webapp.connections import MAX_HEADER_BYTES, ConnectionServer, connection_cap
+from webapp.settings import Settings, SettingsError
 
 CAP = 3
 
@@ -135,3 +136,18 @@ async def test_stop_closes_the_listening_socket_at_once(app):
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
     await server.close_all_connections()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_a_bad_connection_cap_names_the_variable(value):
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(
+            environ={"JOTGUARD_ENV_FILE": "/nonexistent", "JOTGUARD_MAX_CONNECTIONS": value}
+        )
+    assert str(caught.value).startswith("JOTGUARD_MAX_CONNECTIONS:")
+
+
+def test_the_cap_is_three_quarters_of_the_open_file_limit_when_that_is_lower():
+    assert connection_cap(10_000, 1024) == 768
+    assert connection_cap(10_000, 1_048_576) == 10_000
+    assert connection_cap(500, 1024) == 500
