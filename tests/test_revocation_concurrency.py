@@ -56,7 +56,10 @@ async def test_8_writers_through_two_instances_are_all_acknowledged_and_enforced
                             base + "/admin/revocations",
                             method="POST",
                             body=json.dumps({"sub": sub}),
-                            headers={"Authorization": f"Bearer {admin.token}"},
+                            headers={
+                                "Authorization": f"Bearer {admin.token}",
+                                "Content-Type": "application/json",
+                            },
                             raise_error=False,
                         )
                         statuses.append(response.code)
