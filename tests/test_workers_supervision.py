@@ -66,8 +66,9 @@ def test_kill_9_of_the_parent_stops_its_workers_and_frees_the_port(env, module):
         assert wait_until(lambda: not accepting(port), timeout=3)
         assert time.monotonic() - killed < 3
         assert wait_until(lambda: all(gone(pid) for pid in spawned), SHUTDOWN_GRACE_SECONDS + 2)
-        again = Server(env, port)  # the port is free for a new serve
-        again.stop()
+        again = Server(env, port)  # the port is free for a new serve...
+        assert again.process.poll() is None  # ...serving it, not one that found it busy
+        assert again.stop()[0] == 0
     finally:
         for pid in spawned:
             if not gone(pid):
