@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from email.message import Message
 from pathlib import Path
 
@@ -64,14 +66,46 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes, Message]:
         return exc.code, exc.read(), exc.headers
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def token(env: dict[str, str], sub: str, scope: str = "") -> str:
+    """A token from ``jotguard token issue``, as an operator gets one."""
+    done = jotguard("token", "issue", "--sub", sub, "--scope", scope, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def revoke_through(url: str, admin: str, body: dict[str, str]) -> int:
+    """``POST /admin/revocations``; the status."""
+    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
+        url + "/admin/revocations",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 class Server:
     """``jotguard serve`` in a subprocess; waits until /healthz answers."""
 
-    def __init__(self, env: dict[str, str], port: int, *args: str) -> None:
+    def __init__(self, env: dict[str, str], port: int, *args: str, module: str = "webapp") -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "webapp", "serve", "--port", str(port), *args],
+            [sys.executable, "-m", module, "serve", "--port", str(port), *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

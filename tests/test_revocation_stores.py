@@ -7,19 +7,24 @@ import math
 import sqlite3
 import stat
 import time
+import uuid
 from datetime import timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from backends.errors import BackendUnavailable
 from backends.principal import Principal
+from backends.revocation.base import Change, Revocation
 from backends.revocation.factory import open_store, redact
 from backends.revocation.mongo import MongoRevocationStore
+from backends.revocation.policy import merge
 from backends.revocation.redis import RedisRevocationStore, _key_member
 from backends.revocation.sqlite import SQLiteRevocationStore
-from tests.conftest import redis_url
-from tests.revocation_stores import Clock, open_test_store
+from tests.conftest import redis_url, require_service
+from tests.revocation_stores import Clock, open_test_store, reachable
 
 ISS = "http://jotguard.test/"
 
@@ -41,6 +46,7 @@ async def every_call(store):
         store.changes(0),
         store.audit_log(),
         store.ping(),
+        store.restore([Change(1, Revocation("", "sub", "bob", None, 1.0, 2e9, 0.0))], origin="e"),
     ]
 
 
@@ -224,3 +230,123 @@ def test_store_urls_are_redacted_in_messages():
     assert redact("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
     assert redact("mongodb://u:s3cret@h/db") == "mongodb://u:***@h/db"
     assert redact("sqlite:///var/r.db") == "sqlite:///var/r.db"
+
+
+# -- Redis under concurrent writers --------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_redis_writers_at_once_all_succeed_and_the_feed_misses_none_of_their_changes():
+    """8 writers (each its own connection, as 8 instances) at once, and a follower reading
+    the feed as they write: no write refused as "too busy", every change numbered once,
+    in the order it became visible, so the follower ends with every entry."""
+    require_service("Redis", reachable(redis_url()))
+    async with open_test_store("redis", None, Clock(time.time())) as first:
+        prefix = first.prefix
+        stores = [first] + [
+            RedisRevocationStore(Redis.from_url(redis_url()), prefix=prefix) for _ in range(7)
+        ]
+        seen: dict[tuple, int] = {}
+        writing = True
+
+        async def follow() -> None:
+            cursor = 0
+            while writing or cursor < await _head(first):
+                batch = await first.changes(cursor)
+                for change in batch.changes:
+                    seen[change.entry.key] = change.seq
+                cursor = batch.cursor
+
+        async def write(n: int, store: RedisRevocationStore) -> None:
+            for i in range(50):
+                await store.revoke_subject(f"user-{n}-{i}", before=time.time())
+                # Everyone also revokes one shared subject: same-entry writers converge too.
+                await store.revoke_subject("everyone", before=time.time() + n)
+
+        started = time.time()
+        follower = asyncio.create_task(follow())
+        try:
+            await asyncio.gather(*(write(n, s) for n, s in enumerate(stores)))
+        finally:
+            writing = False
+            await follower
+            for store in stores[1:]:
+                await store.close()
+        feed = []
+        cursor = 0
+        while batch := await first.changes(cursor):
+            if not batch.changes:
+                break
+            feed.extend(batch.changes)
+            cursor = batch.cursor
+        assert await _head(first) == 8 * 50 * 2  # every write took one number
+        assert len({c.entry.key for c in feed}) == 8 * 50 + 1
+        assert len(seen) == 8 * 50 + 1  # the follower missed nothing
+        everyone = await first.list_entries(limit=500)
+        [shared] = [e for e in everyone.entries if e.value == "everyone"]
+        assert shared.cutoff == pytest.approx(started + 7, abs=5)  # the latest of them
+        assert shared.cutoff >= started + 7
+
+
+async def _head(store: RedisRevocationStore) -> int:
+    return (await store.changes(2**62)).head
+
+
+_texts = st.text(max_size=40)
+# After now: Redis expires the keys by its own clock (EXAT).
+_times = st.floats(min_value=time.time() + 3600, max_value=time.time() + 3e8, allow_nan=False)
+
+
+@pytest.mark.redis
+@settings(max_examples=150, deadline=None)
+@given(
+    existing=st.one_of(
+        st.none(),
+        st.tuples(
+            st.one_of(st.none(), _times),  # cutoff
+            _times,  # expires_at
+            st.booleans(),  # removed
+            st.one_of(st.none(), _texts),  # reason
+        ),
+    ),
+    cutoff=st.one_of(st.none(), _times),
+    expires_at=_times,
+    value=_texts.filter(bool),
+    issuer=st.one_of(st.none(), _texts),
+    now=_times,
+)
+def test_the_redis_merge_script_decides_as_policy_merge(
+    existing, cutoff, expires_at, value, issuer, now
+):
+    """The revoke script merges in Lua; it must keep what policy.merge keeps, to the bit
+    (floats through %.17g, strings through cjson)."""
+    require_service("Redis", reachable(redis_url()))
+    incoming = Revocation("new-id", "sub", value, issuer, cutoff, expires_at, 5.5, "why", "me")
+    old = None
+    if existing is not None:
+        old_cutoff, old_expiry, removed, reason = existing
+        old = (
+            Revocation("old-id", "sub", value, issuer, old_cutoff, old_expiry, 1.25, reason, "x"),
+            removed,
+        )
+
+    async def check() -> None:
+        client = Redis.from_url(redis_url())
+        store = RedisRevocationStore(client, prefix=f"jotguard-test:{uuid.uuid4().hex}:")
+        try:
+            live = None
+            if old is not None:
+                entry, removed = old
+                await store._change("put", _key_member(entry.key), entry, now, removed=removed)
+                live = None if removed else entry
+            merged = await store._write(incoming, now)
+            assert merged == merge(live, incoming, now)
+            assert isinstance(merged.expires_at, float)
+            stored = await store.changes(0)
+            assert [c.entry for c in stored.changes] == [merged]
+        finally:
+            async for key in client.scan_iter(match=store.prefix + "*"):
+                await client.delete(key)
+            await client.aclose()
+
+    asyncio.run(check())

@@ -75,7 +75,11 @@ def record_request(handler: RequestHandler, route: str, metrics: Metrics | None)
         metrics.observe_request(route, fields["method"], status, seconds)
         if "auth" in fields:
             metrics.auth_outcome(fields["auth"])
-    if status >= 500:
+    if status == 503:
+        # A store down: each refusal is expected, and its outage is logged as it starts
+        # and ends (backends.outage); an ERROR line per request would bury the rest.
+        level = logging.WARNING
+    elif status >= 500:
         level = logging.ERROR
     elif status < 400 and getattr(handler, "quiet_access_log", False):
         level = logging.DEBUG  # probes and scrapes every few seconds would drown the rest

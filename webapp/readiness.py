@@ -4,6 +4,10 @@ A feature that needs a store registers a check next to where it builds the
 store, e.g. ``services.readiness.add("revocation_store", store.ping)``. A check
 is an async callable that returns when the dependency answers and raises (or
 hangs) when it does not; ``/readyz`` runs them all at once, each with a timeout.
+
+A note is what an operator should know that does not make the service unready (a
+store that lost its data and was reloaded): ``services.readiness.note(name, source)``,
+where ``source()`` returns a sentence or None.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger("jotguard")
 
 ReadinessCheck = Callable[[], Awaitable[object]]
+NoteSource = Callable[[], str | None]
 
 OK = "ok"
 
@@ -23,6 +28,7 @@ class Readiness:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.checks: dict[str, ReadinessCheck] = {}
+        self.note_sources: dict[str, NoteSource] = {}
         self._down: set[str] = set()
         self._running: asyncio.Task[dict[str, str]] | None = None
 
@@ -30,6 +36,16 @@ class Readiness:
         if name in self.checks:
             raise ValueError(f"a readiness check named {name!r} exists already")
         self.checks[name] = check
+
+    def note(self, name: str, source: NoteSource) -> None:
+        if name in self.note_sources:
+            raise ValueError(f"a readiness note named {name!r} exists already")
+        self.note_sources[name] = source
+
+    def notes(self) -> dict[str, str]:
+        """``{name: sentence}`` for every note that has something to say now."""
+        found = {name: source() for name, source in self.note_sources.items()}
+        return {name: text for name, text in found.items() if text}
 
     async def run(self) -> dict[str, str]:
         """``{name: "ok" or what went wrong}`` for every check.

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import socket
 from typing import Any
 
 import uvloop
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from backends.revocation.factory import redact
 from webapp.app import make_app, make_metrics_app
 from webapp.bootstrap import bootstrap_admin_client
+from webapp.connections import ConnectionServer, connection_cap, raise_open_file_limit
 from webapp.services import Services
 from webapp.settings import Settings
 
@@ -22,6 +23,7 @@ log = logging.getLogger("jotguard")
 
 SHUTDOWN_GRACE_SECONDS = 4.0
 METRICS_HOST = "127.0.0.1"
+METRICS_CONNECTIONS = 32  # scrapers only
 
 
 class ListenError(Exception):
@@ -69,7 +71,9 @@ async def serve(settings: Settings, *, sockets: list[socket.socket]) -> None:
             " this server. Use sqlite:///, redis:// or mongodb:// in production."
         )
     app = make_app(services)
-    server = HTTPServer(app, **connection_limits(settings))
+    server = ConnectionServer(
+        app, max_connections=max_connections(settings), **connection_limits(settings)
+    )
     server.add_sockets(sockets)
     log.info("jotguard listening on %s (issuer %s)", _address(sockets[0]), settings.issuer_url)
     metrics_server = None
@@ -110,9 +114,42 @@ def connection_limits(settings: Settings) -> dict[str, Any]:
     }
 
 
-def listen_metrics(services: Services, sockets: list[socket.socket]) -> tuple[HTTPServer, str]:
+def max_connections(settings: Settings) -> int:
+    """JOTGUARD_MAX_CONNECTIONS under this process's open-file limit, raised first to the
+    hard limit where allowed; says what it got."""
+    before, soft, hard = raise_open_file_limit()
+    cap = connection_cap(settings.max_connections, soft)
+    raised = f", raised from {before}" if soft != before else ""
+    lowered = (
+        f" (JOTGUARD_MAX_CONNECTIONS={settings.max_connections} lowered to 3/4 of the"
+        " open-file limit)"
+        if cap < settings.max_connections
+        else ""
+    )
+    log.info(
+        "open-file limit %s%s (hard limit %s): at most %d connections%s",
+        _limit(soft),
+        raised,
+        _limit(hard),
+        cap,
+        lowered,
+    )
+    return cap
+
+
+def _limit(value: int) -> str:
+    return "unlimited" if value == resource.RLIM_INFINITY else str(value)
+
+
+def listen_metrics(
+    services: Services, sockets: list[socket.socket]
+) -> tuple[ConnectionServer, str]:
     """Serve ``/metrics`` alone on ``sockets`` (127.0.0.1): scrapers only, never the public."""
-    server = HTTPServer(make_metrics_app(services), **connection_limits(services.settings))
+    server = ConnectionServer(
+        make_metrics_app(services),
+        max_connections=METRICS_CONNECTIONS,
+        **connection_limits(services.settings),
+    )
     server.add_sockets(sockets)
     return server, _address(sockets[0])
 

@@ -164,6 +164,9 @@ class Services:
         issuance.start_background()
         services.metrics.watch(keyring)
         services.readiness.add("revocation_store", revocations.ping)
+        if isinstance(revocations, RevocationMirror):
+            services.metrics.watch(revocations)
+            services.readiness.note("revocation_store", revocations.loss_note)
         services.metrics.watch(services.rate_limits.limiter)
         if not settings.ratelimit_storage.startswith("memory://"):
             services.readiness.add("ratelimit_storage", services.rate_limits.limiter.ping)

@@ -305,6 +305,13 @@ class Settings:
         remote_settings.seconds_between(0.1, 3600.0),
         "Seconds a client may take to send a request's body.",
     )
+    max_connections: int = setting(
+        "JOTGUARD_MAX_CONNECTIONS",
+        10000,
+        _int_between(1, 10_000_000),
+        "Connections one process keeps open; more get an immediate 503. Lowered to 3/4 of"
+        " the open-file limit when that is lower.",
+    )
     ready_timeout: float = setting(
         "JOTGUARD_READY_TIMEOUT",
         0.8,

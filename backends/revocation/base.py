@@ -21,20 +21,30 @@ There is at most one entry per key ``(kind, issuer, value)``: revoking the same 
 again keeps the entry's id, reason and actor and extends it (the later cutoff, the
 later expiry). The decision itself lives in :mod:`backends.revocation.policy`, shared
 by every store and by any in-process mirror of the change feed.
+
+A store's change feed has an identity, its *epoch*, written when the feed starts: a
+store that lost or replaced its data (a Redis without persistence restarted, an SQLite
+file swapped, a MongoDB counter reset) shows a new epoch or a change counter below what
+a follower has read, and the follower reloads it in full (see
+:mod:`backends.revocation.writeback` for what is then written back).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from backends.principal import Principal
 
 RevocationKind = Literal["jti", "sub", "client"]
-AuditAction = Literal["revoke", "unrevoke"]
+AuditAction = Literal["revoke", "unrevoke", "restore"]
 
 # (kind, issuer or None for every issuer, value): one entry per key.
 EntryKey = tuple[RevocationKind, str | None, str]
+
+# (feed epoch, change number there) of the state a follower wrote back; see writeback.
+Origin = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +70,13 @@ class Change:
 
     ``removed`` marks a tombstone: the entry was un-revoked. An entry that simply
     expired produces no change; a follower expires it by its ``expires_at``.
+    ``origin`` is set on a state a follower wrote back after the store lost it.
     """
 
     seq: int
     entry: Revocation
     removed: bool = False
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,14 @@ class ChangeBatch:
     changes: list[Change]
     cursor: int
     """Pass back to :meth:`RevocationStore.changes` for what happened after this batch."""
+    epoch: str
+    """The feed's identity: a new one means the store's data was lost or replaced."""
+    head: int
+    """The store's change counter when read; below a follower's cursor, data was lost."""
+    at_cursor: Change | None
+    """The state the store holds numbered exactly the cursor asked for, if any: not the
+    one the follower read there, and the store's history was rewritten under it (its
+    counter set back, then past the cursor again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +176,15 @@ class RevocationStore(Protocol):
 
         Replaying every batch from cursor 0 into a
         :class:`~backends.revocation.policy.Denylist` reproduces the store's decisions.
+        """
+        ...
+
+    async def restore(self, states: Sequence[Change], *, origin: str) -> int:
+        """Write back entry states a follower held that this store no longer has.
+
+        ``origin`` is the feed epoch they were read in and each state's ``seq`` its
+        number there; :func:`backends.revocation.writeback.restoration` decides, per
+        key, what is kept. Returns how many states were written.
         """
         ...
 

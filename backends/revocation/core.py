@@ -1,7 +1,8 @@
 """What every store shares: entry construction, lifetimes and the decision path.
 
 A store implements only its storage: writing one merged entry with its audit record
-(:meth:`StoreBase._write`) and fetching entries by key (:meth:`StoreBase._fetch`).
+(:meth:`StoreBase._write`), writing back what a follower held (:meth:`StoreBase._restore`)
+and fetching entries by key (:meth:`StoreBase._fetch`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 from backends.principal import Principal
-from backends.revocation.base import EntryKey, Revocation, RevocationKind
+from backends.revocation.base import Change, EntryKey, Revocation, RevocationKind
 from backends.revocation.policy import candidate_keys, decide, describe, make_entry
 
 DEFAULT_LEEWAY = 30
@@ -146,6 +147,19 @@ class StoreBase(ABC):
         """The entry that revokes ``principal``'s token, or None."""
         entries = await self._fetch(candidate_keys(principal))
         return decide(entries, principal, self.clock())
+
+    async def restore(self, states: Sequence[Change], *, origin: str) -> int:
+        """Write back states a follower held that this store lost; see
+        :mod:`backends.revocation.writeback`. How many were written."""
+        if not states:
+            return 0
+        return await self._restore(list(states), origin, self.clock())
+
+    @abstractmethod
+    async def _restore(self, states: list[Change], origin: str, now: float) -> int:
+        """For each state, atomically per key: keep what :func:`writeback.restoration`
+        makes of it over the stored state (tombstones included), with a new change
+        number and its origin, audited as ``restore`` when it revokes; the count written."""
 
     @abstractmethod
     async def _write(self, incoming: Revocation, now: float) -> Revocation:

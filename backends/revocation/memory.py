@@ -6,6 +6,7 @@ never reaches a running server. ``jotguard serve`` warns loudly when it is used.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from backends.revocation.base import (
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.policy import Denylist, merge
+from backends.revocation.writeback import RESTORED_BY, restoration
 
 
 class MemoryRevocationStore(StoreBase):
@@ -30,6 +32,7 @@ class MemoryRevocationStore(StoreBase):
         super().__init__(**options)
         self._denylist = Denylist()
         self._seq = 0
+        self._epoch = secrets.token_hex(8)  # its data lives and dies with this object
         self._audit: list[AuditRecord] = []
 
     def _next_seq(self) -> int:
@@ -54,6 +57,18 @@ class MemoryRevocationStore(StoreBase):
         self._denylist.apply(Change(self._next_seq(), entry))
         self._record("revoke", entry, now, incoming.actor, incoming.reason)
         return entry
+
+    async def _restore(self, states: list[Change], origin: str, now: float) -> int:
+        written = 0
+        for offered in states:
+            keep = restoration(self._denylist.state(offered.entry.key), offered, origin, now)
+            if keep is None:
+                continue
+            self._denylist.apply(Change(self._next_seq(), keep.entry, keep.removed, keep.origin))
+            if not keep.removed:
+                self._record("restore", keep.entry, now, RESTORED_BY, None)
+            written += 1
+        return written
 
     async def _fetch(self, keys: Sequence[EntryKey]) -> list[Revocation]:
         now = self.clock()
@@ -90,7 +105,9 @@ class MemoryRevocationStore(StoreBase):
     async def changes(self, cursor: int = 0, *, limit: int = 500) -> ChangeBatch:
         newer = sorted((c for c in self._denylist.states() if c.seq > cursor), key=lambda c: c.seq)
         batch = newer[: clamp_limit(limit)]
-        return ChangeBatch(batch, batch[-1].seq if batch else cursor)
+        # Nothing rewrites this store's history under a follower: no state at the cursor.
+        next_cursor = batch[-1].seq if batch else cursor
+        return ChangeBatch(batch, next_cursor, self._epoch, self._seq, None)
 
     async def audit_log(self, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
         end = parse_cursor(cursor)

@@ -8,9 +8,14 @@ succeeded for ``freshness`` seconds (store down, or too slow), checks raise
 ``BackendUnavailable`` (503), exactly as a direct check against a store that is down;
 the next successful poll makes it current again, without a restart.
 
-Writes go through to the store and are applied here before they return, so a
-revocation acknowledged by this process is enforced by this process at once; other
-processes see it on their next poll (or pub/sub wake-up).
+Writes go through to the store and are applied here before they return, whatever
+the feed says, so a revocation acknowledged by this process is enforced by this process
+at once; other processes see it on their next poll (or pub/sub wake-up).
+
+A store that lost or replaced its data shows a new feed epoch, or a change counter
+below the mirror's cursor: the mirror then reloads it in full, keeps enforcing what it
+held that the store no longer has, and writes that back to the store
+(:mod:`backends.revocation.writeback`), logged, counted and noted for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from backends.errors import BackendUnavailable
+from backends.outage import Outage
 from backends.principal import Principal
+from backends.revocation import writeback
 from backends.revocation.base import (
     AuditPage,
     Change,
@@ -34,9 +41,13 @@ from backends.revocation.base import (
     RevocationStore,
 )
 from backends.revocation.policy import Denylist, candidate_keys, describe
+from backends.telemetry import Sample
 
 if TYPE_CHECKING:
     from backends.revocation.notify import ChangeNotifier
+
+T = TypeVar("T")
+LineageBreak = Literal["epoch_changed", "counter_behind"]
 
 log = logging.getLogger("jotguard.revocation")
 
@@ -45,6 +56,8 @@ DEFAULT_FRESHNESS = 5.0
 FEED_PAGE = 500  # a shorter page means the feed has nothing more
 PURGE_EVERY = 60.0
 PURGE_CHUNK = 10_000
+WRITE_BACK_CHUNK = 500
+RELOAD_ATTEMPTS = 3  # the epoch moved again while the store was being read in full
 
 
 class _MirrorDenylist(Denylist):
@@ -60,7 +73,7 @@ class _MirrorDenylist(Denylist):
             return None
         return self._strings.setdefault(value, value)
 
-    def apply_compact(self, change: Change) -> None:
+    def _slim(self, change: Change) -> Change:
         entry = change.entry
         # The decision needs no id, time of revocation, reason or actor: the store keeps
         # them (list, audit); the mirror keeps what decides (kind, issuer, value, cutoff,
@@ -74,7 +87,10 @@ class _MirrorDenylist(Denylist):
             entry.expires_at,
             0.0,
         )
-        self.apply(Change(change.seq, slim, change.removed))
+        return Change(change.seq, slim, change.removed)
+
+    def apply_compact(self, change: Change) -> None:
+        self.apply(self._slim(change))
 
     def covering(self, principal: Principal, clock: Callable[[], float]) -> Revocation | None:
         """:meth:`decide`, without running the policy when no entry at all is kept under a
@@ -85,6 +101,17 @@ class _MirrorDenylist(Denylist):
             if key in states:
                 return self.decide(principal, clock())
         return None
+
+    def put(self, change: Change) -> Change:
+        """Set the key's state whatever its number (a write acknowledged here, an entry
+        held for the store) and return it as kept; any change the feed brings above
+        ``change.seq`` replaces it."""
+        slim = self._slim(change)
+        self._states[slim.entry.key] = slim
+        return slim
+
+    def drop(self, key: EntryKey) -> None:
+        self._states.pop(key, None)
 
     def keys(self) -> list[EntryKey]:
         return list(self._states)
@@ -135,11 +162,20 @@ class RevocationMirror:
         self.notifier = notifier
         self.denylist = _MirrorDenylist()
         self.cursor = 0
+        self.epoch: str | None = None
+        self.at_cursor: Change | None = None  # the feed's state numbered the cursor, as read
         self.confirmed_at: float | None = None
+        self.outage = Outage(
+            "revocation store",
+            log,
+            consequence=f"; protected requests get 503 once the revocation list is"
+            f" {freshness:g}s old",
+            monotonic=monotonic,
+        )
+        self.recovery = writeback.Recovery(clock)
         self._sync_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._healthy = True
         self._last_purge = 0.0
 
     # -- following the feed --------------------------------------------------------------
@@ -157,66 +193,159 @@ class RevocationMirror:
         self._wake.set()
 
     async def sync(self) -> None:
-        """Apply every change after the cursor; on success the mirror is current as of
-        the moment this call began.
+        """Apply every change after the cursor (or reload, if the store lost its data);
+        on success the mirror is current as of the moment this call began.
 
         :raises BackendUnavailable: the store did not answer.
         """
         async with self._sync_lock:
-            started = self.monotonic()
-            # Until the first load completes no request is answered from the mirror, so
-            # pages go in as they arrive (a million entries never sit in a backlog). Once
-            # current, a backlog goes in at once after its last page: no request sees half.
-            loading = self.confirmed_at is None
-            cursor = self.cursor
-            changes: list[Change] = []
-            while True:
-                batch = await self.store.changes(cursor, limit=FEED_PAGE)
-                cursor = max(cursor, batch.cursor)
-                if loading:
-                    self._apply(batch.changes, cursor)
-                else:
-                    changes.extend(batch.changes)
-                if len(batch.changes) < FEED_PAGE:
-                    break
-            self._apply(changes, cursor)
-            if self.confirmed_at is None or started > self.confirmed_at:
-                self.confirmed_at = started
+            await self._sync_locked()
+
+    async def _sync_locked(self) -> None:
+        started = self.monotonic()
+        # Until the first load completes no request is answered from the mirror, so
+        # pages go in as they arrive (a million entries never sit in a backlog). Once
+        # current, a backlog goes in at once after its last page: no request sees half.
+        loading = self.confirmed_at is None
+        cursor = self.cursor
+        changes: list[Change] = []
+        while True:
+            batch = await self.store.changes(cursor, limit=FEED_PAGE)
+            broken = self._lineage_break(batch, cursor)
+            if broken is not None:
+                self._apply(changes, cursor)  # read from the old feed: held, if lost
+                await self._reload(broken)
+                break
+            self.epoch = batch.epoch
+            cursor = max(cursor, batch.cursor)
+            if loading:
+                self._apply(batch.changes, cursor)
+            else:
+                changes.extend(batch.changes)
+            if len(batch.changes) < FEED_PAGE:
+                self._apply(changes, cursor)
+                break
+        if self.confirmed_at is None or started > self.confirmed_at:
+            self.confirmed_at = started
+
+    def _lineage_break(self, batch: ChangeBatch, cursor: int) -> LineageBreak | None:
+        """Why ``batch`` cannot follow what the mirror read before, if it cannot."""
+        if self.epoch is None:
+            return None  # nothing read yet: whatever the store holds is the start
+        if batch.epoch != self.epoch:
+            return "epoch_changed"
+        if batch.head < cursor:
+            # The same feed with its counter set back (a failover to a lagging replica, a
+            # restored backup): numbers at or below the cursor are being handed out again.
+            return "counter_behind"
+        if cursor == self.cursor and _rewritten(self.at_cursor, batch.at_cursor):
+            # Set back, and written past the cursor again before this poll.
+            return "counter_behind"
+        return None
 
     def _apply(self, changes: list[Change], cursor: int) -> None:
         for change in changes:
             self.denylist.apply_compact(change)
+        self.at_cursor = _numbered(
+            changes, cursor, self.at_cursor if cursor == self.cursor else None
+        )
         self.cursor = cursor
+
+    # -- a store that lost or replaced its data ------------------------------------------
+
+    async def _reload(self, reason: LineageBreak) -> None:
+        """Read the store in full; keep enforcing, and write back, what this process
+        held that the store no longer has."""
+        held, origin = self.denylist, self.epoch
+        assert origin is not None
+        fresh, cursor, epoch, at_cursor = await self._load_all()
+        missing = self.recovery.reloaded(held.states(), fresh, origin, reason, self.clock())
+        self.denylist, self.epoch, self.cursor = fresh, epoch, cursor
+        self.at_cursor = at_cursor
+        self.wake()  # the follower writes back at once
+        why = (
+            "its feed has a new epoch"
+            if reason == "epoch_changed"
+            else ("its change counter was set back below what this process had read")
+        )
+        log.error(
+            "the revocation store lost or replaced its data (%s): reloaded it in full"
+            " (%d entries); writing back the %d entries this process held that it no"
+            " longer has%s",
+            why,
+            len(fresh),
+            len(missing),
+            writeback.examples(missing),
+        )
+
+    async def _load_all(self) -> tuple[_MirrorDenylist, int, str, Change | None]:
+        for _ in range(RELOAD_ATTEMPTS):
+            fresh = _MirrorDenylist()
+            cursor = 0
+            epoch: str | None = None
+            at_cursor: Change | None = None
+            while True:
+                batch = await self.store.changes(cursor, limit=FEED_PAGE)
+                if epoch is not None and batch.epoch != epoch:
+                    break  # replaced again while being read: start over
+                epoch = batch.epoch
+                for change in batch.changes:
+                    fresh.apply_compact(change)
+                next_cursor = max(cursor, batch.cursor)
+                at_cursor = _numbered(
+                    batch.changes, next_cursor, at_cursor if next_cursor == cursor else None
+                )
+                cursor = next_cursor
+                if len(batch.changes) < FEED_PAGE:
+                    return fresh, cursor, epoch, at_cursor
+        raise BackendUnavailable("The revocation store keeps replacing its data")
+
+    async def _write_back(self) -> None:
+        """Write back what a reload found lost; once the store has it all, the feed
+        alone decides again."""
+        if not await self.recovery.write_pending(self.store, WRITE_BACK_CHUNK):
+            return
+        async with self._sync_lock:
+            await self._sync_locked()  # brings in what was written back
+            self.recovery.release(self.denylist)
+
+    def loss_note(self) -> str | None:
+        """For ``/readyz``: that the store lost its data lately, and what was done."""
+        return self.recovery.note()
+
+    # -- polling ---------------------------------------------------------------------------
 
     async def poll(self) -> bool:
         """One sync, logging (once per outage) rather than raising; True if it succeeded."""
         try:
             await self.sync()
         except BackendUnavailable as exc:
-            if self._healthy:
-                log.warning(
-                    "revocation mirror cannot reach the store (%s); protected requests get"
-                    " 503 once the mirror is %.0fs old",
-                    exc.description,
-                    self.freshness,
-                )
-            self._healthy = False
+            self.outage.failed(exc.description)
             return False
-        if not self._healthy:
-            log.info("revocation mirror caught up with the store again")
-        self._healthy = True
+        self.outage.answered()
         return True
 
     async def _follow(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            await self._woken_or_due()
             self._wake.clear()
             try:
-                await self.poll()
+                if await self.poll() and self.recovery.busy:
+                    await self._write_back()
                 await self._purge_expired()
+            except BackendUnavailable:
+                pass  # the write-back's own sync failed: the next poll says so, and retries
             except Exception:  # never let the follower die: the mirror would go stale
                 log.exception("revocation mirror: unexpected error while following the feed")
+
+    async def _woken_or_due(self) -> None:
+        # Not asyncio.wait_for: before Python 3.12 it swallows a cancellation that comes
+        # as the wait ends (gh-86296), and close() would wait for this task forever.
+        waiting = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiting}, timeout=self.poll_interval)
+        finally:
+            waiting.cancel()
 
     async def _purge_expired(self) -> None:
         now = self.monotonic()
@@ -231,6 +360,22 @@ class RevocationMirror:
     def is_current(self) -> bool:
         confirmed = self.confirmed_at
         return confirmed is not None and self.monotonic() - confirmed <= self.freshness
+
+    def telemetry(self) -> Iterator[Sample]:
+        yield Sample(
+            "revocation_mirror_entries",
+            "gauge",
+            "Revocation entries and un-revocations this process's mirror holds.",
+            len(self.denylist),
+        )
+        if self.confirmed_at is not None:
+            yield Sample(
+                "revocation_mirror_age_seconds",
+                "gauge",
+                "Seconds since the mirror last confirmed it is current with its store.",
+                self.monotonic() - self.confirmed_at,
+            )
+        yield from self.recovery.telemetry()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -248,19 +393,33 @@ class RevocationMirror:
 
     def _find_now(self, principal: Principal) -> Revocation | None:
         if not self.is_current():
+            self.outage.refused(self._staleness())
             raise BackendUnavailable(
                 "The revocation list cannot be confirmed current", retry_after=5
             )
         return self.denylist.covering(principal, self.clock)
 
+    def _staleness(self) -> str:
+        if self.confirmed_at is None:
+            return "the revocation list is still loading"
+        return f"the revocation list is {self.monotonic() - self.confirmed_at:.0f}s old"
+
+    async def _through(self, operation: Awaitable[T]) -> T:
+        """A call the store answers (writes, lists): its failure is a request refused."""
+        try:
+            return await operation
+        except BackendUnavailable as exc:
+            self.outage.refused(exc.description)
+            raise
+
     async def list_entries(self, *, limit: int = 50, cursor: str | None = None) -> Page:
-        return await self.store.list_entries(limit=limit, cursor=cursor)
+        return await self._through(self.store.list_entries(limit=limit, cursor=cursor))
 
     async def changes(self, cursor: int = 0, *, limit: int = 500) -> ChangeBatch:
         return await self.store.changes(cursor, limit=limit)
 
     async def audit_log(self, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
-        return await self.store.audit_log(limit=limit, cursor=cursor)
+        return await self._through(self.store.audit_log(limit=limit, cursor=cursor))
 
     async def ping(self) -> None:
         """Readiness: the store answers and the mirror is current (else requests get 503)."""
@@ -270,15 +429,24 @@ class RevocationMirror:
 
     # -- writes: through to the store, then applied here before returning ------------------
 
-    async def _applied(self, entry: Revocation, *, removed: bool = False) -> None:
-        try:
+    async def _written(
+        self, key: EntryKey | None, write: Awaitable[Revocation | None], *, removed: bool = False
+    ) -> Revocation | None:
+        """Write through, then enforce the result here at once, whatever the feed says
+        (it may be behind, or the store may have lost its data meanwhile)."""
+        denylist = self.denylist
+        before = denylist.state(key) if key is not None else None
+        entry = await self._through(write)
+        if entry is None:
+            return None
+        # Unless the feed brought news of this key while the write was in flight (this
+        # write, or one after it): then the feed's word stands. At the cursor's number, so
+        # the feed's own record of this write (numbered above it) replaces it.
+        if self.denylist is not denylist or key is None or denylist.state(key) is before:
+            self.denylist.put(Change(self.cursor, entry, removed))
+        with contextlib.suppress(BackendUnavailable):
             await self.sync()  # the store just answered: bring in this write and any before it
-        except BackendUnavailable:
-            # Acknowledged by the store all the same: enforce it here now. A number between
-            # the cursor and the write's own keeps it until the feed brings the real one.
-            known = self.denylist.state(entry.key)
-            seq = max(self.cursor, known.seq if known is not None else 0) + 1
-            self.denylist.apply_compact(Change(seq, entry, removed))
+        return entry
 
     async def revoke_token(
         self,
@@ -289,11 +457,10 @@ class RevocationMirror:
         reason: str | None = None,
         actor: str | None = None,
     ) -> Revocation:
-        entry = await self.store.revoke_token(
+        write = self.store.revoke_token(
             jti, issuer=issuer, expires_at=expires_at, reason=reason, actor=actor
         )
-        await self._applied(entry)
-        return entry
+        return await self._revoked(("jti", issuer, jti), write)
 
     async def revoke_subject(
         self,
@@ -304,11 +471,10 @@ class RevocationMirror:
         reason: str | None = None,
         actor: str | None = None,
     ) -> Revocation:
-        entry = await self.store.revoke_subject(
+        write = self.store.revoke_subject(
             subject, before=before, issuer=issuer, reason=reason, actor=actor
         )
-        await self._applied(entry)
-        return entry
+        return await self._revoked(("sub", issuer, subject), write)
 
     async def revoke_client(
         self,
@@ -319,19 +485,25 @@ class RevocationMirror:
         reason: str | None = None,
         actor: str | None = None,
     ) -> Revocation:
-        entry = await self.store.revoke_client(
+        write = self.store.revoke_client(
             client_id, before=before, issuer=issuer, reason=reason, actor=actor
         )
-        await self._applied(entry)
+        return await self._revoked(("client", issuer, client_id), write)
+
+    async def _revoked(self, key: EntryKey, write: Awaitable[Revocation]) -> Revocation:
+        entry = await self._written(key, write)
+        assert entry is not None
         return entry
 
     async def unrevoke(
         self, entry_id: str, *, reason: str | None = None, actor: str | None = None
     ) -> Revocation | None:
-        entry = await self.store.unrevoke(entry_id, reason=reason, actor=actor)
-        if entry is not None:
-            await self._applied(entry, removed=True)
-        return entry
+        # The key is known only once the store answers: the result is applied as is.
+        write = self.store.unrevoke(entry_id, reason=reason, actor=actor)
+        return await self._written(None, write, removed=True)
+
+    async def restore(self, states: Sequence[Change], *, origin: str) -> int:
+        return await self._through(self.store.restore(states, origin=origin))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -341,3 +513,18 @@ class RevocationMirror:
                 await task
         self._tasks.clear()
         await self.store.close()
+
+
+def _numbered(changes: list[Change], cursor: int, before: Change | None) -> Change | None:
+    """The state numbered ``cursor`` among ``changes`` (else ``before``, read earlier)."""
+    for change in reversed(changes):
+        if change.seq == cursor:
+            return change
+    return before
+
+
+def _rewritten(read: Change | None, found: Change | None) -> bool:
+    """Whether the store's state numbered the cursor is not the one read there."""
+    if read is None or found is None:
+        return False  # nothing to compare: rewritten since, or expired and pruned
+    return found.entry.key != read.entry.key or not writeback.decides_alike(found, read)

@@ -14,12 +14,20 @@ writer whose write took longer than half of that stamps its document again with 
 fresh number. Without multi-document transactions (a standalone server has none) an
 entry and its audit record are two writes: the entry first, so a failure in between
 leaves the revocation in force and answers 503.
+
+The feed's epoch is a counter document written by the first feed reader that finds
+none: a dropped database gets a new one, and a counter reset shows as a counter below a
+follower's cursor; either makes a follower reload. A reader that finds the counter below
+the entries' own numbers (the feed reads only numbers the counter has handed out) sets
+it past them again and gives the feed a new epoch: numbers were handed out twice, and
+every follower must reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import secrets
 import time
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timezone
@@ -42,6 +50,7 @@ from backends.revocation.base import (
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.policy import merge
+from backends.revocation.writeback import RESTORED_BY, restoration
 
 T = TypeVar("T")
 
@@ -56,7 +65,9 @@ def _key_filter(key: EntryKey) -> dict[str, Any]:
     return {"kind": kind, "issuer": issuer or "", "value": value}
 
 
-def _encode(entry: Revocation, seq: int, removed: bool) -> dict[str, Any]:
+def _encode(
+    entry: Revocation, seq: int, removed: bool, origin: tuple[str, int] | None = None
+) -> dict[str, Any]:
     return {
         **_key_filter(entry.key),
         "id": entry.id,
@@ -68,6 +79,7 @@ def _encode(entry: Revocation, seq: int, removed: bool) -> dict[str, Any]:
         "actor": entry.actor,
         "seq": seq,
         "removed": removed,
+        "origin": list(origin) if origin is not None else None,
     }
 
 
@@ -83,7 +95,8 @@ def _decode(doc: dict[str, Any]) -> Change:
         reason=doc["reason"],
         actor=doc["actor"],
     )
-    return Change(doc["seq"], entry, doc["removed"])
+    origin = doc.get("origin")  # absent from documents written before origins existed
+    return Change(doc["seq"], entry, doc["removed"], tuple(origin) if origin else None)
 
 
 class MongoRevocationStore(StoreBase):
@@ -293,16 +306,97 @@ class MongoRevocationStore(StoreBase):
         return await self._call(self._changes(cursor, clamp_limit(limit)))
 
     async def _changes(self, cursor: int, limit: int) -> ChangeBatch:
-        counter = await self.counters.find_one({"_id": "seq"})
-        high: int = counter["value"] if counter is not None else 0
+        # The highest number an entry carries, before the counter: every number in an
+        # entry was handed out by the counter first, so only a reset puts it above.
+        top_docs = await self._find({}, DESCENDING, 1)
+        top: int = top_docs[0]["seq"] if top_docs else 0
+        found = self.counters.find({"_id": {"$in": ["seq", "epoch"]}})
+        counters = {doc["_id"]: doc["value"] for doc in await found.to_list(None)}
+        epoch = counters.get("epoch")
+        if epoch is None:
+            epoch = await self._start_epoch()
+        head: int = counters.get("seq", 0)
+        high = head
+        if top > head:
+            epoch = await self._counter_set_back(top, epoch)
+            high = top
+        at_doc = await self.entries.find_one({"seq": cursor}) if cursor > 0 else None
+        at_cursor = _decode(at_doc) if at_doc is not None else None
         if high <= cursor:
-            return ChangeBatch([], cursor)
+            return ChangeBatch([], cursor, epoch, head, at_cursor)
         # Every number up to `high` was handed out before now: after `settle`, each
         # such write has committed or been re-stamped with a larger number.
         await asyncio.sleep(self.settle)
         docs = await self._find({"seq": {"$gt": cursor, "$lte": high}}, ASCENDING, limit)
         changes = [_decode(doc) for doc in docs]
-        return ChangeBatch(changes, changes[-1].seq if len(changes) == limit else high)
+        next_cursor = changes[-1].seq if len(changes) == limit else high
+        return ChangeBatch(changes, next_cursor, epoch, head, at_cursor)
+
+    async def _counter_set_back(self, top: int, epoch: str) -> str:
+        """The counter was reset under its entries: set it past them again, and give the
+        feed a new epoch (numbers were handed out twice: every follower must reload)."""
+        await self.counters.update_one({"_id": "seq"}, {"$max": {"value": top}}, upsert=True)
+        # Only if no other reader did it first: one new epoch, one reload per follower.
+        await self.counters.update_one(
+            {"_id": "epoch", "value": epoch}, {"$set": {"value": secrets.token_hex(8)}}
+        )
+        doc = await self.counters.find_one({"_id": "epoch"})
+        new: str = doc["value"] if doc is not None else epoch
+        return new
+
+    async def _start_epoch(self) -> str:
+        """The feed's epoch, written now if it has none (first start, or data lost)."""
+        # A dropped database took its indexes with it: the unique and TTL ones matter.
+        self._indexed = False
+        await self._ensure_indexes()
+        doc = await self.counters.find_one_and_update(
+            {"_id": "epoch"},
+            {"$setOnInsert": {"value": secrets.token_hex(8)}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        epoch: str = doc["value"]
+        return epoch
+
+    # -- writing back what the store lost ----------------------------------------------
+
+    async def _restore(self, states: list[Change], origin: str, now: float) -> int:
+        return await self._call(self._restore_each(states, origin, now))
+
+    async def _restore_each(self, states: list[Change], origin: str, now: float) -> int:
+        written = 0
+        for offered in states:
+            if await self._restore_one(offered, origin, now):
+                written += 1
+        return written
+
+    async def _restore_one(self, offered: Change, origin: str, now: float) -> bool:
+        # Compare-and-set on the document's change number, as every write here.
+        for _ in range(WRITE_ATTEMPTS):
+            doc = await self.entries.find_one(_key_filter(offered.entry.key))
+            keep = restoration(_decode(doc) if doc else None, offered, origin, now)
+            if keep is None:
+                return False
+            started = time.monotonic()
+            seq = await self._next_seq()
+            new_doc = _encode(keep.entry, seq, keep.removed, keep.origin)
+            if doc is None:
+                try:
+                    doc_id = (await self.entries.insert_one(new_doc)).inserted_id
+                except DuplicateKeyError:
+                    continue
+            else:
+                replaced = await self.entries.replace_one(
+                    {"_id": doc["_id"], "seq": doc["seq"]}, new_doc
+                )
+                if replaced.matched_count == 0:
+                    continue
+                doc_id = doc["_id"]
+            await self._restamp_if_slow(doc_id, seq, started)
+            if not keep.removed:
+                await self._record("restore", keep.entry, now, RESTORED_BY, None)
+            return True
+        raise BackendUnavailable("The revocation store is too busy; retry")
 
     async def audit_log(self, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
         before = parse_cursor(cursor)

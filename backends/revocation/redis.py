@@ -4,23 +4,33 @@ Layout under one key prefix:
 
 - ``entry:<key>``: the entry's latest state as JSON, expiring when the entry does;
 - ``id:<id>``: the entry key an id names (for un-revoking by id);
-- ``seq``: the change counter;
+- ``seq``: the change counter; ``epoch``: the change feed's identity, written by the
+  first reader of a feed that has none (so a flushed or restarted Redis gets a new one).
+  A reader that finds the counter below the entries' own numbers (the ``seq`` key lost
+  alone) sets it past them again and gives the feed a new epoch: numbers were handed
+  out twice, and every follower must reload;
 - ``changes``: sorted set of entry keys scored by their latest change number;
 - ``expiry``: sorted set of entry keys scored by expiry, to prune ``changes``;
 - ``audit``: a stream of admin actions.
 
-Every write runs WATCH/MULTI over ``seq`` and the entry key, so writers (servers and
-the CLI alike) are serialised: the merged entry, its change number and its audit
-record commit together, and change numbers become visible in order. Socket timeouts
-are short so an outage is a fast 503, not a hung request.
+Every change is one Lua script (:data:`_CHANGE`): it takes the next change number and
+writes the state, its indexes, its audit record and the announcement together, so
+change numbers become visible in order and a follower never reads past one still to
+come. A revocation merges over the live entry inside the script, as
+:func:`~backends.revocation.policy.merge` does (``tests/test_revocation_stores.py``
+holds the two to the same results): writers never retry, not on the counter and not on
+one entry revoked by many at once. An un-revocation or a written-back state is written
+only if the entry is still as read (a retry only when another writer changed that very
+entry meanwhile). Socket timeouts are short so an outage is a fast 503, not a hung
+request.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Awaitable, Callable, Sequence
+import secrets
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -28,7 +38,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 
 from backends.errors import BackendUnavailable
 from backends.revocation.base import (
@@ -42,14 +52,118 @@ from backends.revocation.base import (
     Revocation,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
-from backends.revocation.policy import merge
+from backends.revocation.writeback import RESTORED_BY as RESTORER
+from backends.revocation.writeback import restoration
 
 T = TypeVar("T")
 
 DEFAULT_PREFIX = "jotguard:revocations:"
 DEFAULT_TIMEOUT = 1.0
+# Un-revocations and write-backs retry when another writer changed their entry meanwhile.
 WRITE_ATTEMPTS = 50
+# Expired members pruned from the indexes per write: bounded work in one script.
+PRUNE_PER_WRITE = 1000
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+# One change: ARGV[1] 'merge' revokes (ARGV[6] the incoming entry, merged over a live one
+# as policy.merge does); 'put' writes ARGV[6] exactly, only if the entry is still
+# ARGV[7], else returns false. Then the next number, the indexes, the id key (built here:
+# a merge decides whose id it keeps), the audit record (ARGV[8] its action, '' for none)
+# and the announcement. Returns the state written. Numbers are written with %.17g, which
+# reads back as the same double.
+_CHANGE = """
+local entry, counter, changes, expiry, audit = unpack(KEYS)
+local mode, member, now, channel, id_prefix = unpack(ARGV, 1, 5)
+local payload, expected, action, actor, reason = unpack(ARGV, 6, 10)
+local null = cjson.null
+local current = redis.call('GET', entry)
+local state = cjson.decode(payload)
+if mode == 'merge' then
+  if current then
+    local old = cjson.decode(current)
+    if not old.removed and old.expires_at > tonumber(now) then
+      if state.cutoff ~= null and (old.cutoff == null or state.cutoff > old.cutoff) then
+        old.cutoff = state.cutoff
+      end
+      if state.expires_at > old.expires_at then
+        old.expires_at = state.expires_at
+      end
+      state = old
+    end
+  end
+  state.removed = false
+  state.origin = null
+elseif (current or '') ~= expected then
+  return false
+end
+local function text(v)
+  if v == nil or v == null then return 'null' end
+  return cjson.encode(v)
+end
+local function number(v)
+  if v == nil or v == null then return 'null' end
+  return string.format('%.17g', v)
+end
+local origin = 'null'
+if type(state.origin) == 'table' then
+  origin = '[' .. text(state.origin[1]) .. ',' .. string.format('%d', state.origin[2]) .. ']'
+end
+local seq = redis.call('INCR', counter)
+local doc = '{"seq":' .. string.format('%d', seq) .. ',"id":' .. text(state.id)
+  .. ',"kind":' .. text(state.kind) .. ',"value":' .. text(state.value)
+  .. ',"issuer":' .. text(state.issuer) .. ',"cutoff":' .. number(state.cutoff)
+  .. ',"expires_at":' .. number(state.expires_at)
+  .. ',"created_at":' .. number(state.created_at) .. ',"reason":' .. text(state.reason)
+  .. ',"actor":' .. text(state.actor) .. ',"removed":' .. tostring(state.removed == true)
+  .. ',"origin":' .. origin .. '}'
+local exat = string.format('%d', math.ceil(state.expires_at))
+redis.call('SET', entry, doc, 'EXAT', exat)
+redis.call('ZADD', changes, seq, member)
+redis.call('ZADD', expiry, number(state.expires_at), member)
+if state.removed == true then
+  redis.call('DEL', id_prefix .. state.id)
+else
+  redis.call('SET', id_prefix .. state.id, member, 'EXAT', exat)
+end
+local stale = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE_PER_WRITE)
+for _, old in ipairs(stale) do
+  if old ~= member then
+    redis.call('ZREM', changes, old)
+    redis.call('ZREM', expiry, old)
+  end
+end
+if action ~= '' then
+  local issuer = state.issuer
+  if issuer == null then issuer = '' end
+  redis.call('XADD', audit, '*', 'at', now, 'action', action, 'entry_id', state.id,
+             'kind', state.kind, 'value', state.value, 'issuer', issuer, 'actor', actor,
+             'reason', reason)
+end
+redis.call('PUBLISH', channel, seq)
+return doc
+""".replace("PRUNE_PER_WRITE", str(PRUNE_PER_WRITE))
+
+# One page of the feed, with the epoch and the counter as found, atomically.
+_READ = """
+local epoch_key, counter, changes = unpack(KEYS)
+local new_epoch, cursor, limit = unpack(ARGV)
+local epoch = redis.call('GET', epoch_key)
+if not epoch then
+  redis.call('SET', epoch_key, new_epoch)
+  epoch = new_epoch
+end
+local head = tonumber(redis.call('GET', counter) or '0')
+local top = redis.call('ZREVRANGE', changes, 0, 0, 'WITHSCORES')
+if top[2] and tonumber(top[2]) > head then
+  redis.call('SET', counter, top[2])
+  redis.call('SET', epoch_key, new_epoch)
+  epoch = new_epoch
+end
+local page = redis.call('ZRANGEBYSCORE', changes, '(' .. cursor, '+inf', 'WITHSCORES',
+                        'LIMIT', 0, limit)
+local at_cursor = redis.call('ZRANGEBYSCORE', changes, cursor, cursor, 'LIMIT', 0, 1)
+return {epoch, head, page, at_cursor}
+"""
 
 
 def _key_member(key: EntryKey) -> str:
@@ -57,9 +171,10 @@ def _key_member(key: EntryKey) -> str:
     return json.dumps([kind, issuer or "", value], separators=(",", ":"))
 
 
-def _encode(entry: Revocation, seq: int, removed: bool) -> str:
+def _encode(entry: Revocation, removed: bool, origin: tuple[str, int] | None = None) -> str:
     return json.dumps(
         {
+            "seq": 0,  # the change script numbers it
             "id": entry.id,
             "kind": entry.kind,
             "value": entry.value,
@@ -69,8 +184,8 @@ def _encode(entry: Revocation, seq: int, removed: bool) -> str:
             "created_at": entry.created_at,
             "reason": entry.reason,
             "actor": entry.actor,
-            "seq": seq,
             "removed": removed,
+            "origin": list(origin) if origin is not None else None,
         },
         separators=(",", ":"),
     )
@@ -80,18 +195,21 @@ def _decode(raw: bytes | str | None) -> Change | None:
     if raw is None:
         return None
     doc = json.loads(raw)
+    cutoff = doc["cutoff"]
     entry = Revocation(
         id=doc["id"],
         kind=doc["kind"],
         value=doc["value"],
         issuer=doc["issuer"],
-        cutoff=doc["cutoff"],
-        expires_at=doc["expires_at"],
-        created_at=doc["created_at"],
+        # The change script writes a whole number without its ".0".
+        cutoff=float(cutoff) if cutoff is not None else None,
+        expires_at=float(doc["expires_at"]),
+        created_at=float(doc["created_at"]),
         reason=doc["reason"],
         actor=doc["actor"],
     )
-    return Change(doc["seq"], entry, doc["removed"])
+    origin = doc.get("origin")  # absent from states written before origins existed
+    return Change(doc["seq"], entry, doc["removed"], tuple(origin) if origin else None)
 
 
 def _text(value: bytes | str) -> str:
@@ -105,6 +223,8 @@ class RedisRevocationStore(StoreBase):
         super().__init__(**options)
         self.redis = client
         self.prefix = prefix
+        self._change_script = client.register_script(_CHANGE)
+        self._read_script = client.register_script(_READ)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisRevocationStore:
@@ -144,106 +264,135 @@ class RedisRevocationStore(StoreBase):
 
     # -- writes -------------------------------------------------------------------------
 
-    async def _write(self, incoming: Revocation, now: float) -> Revocation:
-        member = _key_member(incoming.key)
-
-        async def write(pipe: Pipeline) -> Revocation:
-            state = _decode(await pipe.get(self._entry_key(member)))
-            existing = state.entry if state is not None and not state.removed else None
-            entry = merge(existing, incoming, now)
-            seq = int(await pipe.get(self._k("seq")) or 0) + 1
-            stale = await pipe.zrangebyscore(self._k("expiry"), "-inf", now)
-            pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.set(self._k("seq"), seq)
-            self._stage(pipe, member, entry, seq, removed=False)
-            pipe.set(self._k("id:" + entry.id), member, exat=math.ceil(entry.expires_at))
-            stale_members = [_text(m) for m in stale if _text(m) != member]
-            if stale_members:
-                pipe.zrem(self._k("changes"), *stale_members)
-                pipe.zrem(self._k("expiry"), *stale_members)
-            self._stage_audit(pipe, "revoke", entry, now, incoming.actor, incoming.reason)
-            await pipe.execute()
-            return entry
-
-        return await self._transaction([self._entry_key(member)], write)
-
-    def _stage(
-        self, pipe: Pipeline, member: str, entry: Revocation, seq: int, *, removed: bool
-    ) -> None:
-        pipe.set(
-            self._entry_key(member),
-            _encode(entry, seq, removed),
-            exat=math.ceil(entry.expires_at),
-        )
-        pipe.zadd(self._k("changes"), {member: seq})
-        pipe.zadd(self._k("expiry"), {member: entry.expires_at})
-        # Inside the transaction: announced exactly when committed, to wake mirrors at once
-        # (backends.revocation.notify); a missed announcement costs one poll interval.
-        pipe.publish(self.changes_channel, seq)
-
-    def _stage_audit(
+    def _change(
         self,
-        pipe: Pipeline,
-        action: AuditAction,
+        mode: str,
+        member: str,
         entry: Revocation,
         now: float,
-        actor: str | None,
-        reason: str | None,
-    ) -> None:
-        record = {
-            "at": repr(now),
-            "action": action,
-            "entry_id": entry.id,
-            "kind": entry.kind,
-            "value": entry.value,
-            "issuer": entry.issuer or "",
-            "actor": actor or "",
-            "reason": reason or "",
-        }
-        pipe.xadd(self._k("audit"), record)  # type: ignore[arg-type]
+        *,
+        expected: bytes | None = None,
+        removed: bool = False,
+        origin: tuple[str, int] | None = None,
+        action: AuditAction | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        client: Redis | Pipeline | None = None,
+    ) -> Awaitable[Any]:
+        """Run :data:`_CHANGE`: the state written, or None ('put' only) when the entry is
+        no longer ``expected``. ``action`` adds its audit record."""
+        args: list[Any] = [
+            mode,
+            member,
+            repr(now),
+            self.changes_channel,
+            self._k("id:"),
+            _encode(entry, removed, origin),
+            expected or b"",
+            action or "",
+            actor or "",
+            reason or "",
+        ]
+        keys = [
+            self._entry_key(member),
+            self._k("seq"),
+            self._k("changes"),
+            self._k("expiry"),
+            self._k("audit"),
+        ]
+        result: Awaitable[Any] = self._change_script(keys=keys, args=args, client=client)
+        return result
 
-    async def _transaction(self, keys: list[str], body: Callable[[Pipeline], Awaitable[T]]) -> T:
-        async def attempt() -> T:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for _ in range(WRITE_ATTEMPTS):
-                    try:
-                        await pipe.watch(self._k("seq"), *keys)
-                        return await body(pipe)
-                    except WatchError:
-                        await pipe.reset()  # type: ignore[no-untyped-call]
-                raise BackendUnavailable("The revocation store is too busy; retry")
+    async def _write(self, incoming: Revocation, now: float) -> Revocation:
+        async def write() -> Revocation:
+            written = await self._change(
+                "merge",
+                _key_member(incoming.key),
+                incoming,
+                now,
+                action="revoke",
+                actor=incoming.actor,
+                reason=incoming.reason,
+            )
+            state = _decode(written)
+            assert state is not None
+            return state.entry
 
-        return await self._call(attempt())
+        return await self._call(write())
 
     async def unrevoke(
         self, entry_id: str, *, reason: str | None = None, actor: str | None = None
     ) -> Revocation | None:
         now = self.clock()
-        raw_member = await self._call(self.redis.get(self._k("id:" + entry_id)))
-        if raw_member is None:
-            return None
-        member = _text(raw_member)
 
-        async def remove(pipe: Pipeline) -> Revocation | None:
-            state = _decode(await pipe.get(self._entry_key(member)))
-            if (
-                state is None
-                or state.removed
-                or state.entry.id != entry_id
-                or state.entry.expires_at <= now
-            ):
-                await pipe.reset()  # type: ignore[no-untyped-call]
+        async def remove() -> Revocation | None:
+            raw_member = await self.redis.get(self._k("id:" + entry_id))
+            if raw_member is None:
                 return None
-            seq = int(await pipe.get(self._k("seq")) or 0) + 1
-            pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.set(self._k("seq"), seq)
-            self._stage(pipe, member, state.entry, seq, removed=True)
-            pipe.delete(self._k("id:" + entry_id))
-            self._stage_audit(pipe, "unrevoke", state.entry, now, actor, reason)
-            await pipe.execute()
-            return state.entry
+            member = _text(raw_member)
+            for _ in range(WRITE_ATTEMPTS):
+                raw = await self.redis.get(self._entry_key(member))
+                state = _decode(raw)
+                if (
+                    state is None
+                    or state.removed
+                    or state.entry.id != entry_id
+                    or state.entry.expires_at <= now
+                ):
+                    return None
+                written = await self._change(
+                    "put",
+                    member,
+                    state.entry,
+                    now,
+                    expected=raw,
+                    removed=True,
+                    action="unrevoke",
+                    actor=actor,
+                    reason=reason,
+                )
+                if written is not None:
+                    return state.entry
+            raise BackendUnavailable("The revocation store is too busy; retry")
 
-        return await self._transaction([self._entry_key(member)], remove)
+        return await self._call(remove())
+
+    async def _restore(self, states: list[Change], origin: str, now: float) -> int:
+        async def restore() -> int:
+            written = 0
+            pending = states
+            for _ in range(WRITE_ATTEMPTS):
+                if not pending:
+                    return written
+                members = [_key_member(s.entry.key) for s in pending]
+                raws = await self.redis.mget([self._entry_key(m) for m in members])
+                planned: list[Change] = []
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for offered, member, raw in zip(pending, members, raws, strict=True):
+                        keep = restoration(_decode(raw), offered, origin, now)
+                        if keep is None:
+                            continue
+                        await self._change(  # queued on the pipeline
+                            "put",
+                            member,
+                            keep.entry,
+                            now,
+                            expected=raw,
+                            removed=keep.removed,
+                            origin=keep.origin,
+                            # A tombstone written back decides nothing: no audit record.
+                            action=None if keep.removed else "restore",
+                            actor=RESTORER,
+                            client=pipe,
+                        )
+                        planned.append(offered)
+                    results = await pipe.execute() if planned else []
+                written += sum(1 for doc in results if doc is not None)
+                # Changed under us since read: decide again over the new state.
+                pending = [s for s, doc in zip(planned, results, strict=True) if doc is None]
+            raise BackendUnavailable("The revocation store is too busy; retry")
+
+        return await self._call(restore())
 
     # -- reads --------------------------------------------------------------------------
 
@@ -284,21 +433,22 @@ class RedisRevocationStore(StoreBase):
         return Page([c.entry for c in page], str(page[-1].seq) if more else None)
 
     async def changes(self, cursor: int = 0, *, limit: int = 500) -> ChangeBatch:
-        members = await self._call(
-            self.redis.zrangebyscore(
-                self._k("changes"),
-                f"({cursor}",
-                "+inf",
-                start=0,
-                num=clamp_limit(limit),
-                withscores=True,
-            )
-        )
-        states = await self._states([m for m, _ in members])
-        # A state newer than its score was read is still correct: followers keep the
-        # highest change number per key, and see it again under its own score.
-        changes = [s for s in states if s is not None]
-        return ChangeBatch(changes, int(members[-1][1]) if members else cursor)
+        async def read() -> ChangeBatch:
+            keys = [self._k("epoch"), self._k("seq"), self._k("changes")]
+            args: list[str | int] = [secrets.token_hex(8), cursor, clamp_limit(limit)]
+            epoch, head, page, at_member = await self._read_script(keys=keys, args=args)
+            members = page[0::2]
+            states = await self._states([*members, *at_member])
+            # A state newer than its score was read is still correct: followers keep the
+            # highest change number per key, and see it again under its own score.
+            changes = [s for s in states[: len(members)] if s is not None]
+            at_cursor = states[len(members)] if at_member else None
+            if at_cursor is not None and at_cursor.seq != cursor:
+                at_cursor = None  # rewritten since it was found there
+            next_cursor = int(float(page[-1])) if page else cursor
+            return ChangeBatch(changes, next_cursor, _text(epoch), int(head), at_cursor)
+
+        return await self._call(read())
 
     async def audit_log(self, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
         if cursor is not None and not _STREAM_ID.fullmatch(cursor):

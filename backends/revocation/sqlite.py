@@ -4,6 +4,11 @@ The stdlib driver blocks, so each connection lives on its own thread: one for
 reads (the per-request check), one for writes. In WAL mode readers never wait for
 a writer, so a CLI revocation committing beside the server cannot stall requests.
 Commits use ``synchronous=FULL``: a revocation acknowledged is on disk.
+
+The feed's epoch is written when the file's schema is created. A file replaced under a
+running server (restored from an older copy, deleted and created anew) is noticed on
+the next call, which reopens the new file: a follower then sees its epoch, or its change
+counter below the follower's cursor, and reloads.
 """
 
 # Queries are assembled only from this module's constants and "?" placeholders.
@@ -14,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,11 +40,12 @@ from backends.revocation.base import (
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.policy import merge
+from backends.revocation.writeback import RESTORED_BY, restoration
 from backends.sqlitedb import open_connection
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Issuer '' stands for "every issuer" (None): NULLs never collide in a primary key.
 _SCHEMA = (
@@ -71,10 +79,15 @@ _SCHEMA = (
     # never let a change number be handed out twice.
     "CREATE TABLE IF NOT EXISTS revocation_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO revocation_meta (name, value) VALUES ('seq', 0)",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+# Version 2: where a state written back came from (see backends.revocation.writeback).
+_ORIGINS = (
+    "ALTER TABLE revocation_entries ADD COLUMN origin TEXT",
+    "ALTER TABLE revocation_entries ADD COLUMN origin_seq INTEGER",
 )
 
 _COLUMNS = "id, kind, value, issuer, cutoff, expires_at, created_at, reason, actor, seq, removed"
+_STATE_COLUMNS = _COLUMNS + ", origin, origin_seq"
 
 
 def _entry(row: sqlite3.Row) -> Revocation:
@@ -89,6 +102,29 @@ def _entry(row: sqlite3.Row) -> Revocation:
         reason=row["reason"],
         actor=row["actor"],
     )
+
+
+def _state(row: sqlite3.Row) -> Change:
+    origin = (row["origin"], row["origin_seq"]) if row["origin"] is not None else None
+    return Change(row["seq"], _entry(row), bool(row["removed"]), origin)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    with _transaction(conn):
+        # Read again under the write lock: another process may have just migrated.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < 1:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+        if version < 2:
+            for statement in _ORIGINS:
+                conn.execute(statement)
+            # The feed's identity: a file made anew gets another one.
+            conn.execute(
+                "INSERT OR IGNORE INTO revocation_meta (name, value) VALUES ('epoch', ?)",
+                (secrets.randbits(62),),
+            )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextlib.contextmanager
@@ -111,6 +147,7 @@ class _Connection:
         self.busy_timeout = busy_timeout
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"jotguard-{name}")
         self.conn: sqlite3.Connection | None = None
+        self.file_identity: tuple[int, int] | None = None
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -122,6 +159,9 @@ class _Connection:
             ) from exc
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self.conn is not None and self._file_replaced():
+            # An open connection would go on using the old file (its inode), unseen.
+            self._close()
         if self.conn is None:
             self.conn = self._open()
         try:
@@ -131,14 +171,21 @@ class _Connection:
             self._close()
             raise
 
+    def _file_replaced(self) -> bool:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (stat.st_dev, stat.st_ino) != self.file_identity
+
     def _open(self) -> sqlite3.Connection:
         conn = open_connection(self.path, self.busy_timeout)
         try:
+            stat = os.stat(self.path)
+            self.file_identity = (stat.st_dev, stat.st_ino)
             conn.row_factory = sqlite3.Row
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                with _transaction(conn):
-                    for statement in _SCHEMA:
-                        conn.execute(statement)
+                _migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -177,6 +224,45 @@ def _audit(
     )
 
 
+def _store(
+    conn: sqlite3.Connection,
+    entry: Revocation,
+    *,
+    removed: bool = False,
+    origin: tuple[str, int] | None = None,
+) -> None:
+    """The key's state, under the next change number (a write by this store: no origin)."""
+    mark = origin or (None, None)
+    conn.execute(
+        f"INSERT OR REPLACE INTO revocation_entries ({_STATE_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry.id,
+            entry.kind,
+            entry.value,
+            entry.issuer or "",
+            entry.cutoff,
+            entry.expires_at,
+            entry.created_at,
+            entry.reason,
+            entry.actor,
+            _next_seq(conn),
+            int(removed),
+            *mark,
+        ),
+    )
+
+
+def _select_state(conn: sqlite3.Connection, key: EntryKey) -> Change | None:
+    kind, issuer, value = key
+    row = conn.execute(
+        f"SELECT {_STATE_COLUMNS} FROM revocation_entries"
+        " WHERE kind = ? AND issuer = ? AND value = ?",
+        (kind, issuer or "", value),
+    ).fetchone()
+    return _state(row) if row is not None else None
+
+
 def _select_key(conn: sqlite3.Connection, key: EntryKey) -> Revocation | None:
     kind, issuer, value = key
     row = conn.execute(
@@ -201,26 +287,27 @@ class SQLiteRevocationStore(StoreBase):
             with _transaction(conn):
                 conn.execute("DELETE FROM revocation_entries WHERE expires_at <= ?", (now,))
                 entry = merge(_select_key(conn, incoming.key), incoming, now)
-                conn.execute(
-                    "INSERT OR REPLACE INTO revocation_entries"
-                    f" ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                    (
-                        entry.id,
-                        entry.kind,
-                        entry.value,
-                        entry.issuer or "",
-                        entry.cutoff,
-                        entry.expires_at,
-                        entry.created_at,
-                        entry.reason,
-                        entry.actor,
-                        _next_seq(conn),
-                    ),
-                )
+                _store(conn, entry)
                 _audit(conn, "revoke", entry, now, incoming.actor, incoming.reason)
             return entry
 
         return await self._writer.run(write)
+
+    async def _restore(self, states: list[Change], origin: str, now: float) -> int:
+        def restore(conn: sqlite3.Connection) -> int:
+            written = 0
+            with _transaction(conn):
+                for offered in states:
+                    keep = restoration(_select_state(conn, offered.entry.key), offered, origin, now)
+                    if keep is None:
+                        continue
+                    _store(conn, keep.entry, removed=keep.removed, origin=keep.origin)
+                    if not keep.removed:
+                        _audit(conn, "restore", keep.entry, now, RESTORED_BY, None)
+                    written += 1
+            return written
+
+        return await self._writer.run(restore)
 
     async def _fetch(self, keys: Sequence[EntryKey]) -> list[Revocation]:
         where = " OR ".join(["(kind = ? AND issuer = ? AND value = ?)"] * len(keys))
@@ -277,15 +364,33 @@ class SQLiteRevocationStore(StoreBase):
         return Page([_entry(r) for r in page], str(page[-1]["seq"]) if more else None)
 
     async def changes(self, cursor: int = 0, *, limit: int = 500) -> ChangeBatch:
-        def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            return conn.execute(
-                f"SELECT {_COLUMNS} FROM revocation_entries WHERE seq > ? ORDER BY seq LIMIT ?",
-                (cursor, clamp_limit(limit)),
-            ).fetchall()
+        Read = tuple[list[sqlite3.Row], dict[str, int], sqlite3.Row | None]
 
-        rows = await self._reader.run(select)
-        changes = [Change(r["seq"], _entry(r), bool(r["removed"])) for r in rows]
-        return ChangeBatch(changes, changes[-1].seq if changes else cursor)
+        def select(conn: sqlite3.Connection) -> Read:
+            conn.execute("BEGIN")  # one snapshot: the page, the counter and the epoch
+            try:
+                rows = conn.execute(
+                    f"SELECT {_STATE_COLUMNS} FROM revocation_entries"
+                    " WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (cursor, clamp_limit(limit)),
+                ).fetchall()
+                meta = dict(conn.execute("SELECT name, value FROM revocation_meta").fetchall())
+                at_cursor = conn.execute(
+                    f"SELECT {_STATE_COLUMNS} FROM revocation_entries WHERE seq = ?", (cursor,)
+                ).fetchone()
+            finally:
+                conn.execute("COMMIT")
+            return rows, meta, at_cursor
+
+        rows, meta, at_cursor = await self._reader.run(select)
+        changes = [_state(r) for r in rows]
+        return ChangeBatch(
+            changes,
+            changes[-1].seq if changes else cursor,
+            str(meta.get("epoch", "")),
+            int(meta.get("seq", 0)),
+            _state(at_cursor) if at_cursor is not None else None,
+        )
 
     async def audit_log(self, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
         before = parse_cursor(cursor)

@@ -17,6 +17,12 @@ _CHECKS_SCHEMA = {
     "description": 'Each check: "ok", or what went wrong.',
     "additionalProperties": {"type": "string"},
 }
+_NOTES_SCHEMA = {
+    "type": "object",
+    "description": "What an operator should know that does not make the service unready"
+    " (a store that lost its data and was reloaded); present only when there is some.",
+    "additionalProperties": {"type": "string"},
+}
 
 
 class ReadinessHandler(JsonHandler):
@@ -32,7 +38,11 @@ class ReadinessHandler(JsonHandler):
                 {
                     "type": "object",
                     "required": ["status", "checks"],
-                    "properties": {"status": {"const": "ready"}, "checks": _CHECKS_SCHEMA},
+                    "properties": {
+                        "status": {"const": "ready"},
+                        "checks": _CHECKS_SCHEMA,
+                        "notes": _NOTES_SCHEMA,
+                    },
                 },
             ),
             503: {
@@ -44,6 +54,7 @@ class ReadinessHandler(JsonHandler):
                         "properties": {
                             "status": {"const": "unavailable"},
                             "checks": _CHECKS_SCHEMA,
+                            "notes": _NOTES_SCHEMA,
                             "error": {"const": "temporarily_unavailable"},
                             "error_description": {"type": "string"},
                         },
@@ -69,6 +80,9 @@ class ReadinessHandler(JsonHandler):
                 "error_description": "Not ready: " + ", ".join(down),
                 "checks": checks,
             }
+        notes = services.readiness.notes()
+        if notes:
+            body["notes"] = notes
         self.write(body)
 
 
