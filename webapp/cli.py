@@ -10,13 +10,15 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from backends.errors import ConfigError
+from backends.errors import BackendUnavailable, ConfigError
+from backends.issuance.cutoffs import refuse_if_covered
 from backends.keyring import Keyring, StoredKey
 from webapp import datadir
 from webapp.cli_issuance import add_issuance_commands, run_issuance_command
 from webapp.logs import configure_logging
-from webapp.services import local_issuer, local_keyring
+from webapp.services import local_issuer, local_keyring, revocation_store
 from webapp.settings import Settings, SettingsError
 
 EXIT_FAILED = 1
@@ -123,8 +125,23 @@ def _issue(args: argparse.Namespace, settings: Settings) -> int:
     claims = issuer.claims_for(
         args.sub, scopes=args.scope.split(), client_id=args.client_id, audience=args.aud, ttl=ttl
     )
-    print(issuer.sign(claims).token)
+    signed = issuer.sign(claims)
+    try:
+        asyncio.run(_refuse_if_covered(settings, claims))
+    except BackendUnavailable as exc:
+        print(f"jotguard token issue: no token: {exc.description}.", file=sys.stderr)
+        return 1
+    print(signed.token)
     return 0
+
+
+async def _refuse_if_covered(settings: Settings, claims: dict[str, Any]) -> None:
+    # The server would refuse a token that a cutoff moments old covers: say so instead.
+    store = revocation_store(settings)
+    try:
+        await refuse_if_covered(store, claims, leeway=settings.leeway)
+    finally:
+        await store.close()
 
 
 def _utc(epoch: float) -> str:

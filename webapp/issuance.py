@@ -97,6 +97,7 @@ class Issuance:
             client_secrets=client_secrets(settings, hasher),
             refresh_ttl=settings.refresh_token_ttl,
             reuse_interval=settings.refresh_reuse_interval,
+            leeway=settings.leeway,
         )
         exchange = None
         if settings.get_token_client_id:

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from backends.errors import BackendUnavailable
 from backends.issuance.base import (
     AccessRecord,
     Client,
@@ -36,6 +37,7 @@ from backends.issuance.base import (
     scope_string,
 )
 from backends.issuance.client_secrets import ClientSecrets
+from backends.issuance.cutoffs import refuse_if_covered
 from backends.issuance.errors import (
     InvalidClient,
     InvalidGrant,
@@ -112,6 +114,7 @@ class TokenService:
         client_secrets: ClientSecrets,
         refresh_ttl: int,
         reuse_interval: float = 0.0,
+        leeway: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -121,6 +124,7 @@ class TokenService:
         self.revocations = revocations
         self.refresh_ttl = refresh_ttl
         self.reuse_interval = reuse_interval
+        self.leeway = leeway
         self.clock = clock
 
     # -- authentication ---------------------------------------------------------------
@@ -161,8 +165,11 @@ class TokenService:
         except Exception:
             log.exception("could not upgrade the password hash of user %s", user.user_id)
 
-    async def _confirm(self, client: Client, user_id: str | None, family_id: str | None) -> None:
-        """Refuse a grant whose client or user was disabled or deleted while it ran.
+    async def _confirm(
+        self, client: Client, user_id: str | None, family_id: str | None, access: IssuedToken
+    ) -> None:
+        """Refuse a grant whose client or user was disabled or deleted while it ran, or
+        whose access token a recent cutoff already covers (503: it would be refused).
 
         Called once everything is signed and stored. Disabling writes its flag first and
         takes its revocation cutoff after: a check here that still sees the flag clear ran
@@ -176,6 +183,12 @@ class TokenService:
             user = await self.store.get_user(user_id)
             user_gone = user is None or user.disabled
         if not (client_gone or user_gone):
+            try:
+                await refuse_if_covered(self.revocations, access.claims, leeway=self.leeway)
+            except BackendUnavailable:
+                if family_id is not None:
+                    await self.revoke_family(family_id, reason="issued within a cutoff's leeway")
+                raise
             return
         log.info("a grant for client %s was refused: disabled while it ran", client.client_id)
         if family_id is not None:
@@ -236,7 +249,7 @@ class TokenService:
         if admit is not None:
             await admit(client.client_id)
         access = await self._sign(client.client_id, client, scopes)
-        await self._confirm(client, None, None)
+        await self._confirm(client, None, None, access)
         return TokenGrant(access, scopes)
 
     async def password(
@@ -256,7 +269,7 @@ class TokenService:
             await admit(user.user_id)
         access = await self._sign(user.user_id, client, scopes)
         if "refresh_token" not in client.grant_types:
-            await self._confirm(client, user.user_id, None)
+            await self._confirm(client, user.user_id, None, access)
             return TokenGrant(access, scopes)
         now = self.clock()
         family_id = uuid.uuid4().hex
@@ -269,7 +282,7 @@ class TokenService:
             expires_at=max(record.expires_at, access.expires_at),
         )
         await self.store.start_family(family, record, AccessRecord(access.jti, access.expires_at))
-        await self._confirm(client, user.user_id, family_id)
+        await self._confirm(client, user.user_id, family_id, access)
         return TokenGrant(access, scopes, plain)
 
     async def refresh(
@@ -329,7 +342,7 @@ class TokenService:
             log.info("refresh token reused within the interval in family %s", family.family_id)
         if outcome is not Rotation.ROTATED:
             raise InvalidGrant("The refresh token has been revoked")
-        await self._confirm(client, token.subject, family.family_id)
+        await self._confirm(client, token.subject, family.family_id, access)
         return TokenGrant(access, scopes, plain)
 
     async def refresh_token_status(self, presented: str) -> tuple[RefreshToken, bool] | None:

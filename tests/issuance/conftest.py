@@ -27,6 +27,16 @@ def body(response: HTTPResponse) -> dict[str, Any]:
     return decoded
 
 
+def deferred(response: HTTPResponse) -> bool:
+    """A grant told to come back: a cutoff taken moments ago would refuse its token
+    (it covers tokens stamped up to the clock leeway after it)."""
+    return (
+        response.code == 503
+        and body(response)["error"] == "temporarily_unavailable"
+        and int(response.headers["Retry-After"]) > 0
+    )
+
+
 def basic(client_id: str, secret: str) -> str:
     raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
     return "Basic " + base64.b64encode(raw).decode()
