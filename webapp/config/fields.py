@@ -26,10 +26,12 @@ def setting(
 ) -> Any:
     """Declare a setting: its variable name, default, parser and one line of help.
 
-    ``secret=True`` keeps the value out of ``repr()`` (and so out of logs).
+    ``secret=True`` keeps the value out of ``repr()`` and ``str()`` (and so out of logs):
+    for client secrets, and for store URLs, which may carry a password.
+    tests/test_config_secrets.py fails when a credential-like setting lacks it.
     """
     return field(
         default=default,
         repr=not secret,
-        metadata={"env": env, "parse": parse, "help": help, "flag": flag},
+        metadata={"env": env, "parse": parse, "help": help, "flag": flag, "secret": secret},
     )

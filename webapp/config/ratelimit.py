@@ -19,6 +19,7 @@ class RateLimitFields:
         "memory://",
         check_storage_uri,
         "Rate-limit counters: memory:// (this process) or redis://host:port/db (all instances).",
+        secret=True,
     )
     ratelimit_key_prefix: str = setting(
         "JOTGUARD_RATELIMIT_KEY_PREFIX",

@@ -23,6 +23,7 @@ class StoreFields:
         parsers.store_url,
         "Revocation store URL: sqlite:///path, redis://..., mongodb://..., memory://;"
         " default an SQLite file in the data directory.",
+        secret=True,
     )
     revocation_fail_open: bool = setting(
         "JOTGUARD_REVOCATION_FAIL_OPEN",
@@ -76,6 +77,7 @@ class StoreFields:
         parsers.issuance_store_url,
         "Clients, users, refresh tokens and the demo catchphrases: sqlite:///path,"
         " mongodb://..., memory://; default SQLite files in the data directory.",
+        secret=True,
     )
     refresh_token_ttl: int = setting(
         "JOTGUARD_REFRESH_TOKEN_TTL",
@@ -124,4 +126,5 @@ class StoreFields:
         parsers.text,
         "The /get-token client's secret (environment or .env only, never a flag).",
         flag=False,
+        secret=True,
     )
