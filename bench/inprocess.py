@@ -105,9 +105,9 @@ async def measure(runs: int, requests: int, data_dir: Path, log: TextIO) -> None
         **UNREACHABLE_LIMITS,
     )
     from webapp.app import make_app
+    from webapp.config.settings import Settings
     from webapp.logs import configure_logging
     from webapp.services import Services
-    from webapp.settings import Settings
 
     settings = Settings.load()
     # The access log on, as on the embedded defaults, written where it costs no disk.

@@ -27,8 +27,8 @@ from backends.keyring import Keyring
 from backends.ratelimit_memory import MemoryCounters
 from tests.fake_issuer import FakeIssuer
 from webapp.app import make_app
+from webapp.config.settings import Settings
 from webapp.services import Services
-from webapp.settings import Settings
 
 TEST_ISSUER = "http://jotguard.test/"
 GENEROUS_LIMITS = dict.fromkeys(

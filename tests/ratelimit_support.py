@@ -19,12 +19,12 @@ from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 from webapp.app import routes
+from webapp.config.settings import Settings
 from webapp.errors import ApiError
 from webapp.handler import AuthenticatedHandler, JsonHandler
 from webapp.handlers.basic import NotFoundHandler
 from webapp.ratelimit import client_key
 from webapp.services import Services
-from webapp.settings import Settings
 
 
 class TokenEndpoint(JsonHandler):

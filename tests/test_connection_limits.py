@@ -11,7 +11,8 @@ import time
 import pytest
 
 from tests.live import live_jotguard
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 LIMIT = 2048
 

@@ -12,8 +12,9 @@ import pytest
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 from webapp.connections import MAX_HEADER_BYTES, ConnectionServer, connection_cap
-from webapp.settings import Settings, SettingsError
 
 CAP = 3
 

@@ -137,7 +137,8 @@ class TestUnreachableHost:
 
 
 def test_auth0_and_local_get_token_together_are_refused():
-    from webapp.settings import Settings, SettingsError
+    from webapp.config.fields import SettingsError
+    from webapp.config.settings import Settings
 
     with pytest.raises(SettingsError, match="JOTGUARD_GET_TOKEN_CLIENT_ID"):
         Settings.load(

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 NO_ENV_FILE = {"JOTGUARD_ENV_FILE": os.devnull}
 

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from webapp.cli import main
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 NO_ENV_FILE = {"JOTGUARD_ENV_FILE": os.devnull}
 

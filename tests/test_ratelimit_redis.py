@@ -15,7 +15,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.conftest import TEST_ISSUER, redis_url, require_service
 from tests.ratelimit_support import TokenEndpoint, running_instance
-from webapp.settings import Settings
+from webapp.config.settings import Settings
 
 pytestmark = pytest.mark.redis
 

@@ -15,8 +15,9 @@ from tests.clock import FakeClock
 from tests.conftest import GENEROUS_LIMITS
 from tests.ratelimit_support import closed_port
 from webapp.clientip import ClientAddresses, parse_address
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 from webapp.ratelimit import RequestLimits, is_failed_guess
-from webapp.settings import Settings, SettingsError
 
 # --- settings ------------------------------------------------------------------------
 

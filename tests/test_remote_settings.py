@@ -9,7 +9,8 @@ import pytest
 
 from backends.remote import RemoteIssuer
 from webapp import cli
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 
 def load(tmp_path: Path, **environ: str) -> Settings:

@@ -28,7 +28,8 @@ from tests.conftest import TEST_ISSUER, redis_url, require_service
 from tests.revocation_http_support import Proxy
 from tests.revocation_stores import STORE_KINDS, delete_prefix, open_test_store, reachable
 from webapp import services as services_module
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 
 class FlakyStore:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 
 def load(**environ: str) -> Settings:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from webapp.settings import markdown_table
+from webapp.config.table import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -13,5 +13,5 @@ def test_readme_configuration_table_matches_the_settings():
     start = text.index("\n", start) + 1
     end = text.index("<!-- /settings-table -->")
     assert text[start:end].strip() == markdown_table(), (
-        "README configuration table is stale: regenerate it with `python -m webapp.settings`"
+        "README configuration table is stale: regenerate it with `python -m webapp.config.table`"
     )

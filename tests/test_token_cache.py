@@ -16,7 +16,8 @@ from tests.clock import FakeClock
 from tests.conftest import TEST_ISSUER
 from tests.forge import good_claims, sign
 from webapp import services as services_module
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from tornado.testing import bind_unused_port
 
 from webapp import cli
 from webapp.app import make_app
+from webapp.config.settings import Settings
 from webapp.services import Services
-from webapp.settings import Settings
 
 
 @asynccontextmanager

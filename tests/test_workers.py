@@ -25,7 +25,8 @@ from tests.cli import (
 )
 from tests.conftest import redis_url, require_service
 from tests.revocation_stores import reachable
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,11 @@ from backends.issuance.cutoffs import refuse_if_covered
 from backends.keyring import Keyring, StoredKey
 from webapp import datadir
 from webapp.cli_issuance import add_issuance_commands, run_issuance_command
+from webapp.config.checks import check_workers
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 from webapp.logs import configure_logging
 from webapp.services import local_issuer, local_keyring, revocation_store
-from webapp.settings import Settings, SettingsError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -230,7 +232,7 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 def _serve(settings: Settings) -> int:
     from webapp.server import ListenError, run_service
-    from webapp.workers import check_workers, serve_workers
+    from webapp.workers import serve_workers
 
     if settings.workers > 1:
         check_workers(settings)  # before anything is created

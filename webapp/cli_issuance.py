@@ -27,10 +27,10 @@ from backends.issuance.base import (
     scope_string,
 )
 from webapp import lifecycle
+from webapp.config.settings import Settings
 from webapp.issuance import Issuance, new_client
 from webapp.revoking import cli_actor
 from webapp.services import local_issuer, local_keyring, revocation_store
-from webapp.settings import Settings
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from backends.errors import ConfigError
 from backends.files import write_atomic
+from webapp.config.settings import Settings
 from webapp.services import local_keyring
-from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
 

@@ -23,7 +23,8 @@ from backends.issuance.grants import TokenService
 from backends.issuance.passwords import PasswordHasher
 from backends.local import LocalIssuer
 from backends.revocation.base import RevocationStore
-from webapp.settings import Settings, SettingsError
+from webapp.config.checks import check_get_token
+from webapp.config.settings import Settings
 
 log = logging.getLogger("jotguard.issuance")
 
@@ -60,15 +61,6 @@ async def new_client(
     return client, secret
 
 
-def _check_get_token(settings: Settings) -> None:
-    if settings.get_token_client_id and not settings.get_token_client_secret:
-        raise SettingsError(
-            "JOTGUARD_GET_TOKEN_CLIENT_SECRET",
-            "required when JOTGUARD_GET_TOKEN_CLIENT_ID is set",
-            "",
-        )
-
-
 @dataclass
 class Issuance:
     store: IssuanceStore
@@ -86,7 +78,7 @@ class Issuance:
 
         :raises SettingsError: an inconsistent combination of settings.
         """
-        _check_get_token(settings)
+        check_get_token(settings)
         store = open_issuance_store(settings.issuance_store_url("issuance"))
         hasher = password_hasher(settings)
         tokens = TokenService(

@@ -53,8 +53,9 @@ from backends.errors import AuthError, InvalidToken
 from backends.principal import Principal
 from backends.ratelimit import Decision, Policy, Quota, RateLimiter, StrategyName
 from webapp.clientip import ClientAddresses, Network
+from webapp.config.parsers import RATELIMIT_OFF
+from webapp.config.settings import Settings
 from webapp.errors import ApiError
-from webapp.settings import RATELIMIT_OFF, Settings
 
 PolicyRef = str | Policy | None
 Slot = tuple[Policy, str]

@@ -16,8 +16,8 @@ from typing import Any
 
 from backends.errors import AuthError, BackendUnavailable
 from backends.revocation.base import Revocation, RevocationKind
+from webapp.config.settings import Settings
 from webapp.services import Services
-from webapp.settings import Settings
 
 MAX_VALUE_LENGTH = 256
 MAX_REASON_LENGTH = 500

@@ -15,9 +15,9 @@ from tornado.netutil import bind_sockets
 from backends.revocation.factory import redact
 from webapp.app import make_app, make_metrics_app
 from webapp.bootstrap import bootstrap_admin_client
+from webapp.config.settings import Settings
 from webapp.connections import ConnectionServer, connection_cap, raise_open_file_limit
 from webapp.services import Services
-from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
 

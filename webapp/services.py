@@ -20,12 +20,12 @@ from backends.revocation.mirror import RevocationMirror
 from backends.revocation.notify import notifier_for
 from backends.token_cache import VerifiedTokenCache
 from backends.token_exchange import ClientCredentialsExchange
+from webapp.config.settings import Settings
 from webapp.cors import CorsPolicy
 from webapp.issuance import Issuance
 from webapp.metrics import Metrics
 from webapp.ratelimit import RequestLimits
 from webapp.readiness import Readiness
-from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
 

@@ -32,10 +32,10 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from backends.errors import ConfigError
+from webapp.config.checks import check_workers
+from webapp.config.settings import Settings
 from webapp.logs import tag_worker
 from webapp.server import SHUTDOWN_GRACE_SECONDS, listen, run_service
-from webapp.settings import Settings
 
 log = logging.getLogger("jotguard")
 
@@ -212,22 +212,6 @@ class Supervisor:
                 sock.close()
         log.info("stopped")
         return self.status
-
-
-def check_workers(settings: Settings) -> None:
-    """:raises ConfigError: settings several workers cannot share."""
-    if settings.revocation_store_url.startswith("memory:"):
-        raise ConfigError(
-            "--workers: each worker would keep its own memory:// revocation list, so a"
-            " revocation through one would not reach the others; use sqlite:///, redis://"
-            " or mongodb://"
-        )
-    if settings.metrics_port is not None:
-        raise ConfigError(
-            "--workers: every worker would bind the separate metrics port"
-            f" {settings.metrics_port}; use JOTGUARD_METRICS=same (each scrape then reports"
-            " the worker that answered it) or off"
-        )
 
 
 def serve_workers(settings: Settings) -> int:

@@ -8,8 +8,9 @@ import pytest
 
 from backends.issuance.base import Client
 from tests.issuance.conftest import body
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 from webapp.services import Services
-from webapp.settings import Settings, SettingsError
 
 CLIENT_ID = "tutorial-client"
 SECRET = "tutorial-secret-value"

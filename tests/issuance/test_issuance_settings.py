@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from webapp.cli import main
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 
 @pytest.mark.parametrize(

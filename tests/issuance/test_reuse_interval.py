@@ -11,7 +11,8 @@ import pytest
 
 from tests.clock import FakeClock
 from tests.issuance.conftest import body
-from webapp.settings import Settings, SettingsError
+from webapp.config.fields import SettingsError
+from webapp.config.settings import Settings
 
 INTERVAL = 5
 

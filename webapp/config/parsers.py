@@ -1,0 +1,207 @@
+"""Parsers that turn a setting's text into its typed value, or say in one line what is wrong.
+
+Each raises ``ValueError`` with a reason such as "must be a whole number from 0 to
+65535"; the loader turns that into a ``SettingsError`` naming the variable or flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from backends.keys import ALGORITHM_KEY_TYPES
+from backends.ratelimit import parse_limits
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"must be a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def seconds_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def text(raw: str) -> str:
+    return raw.strip()
+
+
+def host(raw: str) -> str:
+    host = raw.strip()
+    if not host or any(c.isspace() for c in host) or "/" in host:
+        raise ValueError("must be a host name or IP address")
+    return host
+
+
+def http_url(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def algorithm(raw: str) -> str:
+    value = raw.strip()
+    allowed = ("RS256", "ES256", "EdDSA", "HS256")
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+    assert value in ALGORITHM_KEY_TYPES
+    return value
+
+
+def log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+# -- operability (metrics, logs, readiness, CORS) ----------------------------------------
+
+
+def metrics_exposure(raw: str) -> str:
+    value = raw.strip().lower()
+    if value in {"same", "off"}:
+        return value
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError("must be same, off, or a port number for a separate 127.0.0.1 listener")
+    return str(port)
+
+
+def log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return value
+
+
+def _origin(value: str) -> str:
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    if (
+        parts.scheme.lower() not in {"http", "https"}
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in {"", "/"}
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"{value!r} is not an origin such as https://app.example.com[:port]")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port") from None
+    # Browsers send the serialised origin: lower-case, default port left out.
+    default = {"http": 80, "https": 443}[parts.scheme.lower()]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme.lower()}://{host}{suffix}"
+
+
+def origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(dict.fromkeys(_origin(o) for o in raw.replace(",", " ").split()))
+    if "*" in origins and len(origins) > 1:
+        raise ValueError("* already allows every origin; list origins or give * alone")
+    return origins
+
+
+REVOCATION_STORE_SCHEMES = ("sqlite", "redis", "rediss", "mongodb", "mongodb+srv", "memory")
+
+
+def store_url(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in REVOCATION_STORE_SCHEMES:
+        raise ValueError(
+            "must be sqlite:///path, redis://host[:port]/db, mongodb://host/db or memory://"
+        )
+    if parts.scheme == "sqlite" and (
+        not value.startswith("sqlite:///") or value.rstrip("/") == "sqlite:"
+    ):
+        raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+    if parts.scheme not in {"sqlite", "memory"} and not parts.netloc:
+        raise ValueError(f"a {parts.scheme} URL needs a host")
+    return value
+
+
+def scope_name(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c.isspace() or c in '"\\' for c in value):
+        raise ValueError("must be one scope name (no spaces or quotes)")
+    return value
+
+
+# Rate limiting (issue 6).
+RATELIMIT_OFF = "off"
+
+
+def rate_limits(raw: str) -> str:
+    """Limits in the ``limits`` notation, or ``off``: that policy counts nothing."""
+    value = raw.strip()
+    if value.lower() == RATELIMIT_OFF:
+        return RATELIMIT_OFF
+    try:
+        parse_limits(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or off") from None
+    return value
+
+
+CLIENT_IP_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
+
+
+def client_ip_header(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in CLIENT_IP_HEADERS:
+        raise ValueError(f"must be one of {', '.join(CLIENT_IP_HEADERS)}")
+    return value
+
+
+def key_prefix(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("must be a non-empty prefix without spaces")
+    return value
+
+
+def issuance_store_url(raw: str) -> str:
+    value = store_url(raw)
+    if urlsplit(value).scheme in {"redis", "rediss"}:
+        raise ValueError("must be sqlite:///path, mongodb://host/db or memory:// (not Redis)")
+    return value
