@@ -210,7 +210,7 @@ async def test_mongo_slow_write_is_restamped_for_the_change_feed(tmp_path):
         entry = await store.revoke_subject("alice", before=time.time())
         doc = await store.entries.find_one({"id": entry.id})
         # As if the write had taken far longer than the settle window.
-        await store._restamp_if_slow(doc["_id"], doc["seq"], time.monotonic() - 60)
+        await store._restamp_if_slow(doc["_id"], time.monotonic() - 60)
         restamped = await store.entries.find_one({"id": entry.id})
         assert restamped["seq"] > doc["seq"]
         batch = await store.changes(doc["seq"])
