@@ -1,4 +1,9 @@
-"""MongoDB access shared by the stores: one client per URL, driver errors as outages.
+"""MongoDB access shared by the stores: one client factory, driver errors as outages.
+
+Every store's client comes from :func:`mongo_client`, so the revocation, issuance and
+catchphrase stores time out alike. pymongo's own defaults would let a server that stops
+answering hold a request for good (no socket timeout) or for about 30 s (server
+selection, connect): here a store that cannot answer gives 503 within a few seconds.
 
 The stores take a database object, not a URL: pymongo's ``AsyncDatabase`` or a
 Motor database (the same awaitable API), so tests can hand in mongomock-motor.
@@ -9,30 +14,47 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError, DuplicateKeyError, PyMongoError
 
 from backends.errors import BackendUnavailable, ConfigError
 
-SERVER_SELECTION_TIMEOUT_MS = 5000
 DEFAULT_DATABASE = "jotguard"
+# The URL's own settings win (``?socketTimeoutMS=...``). A read that times out is
+# retried once by the driver (retryable reads), so a hung server answers 503 after
+# about twice the socket timeout; a write is not retried on a standalone server.
+TIMEOUTS_MS = {
+    "serverSelectionTimeoutMS": 1000,
+    "connectTimeoutMS": 1000,
+    "socketTimeoutMS": 2000,
+}
+
+
+def mongo_client(url: str, **options: Any) -> tuple[AsyncMongoClient[dict[str, Any]], str]:
+    """A client for ``url`` and the database it names (its path, default ``jotguard``).
+
+    Connecting is lazy: a server that is down now surfaces as ``BackendUnavailable``
+    on first use, so the service still starts and recovers by itself. ``options`` go
+    to ``AsyncMongoClient`` (tests point ``directConnection`` at a proxy).
+    """
+    try:
+        parts = urlsplit(url)
+        given = {name.lower() for name, _ in parse_qsl(parts.query)}
+        settings: dict[str, Any] = {"tz_aware": True}
+        settings.update({k: v for k, v in TIMEOUTS_MS.items() if k.lower() not in given})
+        settings.update(options)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, **settings)
+        return client, client.get_default_database(default=DEFAULT_DATABASE).name
+    except (ConfigurationError, ValueError, TypeError) as exc:
+        raise ConfigError(f"bad MongoDB URL: {exc}") from None
 
 
 def mongo_database(url: str) -> tuple[AsyncMongoClient[dict[str, Any]], Any]:
-    """A client for ``url`` and its database (the URL's path, default ``jotguard``).
-
-    Connecting is lazy: a server that is down now surfaces as ``BackendUnavailable``
-    on first use, so the service still starts and recovers by itself.
-    """
-    options: dict[str, Any] = {"tz_aware": True}
-    if "serverselectiontimeoutms" not in url.lower():  # the URL's own setting wins
-        options["serverSelectionTimeoutMS"] = SERVER_SELECTION_TIMEOUT_MS
-    try:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, **options)
-        return client, client.get_default_database(default=DEFAULT_DATABASE)
-    except (ConfigurationError, ValueError, TypeError) as exc:
-        raise ConfigError(f"bad MongoDB URL: {exc}") from None
+    """A client for ``url`` and its database object."""
+    client, name = mongo_client(url)
+    return client, client[name]
 
 
 @contextlib.contextmanager
@@ -43,4 +65,6 @@ def mongo_errors(what: str) -> Iterator[None]:
     except DuplicateKeyError:
         raise
     except PyMongoError as exc:
-        raise BackendUnavailable(f"The MongoDB {what} store cannot answer") from exc
+        raise BackendUnavailable(
+            f"The MongoDB {what} store cannot answer ({type(exc).__name__})"
+        ) from exc

@@ -1,14 +1,14 @@
 """Every revocation store, built for tests: the contract suite and the fault tests use these.
 
 The Mongo store runs against mongomock-motor (an in-process mock of Motor's API), and
-against a real server only when MONGODB_URI is set (marker ``mongodb``, ``tox -e mongodb``).
+against a wire-protocol server at MONGODB_URI (marker ``mongodb``): skipped when it is
+unset, except in CI (``JOTGUARD_REQUIRE_SERVICES=1``), where it is required.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +26,7 @@ from backends.revocation.redis import RedisRevocationStore
 from backends.revocation.sqlite import SQLiteRevocationStore
 from tests.clock import FakeClock as Clock
 from tests.conftest import redis_url, require_service
+from tests.mongo_wire import mongo_uri
 
 LEEWAY = 30
 MAX_TTL = 3600
@@ -85,9 +86,7 @@ async def open_test_store(
         client = AsyncMongoMockClient()
         yield MongoRevocationStore(client, database="jotguard_test", settle=0.05, **lifetimes)
     elif kind == "mongo-real":
-        uri = os.environ.get("MONGODB_URI")
-        if not uri:
-            pytest.skip("MONGODB_URI is not set (run `tox -e mongodb` against a server)")
+        uri = mongo_uri()
         database = f"jotguard_test_{uuid.uuid4().hex[:12]}"
         mongo_store = MongoRevocationStore.from_url(uri, **lifetimes)
         mongo_store = MongoRevocationStore(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from datetime import timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -210,7 +214,7 @@ async def test_mongo_slow_write_is_restamped_for_the_change_feed(tmp_path):
         entry = await store.revoke_subject("alice", before=time.time())
         doc = await store.entries.find_one({"id": entry.id})
         # As if the write had taken far longer than the settle window.
-        await store._restamp_if_slow(doc["_id"], doc["seq"], time.monotonic() - 60)
+        await store._restamp_if_slow(doc["_id"], time.monotonic() - 60)
         restamped = await store.entries.find_one({"id": entry.id})
         assert restamped["seq"] > doc["seq"]
         batch = await store.changes(doc["seq"])
@@ -350,3 +354,64 @@ def test_the_redis_merge_script_decides_as_policy_merge(
             await client.aclose()
 
     asyncio.run(check())
+
+
+class _Forgetful:
+    """A counters collection whose first upserts answer no document (a server seen to
+    do so under concurrent upserts), though each increment applied."""
+
+    def __init__(self, counters, misses: int) -> None:
+        self._counters = counters
+        self.misses = misses
+
+    def __getattr__(self, name):
+        return getattr(self._counters, name)
+
+    async def find_one_and_update(self, *args, **kwargs):
+        doc = await self._counters.find_one_and_update(*args, **kwargs)
+        if self.misses:
+            self.misses -= 1
+            return None
+        return doc
+
+
+@pytest.mark.parametrize(("misses", "answered"), [(2, True), (3, False)])
+async def test_mongo_counter_reply_without_a_document_is_retried_then_503(
+    tmp_path, misses, answered
+):
+    async with open_test_store("mongo-mock", tmp_path, Clock()) as store:
+        assert isinstance(store, MongoRevocationStore)
+        await store.ping()
+        store.counters = _Forgetful(store.counters, misses)
+        if answered:
+            entry = await store.revoke_subject("alice", before=time.time())
+            assert (await store.list_entries()).entries == [entry]
+        else:
+            with pytest.raises(BackendUnavailable, match="counter"):
+                await store.revoke_subject("alice", before=time.time())
+
+
+def test_ci_fails_rather_than_skips_the_mongo_suites_without_a_server(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
+    env["JOTGUARD_REQUIRE_SERVICES"] = "1"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "tests/issuance/test_store_contract.py::test_clients_round_trip",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1, run.stdout[-2000:]
+    assert "required in CI" in run.stdout

@@ -123,6 +123,11 @@ class Family:
         return [a for a in self.access_tokens if a.expires_at > now]
 
 
+# Seconds after a rotation in which its retry is recognised (see IssuanceStore.rotate):
+# a client retries a 503 within seconds.
+ROTATION_REPLAY_WINDOW = 30.0
+
+
 class Rotation(Enum):
     ROTATED = "rotated"
     # The presented token was used already: reuse, or a client racing itself.
@@ -216,6 +221,12 @@ class IssuanceStore(Protocol):
 
         Succeeds only for a token not used before whose family is not revoked, so
         of two concurrent uses of one token exactly one rotates.
+
+        A store whose acknowledgement can be lost after the write applied (a remote
+        server) may also answer ROTATED for ``old_hash`` used less than
+        :data:`ROTATION_REPLAY_WINDOW` ago whose successor was never used: the retry
+        of a rotation whose answer never arrived. ``new`` then supersedes the unused
+        successor, so whoever holds that one presents a used token later (reuse).
         """
         ...
 

@@ -7,7 +7,8 @@ returned. Presenting a used token again means two parties hold it (theft, or a
 client that lost a response): the whole family is revoked, refresh tokens and
 the access tokens they produced alike (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2) --
 unless the operator opted into a reuse interval: within it, the same client
-presenting a just-used token (two threads sharing one session) gets working tokens.
+presenting a just-used token (two threads sharing one session) gets working tokens;
+or unless the store recognises the retry of a rotation whose answer it lost.
 
 A grant re-reads its client and user after it signed: one that was in flight while
 either was disabled or deleted is refused, never returning a token that outlives it.
@@ -27,6 +28,7 @@ from typing import Any
 
 from backends.errors import BackendUnavailable
 from backends.issuance.base import (
+    ROTATION_REPLAY_WINDOW,
     AccessRecord,
     Client,
     Family,
@@ -215,6 +217,11 @@ class TokenService:
         return self.reuse_interval > 0 and used is not None and now - used <= self.reuse_interval
 
     @staticmethod
+    def _may_be_retry(token: RefreshToken, now: float) -> bool:
+        used = token.used_at
+        return used is not None and now - used <= ROTATION_REPLAY_WINDOW
+
+    @staticmethod
     def _require_grant(client: Client, grant_type: str) -> None:
         if grant_type not in client.grant_types:
             raise UnauthorizedClient(f"This client may not use the {grant_type} grant")
@@ -304,7 +311,9 @@ class TokenService:
         if family.revoked_at is not None:
             await self._revoke_access_tokens(family, reason="refresh token family revoked")
             raise InvalidGrant("The refresh token has been revoked")
-        if token.used_at is not None and not self._may_reuse(token, now):
+        if token.used_at is not None and not (
+            self._may_reuse(token, now) or self._may_be_retry(token, now)
+        ):
             await self._reuse_detected(family.family_id, client)
         if token.expires_at <= now:
             raise InvalidGrant("The refresh token has expired")
@@ -324,10 +333,9 @@ class TokenService:
             family.family_id, client, token.subject, token.scopes, now
         )
         issued = AccessRecord(access.jti, access.expires_at)
-        if token.used_at is None:
-            outcome = await self.store.rotate(token.token_hash, record, issued, now=now)
-        else:
-            outcome = Rotation.ALREADY_USED
+        # A used token too: the store may recognise the retry of a rotation whose
+        # answer was lost (IssuanceStore.rotate), else it answers ALREADY_USED.
+        outcome = await self.store.rotate(token.token_hash, record, issued, now=now)
         if outcome is Rotation.ALREADY_USED:
             # Used before (or by a concurrent request just now): within the reuse interval
             # the family grows a branch; after it, this is a second holder.

@@ -3,20 +3,23 @@
 No multi-document transactions (they need a replica set): every write that must
 be atomic is one conditional single-document update, ordered so that a failure
 half-way leaves nothing a client could use, and never marks a refresh token used
-before its successor exists (a retry after an outage must not look like theft).
+before its successor exists (a retry after an outage must not look like theft). The
+write that marks it used records the successor, so a retry whose acknowledgement was
+lost (a standalone server has no retryable writes) gets a fresh successor in place of
+the unused one, not a family revocation.
 TTL indexes drop expired documents eventually; expiry is still checked on read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from backends.issuance.base import (
+    ROTATION_REPLAY_WINDOW,
     AccessRecord,
     AlreadyExists,
     Client,
@@ -25,74 +28,18 @@ from backends.issuance.base import (
     Rotation,
     User,
 )
+from backends.issuance.mongo_docs import (
+    client_from,
+    date,
+    family_from,
+    token_doc,
+    token_from,
+    user_from,
+)
 from backends.mongodb import mongo_errors
 
-
-def _date(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
-
-
-def _client(doc: dict[str, Any]) -> Client:
-    return Client(
-        doc["_id"],
-        doc["name"],
-        doc["secret_hash"],
-        frozenset(doc["grant_types"]),
-        frozenset(doc["scopes"]),
-        doc["created_at"],
-        bool(doc.get("disabled", False)),  # absent in documents made before it existed
-    )
-
-
-def _user(doc: dict[str, Any]) -> User:
-    return User(
-        doc["_id"],
-        doc["username"],
-        doc["password_hash"],
-        frozenset(doc["scopes"]),
-        bool(doc["disabled"]),
-        doc["created_at"],
-    )
-
-
-def _token(doc: dict[str, Any]) -> RefreshToken:
-    return RefreshToken(
-        doc["_id"],
-        doc["family_id"],
-        doc["client_id"],
-        doc["subject"],
-        frozenset(doc["scopes"]),
-        doc["issued_at"],
-        doc["expires_at"],
-        doc.get("used_at"),
-    )
-
-
-def _family(doc: dict[str, Any]) -> Family:
-    return Family(
-        doc["_id"],
-        doc["client_id"],
-        doc["subject"],
-        doc["created_at"],
-        doc["expires_at"],
-        doc.get("revoked_at"),
-        bool(doc.get("access_revoked")),
-        tuple(AccessRecord(a["jti"], a["exp"]) for a in doc.get("access", [])),
-    )
-
-
-def _token_doc(token: RefreshToken) -> dict[str, Any]:
-    return {
-        "_id": token.token_hash,
-        "family_id": token.family_id,
-        "client_id": token.client_id,
-        "subject": token.subject,
-        "scopes": sorted(token.scopes),
-        "issued_at": token.issued_at,
-        "expires_at": token.expires_at,
-        "used_at": token.used_at,
-        "purge_at": _date(token.expires_at),
-    }
+# A chain of superseded successors grows by one per failed retry: a few suffice.
+_SUCCESSOR_HOPS = 4
 
 
 class MongoIssuanceStore:
@@ -162,13 +109,13 @@ class MongoIssuanceStore:
         await self._ready()
         with mongo_errors("issuance"):
             doc = await self.clients.find_one({"_id": client_id})
-        return None if doc is None else _client(doc)
+        return None if doc is None else client_from(doc)
 
     async def list_clients(self) -> list[Client]:
         await self._ready()
         with mongo_errors("issuance"):
             docs = [d async for d in self.clients.find({}).sort([("created_at", 1), ("name", 1)])]
-        return [_client(d) for d in docs]
+        return [client_from(d) for d in docs]
 
     async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
         await self._ready()
@@ -182,7 +129,7 @@ class MongoIssuanceStore:
         await self._ready()
         with mongo_errors("issuance"):
             doc = await self.clients.find_one({"name": name})
-        return None if doc is None else _client(doc)
+        return None if doc is None else client_from(doc)
 
     async def _set_client(self, client_id: str, fields: dict[str, Any]) -> Client | None:
         await self._ready()
@@ -190,7 +137,7 @@ class MongoIssuanceStore:
             doc = await self.clients.find_one_and_update(
                 {"_id": client_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
             )
-        return None if doc is None else _client(doc)
+        return None if doc is None else client_from(doc)
 
     async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
         return await self._set_client(client_id, {"disabled": disabled})
@@ -202,7 +149,7 @@ class MongoIssuanceStore:
         await self._ready()
         with mongo_errors("issuance"):
             doc = await self.clients.find_one_and_delete({"_id": client_id})
-        return None if doc is None else _client(doc)
+        return None if doc is None else client_from(doc)
 
     # -- users ------------------------------------------------------------------------
 
@@ -226,19 +173,19 @@ class MongoIssuanceStore:
         await self._ready()
         with mongo_errors("issuance"):
             doc = await self.users.find_one({"_id": user_id})
-        return None if doc is None else _user(doc)
+        return None if doc is None else user_from(doc)
 
     async def get_user_by_name(self, username: str) -> User | None:
         await self._ready()
         with mongo_errors("issuance"):
             doc = await self.users.find_one({"username": username})
-        return None if doc is None else _user(doc)
+        return None if doc is None else user_from(doc)
 
     async def list_users(self) -> list[User]:
         await self._ready()
         with mongo_errors("issuance"):
             docs = [d async for d in self.users.find({}).sort("username", 1)]
-        return [_user(d) for d in docs]
+        return [user_from(d) for d in docs]
 
     async def set_user_disabled(self, username: str, disabled: bool) -> User | None:
         await self._ready()
@@ -248,7 +195,7 @@ class MongoIssuanceStore:
                 {"$set": {"disabled": disabled}},
                 return_document=ReturnDocument.AFTER,
             )
-        return None if doc is None else _user(doc)
+        return None if doc is None else user_from(doc)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._ready()
@@ -261,7 +208,7 @@ class MongoIssuanceStore:
         await self._ready()
         with mongo_errors("issuance"):
             doc = await self.users.find_one_and_delete({"_id": user_id})
-        return None if doc is None else _user(doc)
+        return None if doc is None else user_from(doc)
 
     # -- refresh-token families -------------------------------------------------------
 
@@ -273,14 +220,14 @@ class MongoIssuanceStore:
             "subject": family.subject,
             "created_at": family.created_at,
             "expires_at": family.expires_at,
-            "purge_at": _date(family.expires_at),
+            "purge_at": date(family.expires_at),
             "revoked_at": None,
             "access_revoked": False,
             "access": [{"jti": access.jti, "exp": access.expires_at}],
         }
         with mongo_errors("issuance"):
             await self.families.insert_one(doc)
-            await self.tokens.insert_one(_token_doc(token))
+            await self.tokens.insert_one(token_doc(token))
 
     async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Family] | None:
         await self._ready()
@@ -289,7 +236,7 @@ class MongoIssuanceStore:
             if doc is None:
                 return None
             family = await self.families.find_one({"_id": doc["family_id"]})
-        return None if family is None else (_token(doc), _family(family))
+        return None if family is None else (token_from(doc), family_from(family))
 
     async def rotate(
         self, old_hash: str, new: RefreshToken, access: AccessRecord, *, now: float
@@ -300,28 +247,92 @@ class MongoIssuanceStore:
             if old is None:
                 return Rotation.UNKNOWN
             if old.get("used_at") is not None:
-                return Rotation.ALREADY_USED
-            family_id = old["family_id"]
+                return await self._replay(old, new, access, now)
             # The successor first: until the old token is marked used below, a failure
             # leaves it usable, and an orphaned successor was never handed out.
-            await self.tokens.insert_one(_token_doc(new))
-            await self.families.update_one(
-                {"_id": family_id}, {"$pull": {"access": {"exp": {"$lte": now}}}}
-            )
-            expires_at = max(new.expires_at, access.expires_at)
-            recorded = await self.families.find_one_and_update(
-                {"_id": family_id, "revoked_at": None},
-                {
-                    "$push": {"access": {"jti": access.jti, "exp": access.expires_at}},
-                    "$max": {"expires_at": expires_at, "purge_at": _date(expires_at)},
-                },
-            )
-            if recorded is None:
+            await self.tokens.insert_one(token_doc(new))
+            if not await self._grow(old["family_id"], new, access, now):
                 return Rotation.FAMILY_REVOKED
+            # The same update records the successor: if its acknowledgement is lost,
+            # the client's retry is recognised by it (see _replay), not taken for theft.
             used = await self.tokens.find_one_and_update(
-                {"_id": old_hash, "used_at": None}, {"$set": {"used_at": now}}
+                {"_id": old_hash, "used_at": None},
+                {"$set": {"used_at": now, "successor": new.token_hash}},
             )
-        return Rotation.ROTATED if used is not None else Rotation.ALREADY_USED
+            if used is None:
+                return Rotation.ALREADY_USED
+        return await self._answered(old_hash, new.token_hash)
+
+    async def _answered(self, old_hash: str, successor: str) -> Rotation:
+        """Close the retry window of a rotation about to be answered with ``successor``."""
+        try:
+            closed = await self.tokens.update_one(
+                {"_id": old_hash, "successor": successor}, {"$set": {"answered": True}}
+            )
+        except PyMongoError:
+            # The rotation itself is stored: answer it. Only its window stays open.
+            return Rotation.ROTATED
+        # Superseded meanwhile by someone else presenting the old token: two holders.
+        return Rotation.ROTATED if closed.matched_count else Rotation.ALREADY_USED
+
+    async def _replay(
+        self, old: dict[str, Any], new: RefreshToken, access: AccessRecord, now: float
+    ) -> Rotation:
+        """A used token presented again. It is the retry of a rotation whose answer was
+        lost if that rotation was never answered, moments ago, and its successor is
+        unused: ``new`` then supersedes that successor. Else ALREADY_USED (reuse)."""
+        if old.get("answered") or now - old["used_at"] > ROTATION_REPLAY_WINDOW:
+            return Rotation.ALREADY_USED
+        current = await self._current_successor(old)
+        if current is None:
+            return Rotation.ALREADY_USED
+        await self.tokens.insert_one(token_doc(new))
+        if not await self._grow(old["family_id"], new, access, now):
+            return Rotation.FAMILY_REVOKED
+        superseded = await self.tokens.find_one_and_update(
+            {"_id": current, "used_at": None},
+            {"$set": {"used_at": now, "superseded_by": new.token_hash}},
+        )
+        if superseded is None:
+            return Rotation.ALREADY_USED  # its holder used it: the first answer arrived
+        moved = await self.tokens.update_one(
+            {"_id": old["_id"], "successor": old["successor"], "answered": {"$ne": True}},
+            {"$set": {"successor": new.token_hash}},
+        )
+        if not moved.matched_count:
+            return Rotation.ALREADY_USED  # another request answered or replayed it first
+        return await self._answered(old["_id"], new.token_hash)
+
+    async def _current_successor(self, old: dict[str, Any]) -> str | None:
+        """The unused successor, past any a failed retry superseded without recording."""
+        successor: str | None = old.get("successor")
+        for _ in range(_SUCCESSOR_HOPS):
+            if successor is None:
+                return None
+            doc = await self.tokens.find_one({"_id": successor})
+            if doc is None:
+                return None
+            if doc.get("used_at") is None:
+                return successor
+            successor = doc.get("superseded_by")
+        return None
+
+    async def _grow(
+        self, family_id: str, new: RefreshToken, access: AccessRecord, now: float
+    ) -> bool:
+        """Record ``access`` in the family and extend it to ``new``; False if revoked."""
+        await self.families.update_one(
+            {"_id": family_id}, {"$pull": {"access": {"exp": {"$lte": now}}}}
+        )
+        expires_at = max(new.expires_at, access.expires_at)
+        recorded = await self.families.find_one_and_update(
+            {"_id": family_id, "revoked_at": None},
+            {
+                "$push": {"access": {"jti": access.jti, "exp": access.expires_at}},
+                "$max": {"expires_at": expires_at, "purge_at": date(expires_at)},
+            },
+        )
+        return recorded is not None
 
     async def add_to_family(
         self, family_id: str, new: RefreshToken, access: AccessRecord, *, now: float
@@ -334,19 +345,9 @@ class MongoIssuanceStore:
             if family.get("revoked_at") is not None:
                 return Rotation.FAMILY_REVOKED
             # As in rotate: the token first, then the family records it, only if not revoked.
-            await self.tokens.insert_one(_token_doc(new))
-            await self.families.update_one(
-                {"_id": family_id}, {"$pull": {"access": {"exp": {"$lte": now}}}}
-            )
-            expires_at = max(new.expires_at, access.expires_at)
-            recorded = await self.families.find_one_and_update(
-                {"_id": family_id, "revoked_at": None},
-                {
-                    "$push": {"access": {"jti": access.jti, "exp": access.expires_at}},
-                    "$max": {"expires_at": expires_at, "purge_at": _date(expires_at)},
-                },
-            )
-        return Rotation.ROTATED if recorded is not None else Rotation.FAMILY_REVOKED
+            await self.tokens.insert_one(token_doc(new))
+            recorded = await self._grow(family_id, new, access, now)
+        return Rotation.ROTATED if recorded else Rotation.FAMILY_REVOKED
 
     async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
         await self._ready()
@@ -355,7 +356,7 @@ class MongoIssuanceStore:
                 {"_id": family_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
             )
             doc = await self.families.find_one({"_id": family_id})
-        return None if doc is None else _family(doc)
+        return None if doc is None else family_from(doc)
 
     async def revoke_families_of(self, subject: str, *, now: float) -> list[Family]:
         await self._ready()
@@ -364,7 +365,7 @@ class MongoIssuanceStore:
                 {"subject": subject, "revoked_at": None}, {"$set": {"revoked_at": now}}
             )
             docs = [d async for d in self.families.find({"subject": subject})]
-        return [_family(d) for d in docs]
+        return [family_from(d) for d in docs]
 
     async def revoke_families_of_client(self, client_id: str, *, now: float) -> list[Family]:
         await self._ready()
@@ -373,7 +374,7 @@ class MongoIssuanceStore:
                 {"client_id": client_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
             )
             docs = [d async for d in self.families.find({"client_id": client_id})]
-        return [_family(d) for d in docs]
+        return [family_from(d) for d in docs]
 
     async def mark_access_revoked(self, family_id: str) -> None:
         await self._ready()

@@ -3,17 +3,19 @@
 One document per entry key, a unique index on ``(kind, issuer, value)`` (so one
 ``jti`` per issuer), a TTL index on ``ttl_at`` and the authoritative ``expires_at``
 beside it: the TTL monitor deletes late, so code never trusts that a document still
-present is live. Writes are compare-and-set on the document's change number (``seq``),
-so a repeated or concurrent revoke merges instead of duplicating; they use write
-concern ``majority`` with journaling.
+present is live. A revoke is one atomic update that merges into the live entry
+(``$max`` of cutoff and expiry), or puts a new one where none is live: concurrent or
+repeated revokes of one key converge without compare-and-set, so a burst of them never
+runs out of retries. Writes use write concern ``majority`` with journaling. A lost
+acknowledgement answers 503 with the write in force; the retry merges into it.
 
 Change numbers come from a counter document, so they are handed out before the
-write commits and concurrent writers may commit out of order. The change feed
-therefore only reads numbers handed out at least ``settle`` seconds ago, and a
-writer whose write took longer than half of that stamps its document again with a
-fresh number. Without multi-document transactions (a standalone server has none) an
-entry and its audit record are two writes: the entry first, so a failure in between
-leaves the revocation in force and answers 503.
+write commits and concurrent writers may commit out of order (``seq`` only ever rises,
+by ``$max``). The change feed therefore only reads numbers handed out at least
+``settle`` seconds ago, and a writer whose write took longer than half of that stamps
+its document again with a fresh number. Without multi-document transactions (a
+standalone server has none) an entry and its audit record are two writes: the entry
+first, so a failure in between leaves the revocation in force and answers 503.
 
 The feed's epoch is a counter document written by the first feed reader that finds
 none: a dropped database gets a new one, and a counter reset shows as a counter below a
@@ -27,21 +29,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Sequence
-from datetime import datetime, timezone
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, WriteConcern
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, WriteConcern
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from backends.errors import BackendUnavailable
+from backends.mongodb import DEFAULT_DATABASE, mongo_client
 from backends.revocation.base import (
     AuditAction,
     AuditPage,
-    AuditRecord,
     Change,
     ChangeBatch,
     EntryKey,
@@ -49,54 +50,30 @@ from backends.revocation.base import (
     Revocation,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
-from backends.revocation.policy import merge
+from backends.revocation.mongo_docs import (
+    audit_doc,
+    audit_record,
+    dead_filter,
+    decode,
+    encode,
+    key_filter,
+    live_filter,
+    merge_update,
+    replace_update,
+)
 from backends.revocation.writeback import RESTORED_BY, restoration
 
 T = TypeVar("T")
 
-DEFAULT_DATABASE = "jotguard"
 DEFAULT_SETTLE = 1.0
-TIMEOUT_MS = 1000
-WRITE_ATTEMPTS = 20
-
-
-def _key_filter(key: EntryKey) -> dict[str, Any]:
-    kind, issuer, value = key
-    return {"kind": kind, "issuer": issuer or "", "value": value}
-
-
-def _encode(
-    entry: Revocation, seq: int, removed: bool, origin: tuple[str, int] | None = None
-) -> dict[str, Any]:
-    return {
-        **_key_filter(entry.key),
-        "id": entry.id,
-        "cutoff": entry.cutoff,
-        "expires_at": entry.expires_at,
-        "ttl_at": datetime.fromtimestamp(entry.expires_at, tz=timezone.utc),
-        "created_at": entry.created_at,
-        "reason": entry.reason,
-        "actor": entry.actor,
-        "seq": seq,
-        "removed": removed,
-        "origin": list(origin) if origin is not None else None,
-    }
-
-
-def _decode(doc: dict[str, Any]) -> Change:
-    entry = Revocation(
-        id=doc["id"],
-        kind=doc["kind"],
-        value=doc["value"],
-        issuer=doc["issuer"] or None,
-        cutoff=doc["cutoff"],
-        expires_at=doc["expires_at"],
-        created_at=doc["created_at"],
-        reason=doc["reason"],
-        actor=doc["actor"],
-    )
-    origin = doc.get("origin")  # absent from documents written before origins existed
-    return Change(doc["seq"], entry, doc["removed"], tuple(origin) if origin else None)
+# A revoke needs a second attempt only when a concurrent writer created or un-revoked
+# the entry between its two updates; a third attempt is already a sign of trouble.
+REVOKE_ATTEMPTS = 4
+# Writing back is compare-and-set (its decision reads the current state): jittered
+# backoff keeps concurrent writers out of lockstep.
+RESTORE_ATTEMPTS = 12
+RESTAMPS = 5
+COUNTER_ATTEMPTS = 3
 
 
 class MongoRevocationStore(StoreBase):
@@ -127,18 +104,7 @@ class MongoRevocationStore(StoreBase):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MongoRevocationStore:
         """``mongodb://host[:port]/database``; the database defaults to ``jotguard``."""
-        parts = urlsplit(url)
-        database = parts.path.lstrip("/") or DEFAULT_DATABASE
-        # Short timeouts make an outage a fast 503; the URL may set its own.
-        given = {name.lower() for name, _ in parse_qsl(parts.query)}
-        timeouts: dict[str, Any] = {
-            "serverSelectionTimeoutMS": TIMEOUT_MS,
-            "connectTimeoutMS": TIMEOUT_MS,
-            "socketTimeoutMS": TIMEOUT_MS * 2,
-        }
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            url, **{k: v for k, v in timeouts.items() if k.lower() not in given}
-        )
+        client, database = mongo_client(url)
         return cls(client, database=database, **options)
 
     async def _call(self, operation: Awaitable[T]) -> T:
@@ -172,29 +138,30 @@ class MongoRevocationStore(StoreBase):
             self._indexed = True
 
     async def _next_seq(self, name: str = "seq") -> int:
-        doc = await self.counters.find_one_and_update(
-            {"_id": name},
-            {"$inc": {"value": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        value: int = doc["value"]
-        return value
+        for _ in range(COUNTER_ATTEMPTS):
+            doc = await self.counters.find_one_and_update(
+                {"_id": name},
+                {"$inc": {"value": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            # mongod always returns the upserted document; a server that answers none
+            # (seen under concurrent upserts) applied the increment: take another.
+            if doc is not None:
+                value: int = doc["value"]
+                return value
+        raise BackendUnavailable("The revocation store's change counter did not answer")
 
-    async def _restamp_if_slow(self, doc_id: Any, seq: int, started: float) -> None:
+    async def _restamp_if_slow(self, doc_id: Any, started: float) -> None:
         # A change number handed out long before its write committed could be passed
         # over by a change-feed reader: give the document a fresh one.
-        for _ in range(WRITE_ATTEMPTS):
+        for _ in range(RESTAMPS):
             if time.monotonic() - started <= self.settle / 2:
                 return
             started = time.monotonic()
             fresh = await self._next_seq()
-            result = await self.entries.update_one(
-                {"_id": doc_id, "seq": seq}, {"$set": {"seq": fresh}}
-            )
-            if result.matched_count == 0:
-                return  # a later change already re-stamped it
-            seq = fresh
+            await self.entries.update_one({"_id": doc_id}, {"$max": {"seq": fresh}})
+        raise BackendUnavailable("The revocation store is too slow to number its changes")
 
     async def _record(
         self,
@@ -204,48 +171,37 @@ class MongoRevocationStore(StoreBase):
         actor: str | None,
         reason: str | None,
     ) -> None:
-        await self.audit.insert_one(
-            {
-                "seq": await self._next_seq("audit"),
-                "at": now,
-                "action": action,
-                "entry_id": entry.id,
-                "kind": entry.kind,
-                "value": entry.value,
-                "issuer": entry.issuer or "",
-                "actor": actor,
-                "reason": reason,
-            }
-        )
+        seq = await self._next_seq("audit")
+        await self.audit.insert_one(audit_doc(seq, action, entry, now, actor, reason))
 
     # -- writes -------------------------------------------------------------------------
 
     async def _write(self, incoming: Revocation, now: float) -> Revocation:
-        return await self._call(self._write_cas(incoming, now))
+        return await self._call(self._revoke_once(incoming, now))
 
-    async def _write_cas(self, incoming: Revocation, now: float) -> Revocation:
-        for _ in range(WRITE_ATTEMPTS):
-            doc = await self.entries.find_one(_key_filter(incoming.key))
-            state = _decode(doc) if doc is not None else None
-            existing = state.entry if state is not None and not state.removed else None
-            entry = merge(existing, incoming, now)
+    async def _revoke_once(self, incoming: Revocation, now: float) -> Revocation:
+        for _ in range(REVOKE_ATTEMPTS):
             started = time.monotonic()
             seq = await self._next_seq()
-            new_doc = _encode(entry, seq, removed=False)
+            doc = await self.entries.find_one_and_update(
+                live_filter(incoming.key, now),
+                merge_update(incoming, seq),
+                return_document=ReturnDocument.AFTER,
+            )
             if doc is None:
                 try:
-                    result = await self.entries.insert_one(new_doc)
+                    doc = await self.entries.find_one_and_update(
+                        dead_filter(incoming.key, now),
+                        replace_update(incoming, seq),
+                        upsert=True,
+                        return_document=ReturnDocument.AFTER,
+                    )
                 except DuplicateKeyError:
-                    continue  # a concurrent writer created it: merge over theirs
-                doc_id = result.inserted_id
-            else:
-                replaced = await self.entries.replace_one(
-                    {"_id": doc["_id"], "seq": doc["seq"]}, new_doc
-                )
-                if replaced.matched_count == 0:
-                    continue  # changed under us: merge again
-                doc_id = doc["_id"]
-            await self._restamp_if_slow(doc_id, seq, started)
+                    continue  # a concurrent writer made a live entry meanwhile: merge into it
+                if doc is None:
+                    continue  # a server that answers no upserted document: look again
+            await self._restamp_if_slow(doc["_id"], started)
+            entry = decode(doc).entry
             await self._record("revoke", entry, now, incoming.actor, incoming.reason)
             return entry
         raise BackendUnavailable("The revocation store is too busy; retry")
@@ -259,25 +215,18 @@ class MongoRevocationStore(StoreBase):
         self, entry_id: str, reason: str | None, actor: str | None
     ) -> Revocation | None:
         now = self.clock()
-        for _ in range(WRITE_ATTEMPTS):
-            doc = await self.entries.find_one(
-                {"id": entry_id, "removed": False, "expires_at": {"$gt": now}}
-            )
-            if doc is None:
-                return None
-            entry = _decode(doc).entry
-            started = time.monotonic()
-            seq = await self._next_seq()
-            result = await self.entries.update_one(
-                {"_id": doc["_id"], "seq": doc["seq"]},
-                {"$set": {"removed": True, "seq": seq}},
-            )
-            if result.matched_count == 0:
-                continue
-            await self._restamp_if_slow(doc["_id"], seq, started)
-            await self._record("unrevoke", entry, now, actor, reason)
-            return entry
-        raise BackendUnavailable("The revocation store is too busy; retry")
+        started = time.monotonic()
+        seq = await self._next_seq()
+        doc = await self.entries.find_one_and_update(
+            {"id": entry_id, "removed": False, "expires_at": {"$gt": now}},
+            {"$set": {"removed": True}, "$max": {"seq": seq}, "$inc": {"v": 1}},
+        )
+        if doc is None:
+            return None  # the number stays unused: the feed does not need them dense
+        await self._restamp_if_slow(doc["_id"], started)
+        entry = decode(doc).entry
+        await self._record("unrevoke", entry, now, actor, reason)
+        return entry
 
     # -- reads --------------------------------------------------------------------------
 
@@ -287,9 +236,9 @@ class MongoRevocationStore(StoreBase):
         return docs
 
     async def _fetch(self, keys: Sequence[EntryKey]) -> list[Revocation]:
-        query = {"removed": False, "$or": [_key_filter(k) for k in keys]}
+        query = {"removed": False, "$or": [key_filter(k) for k in keys]}
         docs = await self._call(self._find(query, ASCENDING, len(keys)))
-        return [_decode(doc).entry for doc in docs]
+        return [decode(doc).entry for doc in docs]
 
     async def list_entries(self, *, limit: int = 50, cursor: str | None = None) -> Page:
         before = parse_cursor(cursor)
@@ -300,7 +249,7 @@ class MongoRevocationStore(StoreBase):
         docs = await self._call(self._find(query, DESCENDING, size + 1))
         page = docs[:size]
         more = len(docs) > size
-        return Page([_decode(d).entry for d in page], str(page[-1]["seq"]) if more else None)
+        return Page([decode(d).entry for d in page], str(page[-1]["seq"]) if more else None)
 
     async def changes(self, cursor: int = 0, *, limit: int = 500) -> ChangeBatch:
         return await self._call(self._changes(cursor, clamp_limit(limit)))
@@ -321,14 +270,14 @@ class MongoRevocationStore(StoreBase):
             epoch = await self._counter_set_back(top, epoch)
             high = top
         at_doc = await self.entries.find_one({"seq": cursor}) if cursor > 0 else None
-        at_cursor = _decode(at_doc) if at_doc is not None else None
+        at_cursor = decode(at_doc) if at_doc is not None else None
         if high <= cursor:
             return ChangeBatch([], cursor, epoch, head, at_cursor)
         # Every number up to `high` was handed out before now: after `settle`, each
         # such write has committed or been re-stamped with a larger number.
         await asyncio.sleep(self.settle)
         docs = await self._find({"seq": {"$gt": cursor, "$lte": high}}, ASCENDING, limit)
-        changes = [_decode(doc) for doc in docs]
+        changes = [decode(doc) for doc in docs]
         next_cursor = changes[-1].seq if len(changes) == limit else high
         return ChangeBatch(changes, next_cursor, epoch, head, at_cursor)
 
@@ -355,6 +304,10 @@ class MongoRevocationStore(StoreBase):
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        if doc is None:  # no document in the reply: read what the upsert left
+            doc = await self.counters.find_one({"_id": "epoch"})
+        if doc is None:
+            raise BackendUnavailable("The revocation store did not record its feed's epoch")
         epoch: str = doc["value"]
         return epoch
 
@@ -371,28 +324,37 @@ class MongoRevocationStore(StoreBase):
         return written
 
     async def _restore_one(self, offered: Change, origin: str, now: float) -> bool:
-        # Compare-and-set on the document's change number, as every write here.
-        for _ in range(WRITE_ATTEMPTS):
-            doc = await self.entries.find_one(_key_filter(offered.entry.key))
-            keep = restoration(_decode(doc) if doc else None, offered, origin, now)
+        # Compare-and-set on the state's version ``v`` (not on ``seq``, which a re-stamp
+        # changes without changing the state).
+        for attempt in range(RESTORE_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 8)))  # noqa: S311
+            doc = await self.entries.find_one(key_filter(offered.entry.key))
+            keep = restoration(decode(doc) if doc else None, offered, origin, now)
             if keep is None:
                 return False
             started = time.monotonic()
             seq = await self._next_seq()
-            new_doc = _encode(keep.entry, seq, keep.removed, keep.origin)
+            version = doc.get("v") if doc is not None else None
+            new_doc = {
+                **encode(keep.entry, keep.removed, keep.origin),
+                "seq": max(seq, doc["seq"]) if doc is not None else seq,
+                "v": (version or 0) + 1,
+            }
             if doc is None:
                 try:
                     doc_id = (await self.entries.insert_one(new_doc)).inserted_id
                 except DuplicateKeyError:
                     continue
             else:
+                # ``{"v": None}`` also matches a document written before versions existed.
                 replaced = await self.entries.replace_one(
-                    {"_id": doc["_id"], "seq": doc["seq"]}, new_doc
+                    {"_id": doc["_id"], "v": version}, new_doc
                 )
                 if replaced.matched_count == 0:
                     continue
                 doc_id = doc["_id"]
-            await self._restamp_if_slow(doc_id, seq, started)
+            await self._restamp_if_slow(doc_id, started)
             if not keep.removed:
                 await self._record("restore", keep.entry, now, RESTORED_BY, None)
             return True
@@ -410,19 +372,7 @@ class MongoRevocationStore(StoreBase):
 
         docs = await self._call(find())
         page = docs[:size]
-        records = [
-            AuditRecord(
-                d["at"],
-                d["action"],
-                d["entry_id"],
-                d["kind"],
-                d["value"],
-                d["issuer"] or None,
-                d["actor"],
-                d["reason"],
-            )
-            for d in page
-        ]
+        records = [audit_record(d) for d in page]
         return AuditPage(records, str(page[-1]["seq"]) if len(docs) > size else None)
 
     async def ping(self) -> None:

@@ -1,14 +1,13 @@
 """One contract for every IssuanceStore and CatchphraseStore: memory, SQLite, MongoDB.
 
 MongoDB runs against mongomock-motor everywhere (a Motor client, as the stores
-must accept), and against a real server at ``MONGODB_URI`` when that is set
-(``tox -e mongodb``) through pymongo's AsyncMongoClient.
+must accept), and through pymongo's AsyncMongoClient against the wire-protocol server
+at ``MONGODB_URI`` (skipped when unset, required in CI).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 
@@ -31,6 +30,7 @@ from backends.issuance.memory import MemoryIssuanceStore
 from backends.issuance.mongo import MongoIssuanceStore
 from backends.issuance.sqlite import SQLiteIssuanceStore
 from backends.mongodb import mongo_database
+from tests.mongo_wire import mongo_uri
 
 # Real wall-clock times: MongoDB's TTL monitor (and mongomock's) drops documents dated
 # in the past.
@@ -58,10 +58,7 @@ async def mongo(kind):
 
         yield AsyncMongoMockClient()[name]
     elif kind == "mongodb":
-        uri = os.environ.get("MONGODB_URI")
-        if not uri:
-            pytest.skip("MONGODB_URI is not set (tox -e mongodb runs this against a server)")
-        client, _ = mongo_database(uri)
+        client, _ = mongo_database(mongo_uri())
         yield client[name]
         await client.drop_database(name)
         await client.close()
