@@ -31,14 +31,14 @@ from backends.issuance.sqlite_schema import (
     token_of,
     user_of,
 )
-from backends.sqlitedb import SQLiteDatabase
+from backends.sqlitedb import SQLiteRunner, create_schema
 
 
 class SQLiteIssuanceStore:
     durable = True
 
     def __init__(self, path: Path) -> None:
-        self.db = SQLiteDatabase(path, SCHEMA, migrate=migrate)
+        self.db = SQLiteRunner(path, setup=create_schema(SCHEMA, migrate))
 
     # -- clients ----------------------------------------------------------------------
 

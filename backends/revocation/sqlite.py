@@ -1,7 +1,8 @@
 """The embedded default: an SQLite file in the data directory, in WAL mode.
 
-The stdlib driver blocks, so each connection lives on its own thread: one for
-reads (the per-request check), one for writes. In WAL mode readers never wait for
+The stdlib driver blocks, so each connection lives on its own thread (a
+:class:`~backends.sqlitedb.SQLiteRunner`): one for reads (the per-request check), one
+for writes. In WAL mode readers never wait for
 a writer, so a CLI revocation committing beside the server cannot stall requests.
 Commits use ``synchronous=FULL``: a revocation acknowledged is on disk.
 
@@ -16,17 +17,11 @@ counter below the follower's cursor, and reloads.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import os
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from backends.errors import BackendUnavailable
 from backends.revocation.base import (
     AuditPage,
     AuditRecord,
@@ -40,86 +35,18 @@ from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.policy import merge
 from backends.revocation.sqlite_schema import (
     COLUMNS,
-    SCHEMA_VERSION,
     STATE_COLUMNS,
     add_audit,
     entry_of,
-    migrate,
     next_seq,
+    prepare,
     put_state,
     select_live,
     select_state,
     state_of,
-    transaction,
 )
 from backends.revocation.writeback import RESTORED_BY, restoration
-from backends.sqlitedb import open_connection
-
-T = TypeVar("T")
-
-
-class _Connection:
-    """One sqlite3 connection confined to its own thread, opened on first use."""
-
-    def __init__(self, path: Path, name: str, busy_timeout: float) -> None:
-        self.path = path
-        self.busy_timeout = busy_timeout
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"jotguard-{name}")
-        self.conn: sqlite3.Connection | None = None
-        self.file_identity: tuple[int, int] | None = None
-
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.executor, functools.partial(self._call, fn))
-        except (sqlite3.Error, OSError) as exc:
-            raise BackendUnavailable(
-                f"The revocation store cannot answer ({type(exc).__name__})"
-            ) from exc
-
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self.conn is not None and self._file_replaced():
-            # An open connection would go on using the old file (its inode), unseen.
-            self._close()
-        if self.conn is None:
-            self.conn = self._open()
-        try:
-            return fn(self.conn)
-        except sqlite3.Error:
-            # Reopen next time: the file may have been replaced or the disk remounted.
-            self._close()
-            raise
-
-    def _file_replaced(self) -> bool:
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return True
-        return (stat.st_dev, stat.st_ino) != self.file_identity
-
-    def _open(self) -> sqlite3.Connection:
-        conn = open_connection(self.path, self.busy_timeout)
-        try:
-            stat = os.stat(self.path)
-            self.file_identity = (stat.st_dev, stat.st_ino)
-            conn.row_factory = sqlite3.Row
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _close(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.close()
-            self.conn = None
-
-    async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.executor, self._close)
-        self.executor.shutdown(wait=True)
+from backends.sqlitedb import SQLiteRunner
 
 
 class SQLiteRevocationStore(StoreBase):
@@ -128,35 +55,45 @@ class SQLiteRevocationStore(StoreBase):
     def __init__(self, path: Path, *, busy_timeout: float = 5.0, **options: Any) -> None:
         super().__init__(**options)
         self.path = path
-        self._reader = _Connection(path, "sqlite-read", busy_timeout)
-        self._writer = _Connection(path, "sqlite-write", busy_timeout)
+        self._reader = SQLiteRunner(
+            path,
+            setup=prepare,
+            busy_timeout=busy_timeout,
+            name="revocation store",
+            thread_name="jotguard-sqlite-read",
+        )
+        self._writer = SQLiteRunner(
+            path,
+            setup=prepare,
+            busy_timeout=busy_timeout,
+            name="revocation store",
+            thread_name="jotguard-sqlite-write",
+        )
 
     async def _write(self, incoming: Revocation, now: float) -> Revocation:
         def write(conn: sqlite3.Connection) -> Revocation:
-            with transaction(conn):
-                conn.execute("DELETE FROM revocation_entries WHERE expires_at <= ?", (now,))
-                entry = merge(select_live(conn, incoming.key), incoming, now)
-                put_state(conn, entry)
-                add_audit(conn, "revoke", entry, now, incoming.actor, incoming.reason)
+            conn.execute("DELETE FROM revocation_entries WHERE expires_at <= ?", (now,))
+            entry = merge(select_live(conn, incoming.key), incoming, now)
+            put_state(conn, entry)
+            add_audit(conn, "revoke", entry, now, incoming.actor, incoming.reason)
             return entry
 
-        return await self._writer.run(write)
+        return await self._writer.write(write)
 
     async def _restore(self, states: list[Change], origin: str, now: float) -> int:
         def restore(conn: sqlite3.Connection) -> int:
             written = 0
-            with transaction(conn):
-                for offered in states:
-                    keep = restoration(select_state(conn, offered.entry.key), offered, origin, now)
-                    if keep is None:
-                        continue
-                    put_state(conn, keep.entry, removed=keep.removed, origin=keep.origin)
-                    if not keep.removed:
-                        add_audit(conn, "restore", keep.entry, now, RESTORED_BY, None)
-                    written += 1
+            for offered in states:
+                keep = restoration(select_state(conn, offered.entry.key), offered, origin, now)
+                if keep is None:
+                    continue
+                put_state(conn, keep.entry, removed=keep.removed, origin=keep.origin)
+                if not keep.removed:
+                    add_audit(conn, "restore", keep.entry, now, RESTORED_BY, None)
+                written += 1
             return written
 
-        return await self._writer.run(restore)
+        return await self._writer.write(restore)
 
     async def _fetch(self, keys: Sequence[EntryKey]) -> list[Revocation]:
         where = " OR ".join(["(kind = ? AND issuer = ? AND value = ?)"] * len(keys))
@@ -169,7 +106,7 @@ class SQLiteRevocationStore(StoreBase):
             ).fetchall()
             return [entry_of(row) for row in rows]
 
-        return await self._reader.run(fetch)
+        return await self._reader.read(fetch)
 
     async def unrevoke(
         self, entry_id: str, *, reason: str | None = None, actor: str | None = None
@@ -177,23 +114,22 @@ class SQLiteRevocationStore(StoreBase):
         now = self.clock()
 
         def remove(conn: sqlite3.Connection) -> Revocation | None:
-            with transaction(conn):
-                row = conn.execute(
-                    f"SELECT {COLUMNS} FROM revocation_entries"
-                    " WHERE id = ? AND removed = 0 AND expires_at > ?",
-                    (entry_id, now),
-                ).fetchone()
-                if row is None:
-                    return None
-                entry = entry_of(row)
-                conn.execute(
-                    "UPDATE revocation_entries SET removed = 1, seq = ? WHERE id = ?",
-                    (next_seq(conn), entry_id),
-                )
-                add_audit(conn, "unrevoke", entry, now, actor, reason)
+            row = conn.execute(
+                f"SELECT {COLUMNS} FROM revocation_entries"
+                " WHERE id = ? AND removed = 0 AND expires_at > ?",
+                (entry_id, now),
+            ).fetchone()
+            if row is None:
+                return None
+            entry = entry_of(row)
+            conn.execute(
+                "UPDATE revocation_entries SET removed = 1, seq = ? WHERE id = ?",
+                (next_seq(conn), entry_id),
+            )
+            add_audit(conn, "unrevoke", entry, now, actor, reason)
             return entry
 
-        return await self._writer.run(remove)
+        return await self._writer.write(remove)
 
     async def list_entries(self, *, limit: int = 50, cursor: str | None = None) -> Page:
         before = parse_cursor(cursor)
@@ -207,7 +143,7 @@ class SQLiteRevocationStore(StoreBase):
                 (now, before if before is not None else 2**63 - 1, size + 1),
             ).fetchall()
 
-        rows = await self._reader.run(select)
+        rows = await self._reader.read(select)
         page = rows[:size]
         more = len(rows) > size
         return Page([entry_of(r) for r in page], str(page[-1]["seq"]) if more else None)
@@ -231,7 +167,7 @@ class SQLiteRevocationStore(StoreBase):
                 conn.execute("COMMIT")
             return rows, meta, at_cursor
 
-        rows, meta, at_cursor = await self._reader.run(select)
+        rows, meta, at_cursor = await self._reader.read(select)
         changes = [state_of(r) for r in rows]
         return ChangeBatch(
             changes,
@@ -252,7 +188,7 @@ class SQLiteRevocationStore(StoreBase):
                 (before if before is not None else 2**63 - 1, size + 1),
             ).fetchall()
 
-        rows = await self._reader.run(select)
+        rows = await self._reader.read(select)
         page = rows[:size]
         records = [
             AuditRecord(
@@ -270,12 +206,12 @@ class SQLiteRevocationStore(StoreBase):
         return AuditPage(records, str(page[-1]["seq"]) if len(rows) > size else None)
 
     async def ping(self) -> None:
-        await self._reader.run(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._reader.read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version`` on the reading connection: it moves whenever
         another connection (this store's writer, another process's) has committed."""
-        version = await self._reader.run(
+        version = await self._reader.read(
             lambda conn: conn.execute("PRAGMA data_version").fetchone()[0]
         )
         return int(version)

@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import sqlite3
-from collections.abc import Iterator
 
 from backends.revocation.base import AuditAction, Change, EntryKey, Revocation
+from backends.sqlitedb import transaction
 
 SCHEMA_VERSION = 2
 
@@ -76,6 +75,13 @@ def state_of(row: sqlite3.Row) -> Change:
     return Change(row["seq"], entry_of(row), bool(row["removed"]), origin)
 
 
+def prepare(conn: sqlite3.Connection) -> None:
+    """The store's runners' setup: rows by column name, and the file up to the schema."""
+    conn.row_factory = sqlite3.Row
+    if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        migrate(conn)
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     with transaction(conn):
         # Read again under the write lock: another process may have just migrated.
@@ -92,18 +98,6 @@ def migrate(conn: sqlite3.Connection) -> None:
                 (secrets.randbits(62),),
             )
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front: no deadlock upgrading a read lock.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def next_seq(conn: sqlite3.Connection) -> int:
