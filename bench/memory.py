@@ -85,7 +85,7 @@ def measure(path: Path, method: str) -> dict[str, float]:
         result.update(retained=current - base, peak=peak - base)
     else:
         result.update(retained=rss_bytes() - base)
-    result.update(entries=len(mirror.denylist), load_seconds=seconds)
+    result.update(entries=len(mirror.replica.denylist), load_seconds=seconds)
     return result
 
 

@@ -313,12 +313,12 @@ async def test_the_mirror_decides_as_the_store_for_every_kind_of_entry():
             principal("bob", "j6", iat=int(now - 5), client="other"),
         ]
         assert await mirror.poll()
-        assert mirror.cursor > 0
+        assert mirror.replica.cursor > 0
         decisions = [await mirror.is_revoked(p) for p in cases]
         assert decisions == [await store.is_revoked(p) for p in cases]
         assert [d is not None for d in decisions] == [True, False, True, False, True, False, False]
         # The mirror keeps what decides, not the operator's notes.
-        kept = mirror.denylist.live(sub.key, now)
+        kept = mirror.replica.denylist.live(sub.key, now)
         assert kept is not None
         assert (kept.id, kept.reason, kept.actor) == ("", None, None)
     finally:
@@ -333,13 +333,13 @@ async def test_expired_entries_are_purged_in_chunks():
         await store.revoke_token(f"old{n}", issuer=TEST_ISSUER, expires_at=wall.now + 10)
     await store.revoke_token("live", issuer=TEST_ISSUER, expires_at=wall.now + 1000)
     await mirror.sync()
-    assert len(mirror.denylist) == PURGE_CHUNK + 6
+    assert len(mirror.replica.denylist) == PURGE_CHUNK + 6
 
     wall.now += 11
     await mirror._purge_expired()
 
-    assert len(mirror.denylist) == 1
-    assert mirror.denylist.live(("jti", TEST_ISSUER, "live"), wall.now) is not None
+    assert len(mirror.replica.denylist) == 1
+    assert mirror.replica.denylist.live(("jti", TEST_ISSUER, "live"), wall.now) is not None
 
 
 def test_freshness_must_exceed_the_poll_interval():

@@ -25,7 +25,8 @@ from backends.revocation.base import Change, Revocation
 from backends.revocation.factory import open_store, redact
 from backends.revocation.mongo import MongoRevocationStore
 from backends.revocation.policy import merge
-from backends.revocation.redis import RedisRevocationStore, _key_member
+from backends.revocation.redis import RedisRevocationStore
+from backends.revocation.redis_layout import key_member
 from backends.revocation.sqlite import SQLiteRevocationStore
 from tests.conftest import redis_url, require_service
 from tests.revocation_stores import Clock, open_test_store, reachable
@@ -156,7 +157,7 @@ async def test_redis_entries_expire_by_themselves_at_their_expiry(tmp_path):
     async with open_test_store("redis", tmp_path, Clock()) as store:
         assert isinstance(store, RedisRevocationStore)
         entry = await store.revoke_subject("alice", before=time.time())
-        name = store.prefix + "entry:" + _key_member(entry.key)
+        name = store.prefix + "entry:" + key_member(entry.key)
         assert await store.redis.expiretime(name) == math.ceil(entry.expires_at)
         assert await store.redis.expiretime(store.prefix + "id:" + entry.id) == math.ceil(
             entry.expires_at
@@ -341,7 +342,7 @@ def test_the_redis_merge_script_decides_as_policy_merge(
             live = None
             if old is not None:
                 entry, removed = old
-                await store._change("put", _key_member(entry.key), entry, now, removed=removed)
+                await store._change("put", key_member(entry.key), entry, now, removed=removed)
                 live = None if removed else entry
             merged = await store._write(incoming, now)
             assert merged == merge(live, incoming, now)

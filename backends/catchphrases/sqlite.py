@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.catchphrases.base import Catchphrase, CatchphraseFields
-from backends.sqlitedb import SQLiteDatabase
+from backends.sqlitedb import SQLiteRunner, create_schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catchphrases (
@@ -30,7 +30,7 @@ def _item(row: Any) -> Catchphrase:
 
 class SQLiteCatchphraseStore:
     def __init__(self, path: Path) -> None:
-        self.db = SQLiteDatabase(path, SCHEMA)
+        self.db = SQLiteRunner(path, setup=create_schema(SCHEMA))
 
     async def add(self, item: Catchphrase) -> None:
         await self.db.write(

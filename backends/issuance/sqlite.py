@@ -15,179 +15,36 @@ from backends.issuance.base import (
     Rotation,
     User,
 )
-from backends.sqlitedb import SQLiteDatabase
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS clients (
-    client_id   TEXT PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    secret_hash TEXT NOT NULL,
-    grant_types TEXT NOT NULL,
-    scopes      TEXT NOT NULL,
-    created_at  REAL NOT NULL,
-    disabled    INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS users (
-    user_id       TEXT PRIMARY KEY,
-    username      TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    scopes        TEXT NOT NULL,
-    disabled      INTEGER NOT NULL DEFAULT 0,
-    created_at    REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refresh_families (
-    family_id      TEXT PRIMARY KEY,
-    client_id      TEXT NOT NULL,
-    subject        TEXT NOT NULL,
-    created_at     REAL NOT NULL,
-    expires_at     REAL NOT NULL,
-    revoked_at     REAL,
-    access_revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS refresh_families_subject ON refresh_families (subject);
-CREATE INDEX IF NOT EXISTS refresh_families_client ON refresh_families (client_id);
-CREATE INDEX IF NOT EXISTS refresh_families_expires ON refresh_families (expires_at);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-    token_hash TEXT PRIMARY KEY,
-    family_id  TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
-    client_id  TEXT NOT NULL,
-    subject    TEXT NOT NULL,
-    scopes     TEXT NOT NULL,
-    issued_at  REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at    REAL
-);
-CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
-CREATE INDEX IF NOT EXISTS refresh_tokens_expires ON refresh_tokens (expires_at);
-CREATE TABLE IF NOT EXISTS family_access_tokens (
-    family_id  TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
-    jti        TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (family_id, jti)
-);
-"""
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    # Files made before clients could be disabled.
-    columns = {row[1] for row in db.execute("PRAGMA table_info(clients)")}
-    if "disabled" not in columns:
-        db.execute("ALTER TABLE clients ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
-
-
-def _words(value: str) -> frozenset[str]:
-    return frozenset(value.split())
-
-
-def _client(row: Any) -> Client:
-    return Client(row[0], row[1], row[2], _words(row[3]), _words(row[4]), row[5], bool(row[6]))
-
-
-def _user(row: Any) -> User:
-    return User(row[0], row[1], row[2], _words(row[3]), bool(row[4]), row[5])
-
-
-def _token(row: Any) -> RefreshToken:
-    return RefreshToken(row[0], row[1], row[2], row[3], _words(row[4]), row[5], row[6], row[7])
-
-
-_CLIENT_COLUMNS = "client_id, name, secret_hash, grant_types, scopes, created_at, disabled"
-_USER_COLUMNS = "user_id, username, password_hash, scopes, disabled, created_at"
-_REFRESH_COLUMNS = (
-    "token_hash, family_id, client_id, subject, scopes, issued_at, expires_at, used_at"
+from backends.issuance.sqlite_schema import (
+    CLIENT_COLUMNS,
+    FAMILY_COLUMNS,
+    REFRESH_COLUMNS,
+    SCHEMA,
+    USER_COLUMNS,
+    client_of,
+    grow_family,
+    insert_access,
+    insert_client,
+    insert_token,
+    migrate,
+    select_family,
+    token_of,
+    user_of,
 )
-_FAMILY_COLUMNS = (
-    "family_id, client_id, subject, created_at, expires_at, revoked_at, access_revoked"
-)
-
-
-def _family(db: sqlite3.Connection, family_id: str) -> Family | None:
-    row = db.execute(
-        f"SELECT {_FAMILY_COLUMNS} FROM refresh_families WHERE family_id = ?",  # noqa: S608
-        (family_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    access = db.execute(
-        "SELECT jti, expires_at FROM family_access_tokens WHERE family_id = ? ORDER BY expires_at",
-        (family_id,),
-    ).fetchall()
-    return Family(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        bool(row[6]),
-        tuple(AccessRecord(jti, exp) for jti, exp in access),
-    )
-
-
-def _insert_client(db: sqlite3.Connection, client: Client) -> None:
-    db.execute(
-        f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-        (
-            client.client_id,
-            client.name,
-            client.secret_hash,
-            " ".join(sorted(client.grant_types)),
-            " ".join(sorted(client.scopes)),
-            client.created_at,
-            int(client.disabled),
-        ),
-    )
-
-
-def _insert_token(db: sqlite3.Connection, token: RefreshToken) -> None:
-    db.execute(
-        f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-        (
-            token.token_hash,
-            token.family_id,
-            token.client_id,
-            token.subject,
-            " ".join(sorted(token.scopes)),
-            token.issued_at,
-            token.expires_at,
-            token.used_at,
-        ),
-    )
-
-
-def _insert_access(db: sqlite3.Connection, family_id: str, access: AccessRecord) -> None:
-    db.execute(
-        "INSERT INTO family_access_tokens (family_id, jti, expires_at) VALUES (?, ?, ?)",
-        (family_id, access.jti, access.expires_at),
-    )
-
-
-def _grow_family(
-    db: sqlite3.Connection, family_id: str, new: RefreshToken, access: AccessRecord, now: float
-) -> None:
-    _insert_token(db, new)
-    db.execute(
-        "DELETE FROM family_access_tokens WHERE family_id = ? AND expires_at <= ?",
-        (family_id, now),
-    )
-    _insert_access(db, family_id, access)
-    db.execute(
-        "UPDATE refresh_families SET expires_at = MAX(expires_at, ?, ?) WHERE family_id = ?",
-        (new.expires_at, access.expires_at, family_id),
-    )
+from backends.sqlitedb import SQLiteRunner, create_schema
 
 
 class SQLiteIssuanceStore:
     durable = True
 
     def __init__(self, path: Path) -> None:
-        self.db = SQLiteDatabase(path, SCHEMA, migrate=_migrate)
+        self.db = SQLiteRunner(path, setup=create_schema(SCHEMA, migrate))
 
     # -- clients ----------------------------------------------------------------------
 
     async def add_client(self, client: Client) -> None:
         try:
-            await self.db.write(lambda db: _insert_client(db, client))
+            await self.db.write(lambda db: insert_client(db, client))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"a client named {client.name!r} exists") from None
 
@@ -195,7 +52,7 @@ class SQLiteIssuanceStore:
         def insert_if_empty(db: sqlite3.Connection) -> bool:
             if db.execute("SELECT 1 FROM clients LIMIT 1").fetchone() is not None:
                 return False
-            _insert_client(db, client)
+            insert_client(db, client)
             return True
 
         return await self.db.write(insert_if_empty)
@@ -203,11 +60,11 @@ class SQLiteIssuanceStore:
     async def _client_where(self, column: str, value: str) -> Client | None:
         row = await self.db.read(
             lambda db: db.execute(
-                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE {column} = ?",  # noqa: S608
+                f"SELECT {CLIENT_COLUMNS} FROM clients WHERE {column} = ?",  # noqa: S608
                 (value,),
             ).fetchone()
         )
-        return None if row is None else _client(row)
+        return None if row is None else client_of(row)
 
     async def get_client(self, client_id: str) -> Client | None:
         return await self._client_where("client_id", client_id)
@@ -222,12 +79,12 @@ class SQLiteIssuanceStore:
                 (value, client_id),
             )
             return db.execute(
-                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
+                f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
                 (client_id,),
             ).fetchone()
 
         row = await self.db.write(update)
-        return None if row is None else _client(row)
+        return None if row is None else client_of(row)
 
     async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
         return await self._update_client(client_id, "disabled", int(disabled))
@@ -238,14 +95,14 @@ class SQLiteIssuanceStore:
     async def delete_client(self, client_id: str) -> Client | None:
         def delete(db: sqlite3.Connection) -> Any:
             row = db.execute(
-                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
+                f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
                 (client_id,),
             ).fetchone()
             db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
             return row
 
         row = await self.db.write(delete)
-        return None if row is None else _client(row)
+        return None if row is None else client_of(row)
 
     async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
         changed = await self.db.write(
@@ -261,17 +118,17 @@ class SQLiteIssuanceStore:
     async def list_clients(self) -> list[Client]:
         rows = await self.db.read(
             lambda db: db.execute(
-                f"SELECT {_CLIENT_COLUMNS} FROM clients ORDER BY created_at, name"  # noqa: S608
+                f"SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, name"  # noqa: S608
             ).fetchall()
         )
-        return [_client(row) for row in rows]
+        return [client_of(row) for row in rows]
 
     # -- users ------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                f"INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
                 (
                     user.user_id,
                     user.username,
@@ -290,11 +147,11 @@ class SQLiteIssuanceStore:
     async def _user_where(self, column: str, value: str) -> User | None:
         row = await self.db.read(
             lambda db: db.execute(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE {column} = ?",  # noqa: S608
+                f"SELECT {USER_COLUMNS} FROM users WHERE {column} = ?",  # noqa: S608
                 (value,),
             ).fetchone()
         )
-        return None if row is None else _user(row)
+        return None if row is None else user_of(row)
 
     async def get_user(self, user_id: str) -> User | None:
         return await self._user_where("user_id", user_id)
@@ -305,10 +162,10 @@ class SQLiteIssuanceStore:
     async def list_users(self) -> list[User]:
         rows = await self.db.read(
             lambda db: db.execute(
-                f"SELECT {_USER_COLUMNS} FROM users ORDER BY username"  # noqa: S608
+                f"SELECT {USER_COLUMNS} FROM users ORDER BY username"  # noqa: S608
             ).fetchall()
         )
-        return [_user(row) for row in rows]
+        return [user_of(row) for row in rows]
 
     async def set_user_disabled(self, username: str, disabled: bool) -> User | None:
         def update(db: sqlite3.Connection) -> Any:
@@ -316,12 +173,12 @@ class SQLiteIssuanceStore:
                 "UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username)
             )
             return db.execute(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?",  # noqa: S608
+                f"SELECT {USER_COLUMNS} FROM users WHERE username = ?",  # noqa: S608
                 (username,),
             ).fetchone()
 
         row = await self.db.write(update)
-        return None if row is None else _user(row)
+        return None if row is None else user_of(row)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self.db.write(
@@ -333,21 +190,21 @@ class SQLiteIssuanceStore:
     async def delete_user(self, user_id: str) -> User | None:
         def delete(db: sqlite3.Connection) -> Any:
             row = db.execute(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?",  # noqa: S608
+                f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?",  # noqa: S608
                 (user_id,),
             ).fetchone()
             db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
             return row
 
         row = await self.db.write(delete)
-        return None if row is None else _user(row)
+        return None if row is None else user_of(row)
 
     # -- refresh-token families -------------------------------------------------------
 
     async def start_family(self, family: Family, token: RefreshToken, access: AccessRecord) -> None:
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO refresh_families ({_FAMILY_COLUMNS}) "  # noqa: S608
+                f"INSERT INTO refresh_families ({FAMILY_COLUMNS}) "  # noqa: S608
                 "VALUES (?, ?, ?, ?, ?, NULL, 0)",
                 (
                     family.family_id,
@@ -357,21 +214,21 @@ class SQLiteIssuanceStore:
                     family.expires_at,
                 ),
             )
-            _insert_token(db, token)
-            _insert_access(db, family.family_id, access)
+            insert_token(db, token)
+            insert_access(db, family.family_id, access)
 
         await self.db.write(insert)
 
     async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Family] | None:
         def select(db: sqlite3.Connection) -> tuple[RefreshToken, Family] | None:
             row = db.execute(
-                f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?",  # noqa: S608
+                f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?",  # noqa: S608
                 (token_hash,),
             ).fetchone()
             if row is None:
                 return None
-            token = _token(row)
-            family = _family(db, token.family_id)
+            token = token_of(row)
+            family = select_family(db, token.family_id)
             return None if family is None else (token, family)
 
         return await self.db.read(select)
@@ -395,7 +252,7 @@ class SQLiteIssuanceStore:
             db.execute(
                 "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, old_hash)
             )
-            _grow_family(db, family_id, new, access, now)
+            grow_family(db, family_id, new, access, now)
             return Rotation.ROTATED
 
         return await self.db.write(swap)
@@ -411,7 +268,7 @@ class SQLiteIssuanceStore:
                 return Rotation.UNKNOWN
             if row[0] is not None:
                 return Rotation.FAMILY_REVOKED
-            _grow_family(db, family_id, new, access, now)
+            grow_family(db, family_id, new, access, now)
             return Rotation.ROTATED
 
         return await self.db.write(add)
@@ -423,7 +280,7 @@ class SQLiteIssuanceStore:
                 "WHERE family_id = ? AND revoked_at IS NULL",
                 (now, family_id),
             )
-            return _family(db, family_id)
+            return select_family(db, family_id)
 
         return await self.db.write(revoke)
 
@@ -437,7 +294,7 @@ class SQLiteIssuanceStore:
             ids = db.execute(
                 "SELECT family_id FROM refresh_families WHERE subject = ?", (subject,)
             ).fetchall()
-            return [f for (i,) in ids if (f := _family(db, i)) is not None]
+            return [f for (i,) in ids if (f := select_family(db, i)) is not None]
 
         return await self.db.write(revoke)
 
@@ -451,7 +308,7 @@ class SQLiteIssuanceStore:
             ids = db.execute(
                 "SELECT family_id FROM refresh_families WHERE client_id = ?", (client_id,)
             ).fetchall()
-            return [f for (i,) in ids if (f := _family(db, i)) is not None]
+            return [f for (i,) in ids if (f := select_family(db, i)) is not None]
 
         return await self.db.write(revoke)
 

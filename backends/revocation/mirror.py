@@ -1,7 +1,8 @@
 """An in-process mirror of a revocation store: the per-request check is a memory lookup.
 
 The mirror follows the store's change feed (:meth:`RevocationStore.changes`) into a
-:class:`~backends.revocation.policy.Denylist`, so it decides exactly as the store does.
+:class:`~backends.revocation.policy.Denylist` (its copy, :mod:`backends.revocation.replica`),
+so it decides exactly as the store does.
 It polls the feed every ``poll_interval`` seconds, and at once when woken (Redis
 pub/sub, see :mod:`backends.revocation.notify`). It fails closed: when no poll has
 succeeded for ``freshness`` seconds (store down, or too slow), checks raise
@@ -24,8 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from backends.errors import BackendUnavailable
 from backends.outage import Outage
@@ -40,94 +41,22 @@ from backends.revocation.base import (
     Revocation,
     RevocationStore,
 )
-from backends.revocation.policy import Denylist, candidate_keys, describe
+from backends.revocation.policy import describe
+from backends.revocation.replica import Replica
 from backends.telemetry import Sample
 
 if TYPE_CHECKING:
     from backends.revocation.notify import ChangeNotifier
 
 T = TypeVar("T")
-LineageBreak = Literal["epoch_changed", "counter_behind"]
 
 log = logging.getLogger("jotguard.revocation")
 
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_FRESHNESS = 5.0
-FEED_PAGE = 500  # a shorter page means the feed has nothing more
 PURGE_EVERY = 60.0
 PURGE_CHUNK = 10_000
 WRITE_BACK_CHUNK = 500
-RELOAD_ATTEMPTS = 3  # the epoch moved again while the store was being read in full
-
-
-class _MirrorDenylist(Denylist):
-    """A Denylist that stores entries compactly and purges without stalling the loop."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._strings: dict[str, str] = {}
-
-    def _shared(self, value: str | None) -> str | None:
-        # Kinds and issuers repeat across millions of entries: keep one copy of each.
-        if value is None:
-            return None
-        return self._strings.setdefault(value, value)
-
-    def _slim(self, change: Change) -> Change:
-        entry = change.entry
-        # The decision needs no id, time of revocation, reason or actor: the store keeps
-        # them (list, audit); the mirror keeps what decides (kind, issuer, value, cutoff,
-        # expiry), about a fifth less memory per entry.
-        slim = Revocation(
-            "",
-            self._shared(entry.kind),  # type: ignore[arg-type]
-            entry.value,
-            self._shared(entry.issuer),
-            entry.cutoff,
-            entry.expires_at,
-            0.0,
-        )
-        return Change(change.seq, slim, change.removed)
-
-    def apply_compact(self, change: Change) -> None:
-        self.apply(self._slim(change))
-
-    def covering(self, principal: Principal, clock: Callable[[], float]) -> Revocation | None:
-        """:meth:`decide`, without running the policy when no entry at all is kept under a
-        key that could cover the token: the per-request common case, and the policy
-        over no entries revokes nothing."""
-        states = self._states
-        for key in candidate_keys(principal):  # a loop: any() over a generator costs more
-            if key in states:
-                return self.decide(principal, clock())
-        return None
-
-    def put(self, change: Change) -> Change:
-        """Set the key's state whatever its number (a write acknowledged here, an entry
-        held for the store) and return it as kept; any change the feed brings above
-        ``change.seq`` replaces it."""
-        slim = self._slim(change)
-        self._states[slim.entry.key] = slim
-        return slim
-
-    def drop(self, key: EntryKey) -> None:
-        self._states.pop(key, None)
-
-    def keys(self) -> list[EntryKey]:
-        return list(self._states)
-
-    def purge_keys(self, keys: Iterable[EntryKey], now: float) -> int:
-        """Forget those of ``keys`` that expired (entries and tombstones alike)."""
-        gone = 0
-        for key in keys:
-            change = self._states.get(key)
-            if change is not None and change.entry.expires_at <= now:
-                del self._states[key]
-                gone += 1
-        return gone
-
-    def __len__(self) -> int:
-        return len(self._states)
 
 
 class RevocationMirror:
@@ -160,10 +89,6 @@ class RevocationMirror:
         self.clock = clock
         self.monotonic = monotonic
         self.notifier = notifier
-        self.denylist = _MirrorDenylist()
-        self.cursor = 0
-        self.epoch: str | None = None
-        self.at_cursor: Change | None = None  # the feed's state numbered the cursor, as read
         self.confirmed_at: float | None = None
         self.outage = Outage(
             "revocation store",
@@ -173,6 +98,7 @@ class RevocationMirror:
             monotonic=monotonic,
         )
         self.recovery = writeback.Recovery(clock)
+        self.replica = Replica(store, self.recovery, clock)
         self._sync_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -203,102 +129,10 @@ class RevocationMirror:
 
     async def _sync_locked(self) -> None:
         started = self.monotonic()
-        # Until the first load completes no request is answered from the mirror, so
-        # pages go in as they arrive (a million entries never sit in a backlog). Once
-        # current, a backlog goes in at once after its last page: no request sees half.
-        loading = self.confirmed_at is None
-        cursor = self.cursor
-        changes: list[Change] = []
-        while True:
-            batch = await self.store.changes(cursor, limit=FEED_PAGE)
-            broken = self._lineage_break(batch, cursor)
-            if broken is not None:
-                self._apply(changes, cursor)  # read from the old feed: held, if lost
-                await self._reload(broken)
-                break
-            self.epoch = batch.epoch
-            cursor = max(cursor, batch.cursor)
-            if loading:
-                self._apply(batch.changes, cursor)
-            else:
-                changes.extend(batch.changes)
-            if len(batch.changes) < FEED_PAGE:
-                self._apply(changes, cursor)
-                break
+        if await self.replica.catch_up(loading=self.confirmed_at is None):
+            self.wake()  # reloaded: the follower writes back at once
         if self.confirmed_at is None or started > self.confirmed_at:
             self.confirmed_at = started
-
-    def _lineage_break(self, batch: ChangeBatch, cursor: int) -> LineageBreak | None:
-        """Why ``batch`` cannot follow what the mirror read before, if it cannot."""
-        if self.epoch is None:
-            return None  # nothing read yet: whatever the store holds is the start
-        if batch.epoch != self.epoch:
-            return "epoch_changed"
-        if batch.head < cursor:
-            # The same feed with its counter set back (a failover to a lagging replica, a
-            # restored backup): numbers at or below the cursor are being handed out again.
-            return "counter_behind"
-        if cursor == self.cursor and _rewritten(self.at_cursor, batch.at_cursor):
-            # Set back, and written past the cursor again before this poll.
-            return "counter_behind"
-        return None
-
-    def _apply(self, changes: list[Change], cursor: int) -> None:
-        for change in changes:
-            self.denylist.apply_compact(change)
-        self.at_cursor = _numbered(
-            changes, cursor, self.at_cursor if cursor == self.cursor else None
-        )
-        self.cursor = cursor
-
-    # -- a store that lost or replaced its data ------------------------------------------
-
-    async def _reload(self, reason: LineageBreak) -> None:
-        """Read the store in full; keep enforcing, and write back, what this process
-        held that the store no longer has."""
-        held, origin = self.denylist, self.epoch
-        assert origin is not None
-        fresh, cursor, epoch, at_cursor = await self._load_all()
-        missing = self.recovery.reloaded(held.states(), fresh, origin, reason, self.clock())
-        self.denylist, self.epoch, self.cursor = fresh, epoch, cursor
-        self.at_cursor = at_cursor
-        self.wake()  # the follower writes back at once
-        why = (
-            "its feed has a new epoch"
-            if reason == "epoch_changed"
-            else ("its change counter was set back below what this process had read")
-        )
-        log.error(
-            "the revocation store lost or replaced its data (%s): reloaded it in full"
-            " (%d entries); writing back the %d entries this process held that it no"
-            " longer has%s",
-            why,
-            len(fresh),
-            len(missing),
-            writeback.examples(missing),
-        )
-
-    async def _load_all(self) -> tuple[_MirrorDenylist, int, str, Change | None]:
-        for _ in range(RELOAD_ATTEMPTS):
-            fresh = _MirrorDenylist()
-            cursor = 0
-            epoch: str | None = None
-            at_cursor: Change | None = None
-            while True:
-                batch = await self.store.changes(cursor, limit=FEED_PAGE)
-                if epoch is not None and batch.epoch != epoch:
-                    break  # replaced again while being read: start over
-                epoch = batch.epoch
-                for change in batch.changes:
-                    fresh.apply_compact(change)
-                next_cursor = max(cursor, batch.cursor)
-                at_cursor = _numbered(
-                    batch.changes, next_cursor, at_cursor if next_cursor == cursor else None
-                )
-                cursor = next_cursor
-                if len(batch.changes) < FEED_PAGE:
-                    return fresh, cursor, epoch, at_cursor
-        raise BackendUnavailable("The revocation store keeps replacing its data")
 
     async def _write_back(self) -> None:
         """Write back what a reload found lost; once the store has it all, the feed
@@ -307,7 +141,7 @@ class RevocationMirror:
             return
         async with self._sync_lock:
             await self._sync_locked()  # brings in what was written back
-            self.recovery.release(self.denylist)
+            self.recovery.release(self.replica.denylist)
 
     def loss_note(self) -> str | None:
         """For ``/readyz``: that the store lost its data lately, and what was done."""
@@ -352,9 +186,9 @@ class RevocationMirror:
         if now - self._last_purge < PURGE_EVERY:
             return
         self._last_purge = now
-        keys = self.denylist.keys()
+        keys = self.replica.denylist.keys()
         for start in range(0, len(keys), PURGE_CHUNK):
-            self.denylist.purge_keys(keys[start : start + PURGE_CHUNK], self.clock())
+            self.replica.denylist.purge_keys(keys[start : start + PURGE_CHUNK], self.clock())
             await asyncio.sleep(0)  # let requests run between chunks
 
     def is_current(self) -> bool:
@@ -366,7 +200,7 @@ class RevocationMirror:
             "revocation_mirror_entries",
             "gauge",
             "Revocation entries and un-revocations this process's mirror holds.",
-            len(self.denylist),
+            len(self.replica.denylist),
         )
         if self.confirmed_at is not None:
             yield Sample(
@@ -397,7 +231,7 @@ class RevocationMirror:
             raise BackendUnavailable(
                 "The revocation list cannot be confirmed current", retry_after=5
             )
-        return self.denylist.covering(principal, self.clock)
+        return self.replica.denylist.covering(principal, self.clock)
 
     def _staleness(self) -> str:
         if self.confirmed_at is None:
@@ -434,7 +268,7 @@ class RevocationMirror:
     ) -> Revocation | None:
         """Write through, then enforce the result here at once, whatever the feed says
         (it may be behind, or the store may have lost its data meanwhile)."""
-        denylist = self.denylist
+        denylist = self.replica.denylist
         before = denylist.state(key) if key is not None else None
         entry = await self._through(write)
         if entry is None:
@@ -442,8 +276,8 @@ class RevocationMirror:
         # Unless the feed brought news of this key while the write was in flight (this
         # write, or one after it): then the feed's word stands. At the cursor's number, so
         # the feed's own record of this write (numbered above it) replaces it.
-        if self.denylist is not denylist or key is None or denylist.state(key) is before:
-            self.denylist.put(Change(self.cursor, entry, removed))
+        if self.replica.denylist is not denylist or key is None or denylist.state(key) is before:
+            self.replica.denylist.put(Change(self.replica.cursor, entry, removed))
         with contextlib.suppress(BackendUnavailable):
             await self.sync()  # the store just answered: bring in this write and any before it
         return entry
@@ -513,18 +347,3 @@ class RevocationMirror:
                 await task
         self._tasks.clear()
         await self.store.close()
-
-
-def _numbered(changes: list[Change], cursor: int, before: Change | None) -> Change | None:
-    """The state numbered ``cursor`` among ``changes`` (else ``before``, read earlier)."""
-    for change in reversed(changes):
-        if change.seq == cursor:
-            return change
-    return before
-
-
-def _rewritten(read: Change | None, found: Change | None) -> bool:
-    """Whether the store's state numbered the cursor is not the one read there."""
-    if read is None or found is None:
-        return False  # nothing to compare: rewritten since, or expired and pruned
-    return found.entry.key != read.entry.key or not writeback.decides_alike(found, read)

@@ -1,22 +1,11 @@
 """Redis store (``redis.asyncio``): entries as keys that expire by themselves (EXAT).
 
-Layout under one key prefix:
-
-- ``entry:<key>``: the entry's latest state as JSON, expiring when the entry does;
-- ``id:<id>``: the entry key an id names (for un-revoking by id);
-- ``seq``: the change counter; ``epoch``: the change feed's identity, written by the
-  first reader of a feed that has none (so a flushed or restarted Redis gets a new one).
-  A reader that finds the counter below the entries' own numbers (the ``seq`` key lost
-  alone) sets it past them again and gives the feed a new epoch: numbers were handed
-  out twice, and every follower must reload;
-- ``changes``: sorted set of entry keys scored by their latest change number;
-- ``expiry``: sorted set of entry keys scored by expiry, to prune ``changes``;
-- ``audit``: a stream of admin actions.
-
-Every change is one Lua script (:data:`_CHANGE`): it takes the next change number and
-writes the state, its indexes, its audit record and the announcement together, so
-change numbers become visible in order and a follower never reads past one still to
-come. A revocation merges over the live entry inside the script, as
+Its keys, and the scripts that write and read them, are
+:mod:`backends.revocation.redis_layout`. Every change is one Lua script
+(:data:`~backends.revocation.redis_layout.CHANGE_SCRIPT`): it takes the next change
+number and writes the state, its indexes, its audit record and the announcement
+together, so change numbers become visible in order and a follower never reads past
+one still to come. A revocation merges over the live entry inside the script, as
 :func:`~backends.revocation.policy.merge` does (``tests/test_revocation_stores.py``
 holds the two to the same results): writers never retry, not on the counter and not on
 one entry revoked by many at once. An un-revocation or a written-back state is written
@@ -27,7 +16,6 @@ request.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Awaitable, Sequence
@@ -52,6 +40,14 @@ from backends.revocation.base import (
     Revocation,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
+from backends.revocation.redis_layout import (
+    CHANGE_SCRIPT,
+    READ_SCRIPT,
+    as_text,
+    decode_state,
+    encode_state,
+    key_member,
+)
 from backends.revocation.writeback import RESTORED_BY as RESTORER
 from backends.revocation.writeback import restoration
 
@@ -61,159 +57,7 @@ DEFAULT_PREFIX = "jotguard:revocations:"
 DEFAULT_TIMEOUT = 1.0
 # Un-revocations and write-backs retry when another writer changed their entry meanwhile.
 WRITE_ATTEMPTS = 50
-# Expired members pruned from the indexes per write: bounded work in one script.
-PRUNE_PER_WRITE = 1000
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
-
-# One change: ARGV[1] 'merge' revokes (ARGV[6] the incoming entry, merged over a live one
-# as policy.merge does); 'put' writes ARGV[6] exactly, only if the entry is still
-# ARGV[7], else returns false. Then the next number, the indexes, the id key (built here:
-# a merge decides whose id it keeps), the audit record (ARGV[8] its action, '' for none)
-# and the announcement. Returns the state written. Numbers are written with %.17g, which
-# reads back as the same double.
-_CHANGE = """
-local entry, counter, changes, expiry, audit = unpack(KEYS)
-local mode, member, now, channel, id_prefix = unpack(ARGV, 1, 5)
-local payload, expected, action, actor, reason = unpack(ARGV, 6, 10)
-local null = cjson.null
-local current = redis.call('GET', entry)
-local state = cjson.decode(payload)
-if mode == 'merge' then
-  if current then
-    local old = cjson.decode(current)
-    if not old.removed and old.expires_at > tonumber(now) then
-      if state.cutoff ~= null and (old.cutoff == null or state.cutoff > old.cutoff) then
-        old.cutoff = state.cutoff
-      end
-      if state.expires_at > old.expires_at then
-        old.expires_at = state.expires_at
-      end
-      state = old
-    end
-  end
-  state.removed = false
-  state.origin = null
-elseif (current or '') ~= expected then
-  return false
-end
-local function text(v)
-  if v == nil or v == null then return 'null' end
-  return cjson.encode(v)
-end
-local function number(v)
-  if v == nil or v == null then return 'null' end
-  return string.format('%.17g', v)
-end
-local origin = 'null'
-if type(state.origin) == 'table' then
-  origin = '[' .. text(state.origin[1]) .. ',' .. string.format('%d', state.origin[2]) .. ']'
-end
-local seq = redis.call('INCR', counter)
-local doc = '{"seq":' .. string.format('%d', seq) .. ',"id":' .. text(state.id)
-  .. ',"kind":' .. text(state.kind) .. ',"value":' .. text(state.value)
-  .. ',"issuer":' .. text(state.issuer) .. ',"cutoff":' .. number(state.cutoff)
-  .. ',"expires_at":' .. number(state.expires_at)
-  .. ',"created_at":' .. number(state.created_at) .. ',"reason":' .. text(state.reason)
-  .. ',"actor":' .. text(state.actor) .. ',"removed":' .. tostring(state.removed == true)
-  .. ',"origin":' .. origin .. '}'
-local exat = string.format('%d', math.ceil(state.expires_at))
-redis.call('SET', entry, doc, 'EXAT', exat)
-redis.call('ZADD', changes, seq, member)
-redis.call('ZADD', expiry, number(state.expires_at), member)
-if state.removed == true then
-  redis.call('DEL', id_prefix .. state.id)
-else
-  redis.call('SET', id_prefix .. state.id, member, 'EXAT', exat)
-end
-local stale = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE_PER_WRITE)
-for _, old in ipairs(stale) do
-  if old ~= member then
-    redis.call('ZREM', changes, old)
-    redis.call('ZREM', expiry, old)
-  end
-end
-if action ~= '' then
-  local issuer = state.issuer
-  if issuer == null then issuer = '' end
-  redis.call('XADD', audit, '*', 'at', now, 'action', action, 'entry_id', state.id,
-             'kind', state.kind, 'value', state.value, 'issuer', issuer, 'actor', actor,
-             'reason', reason)
-end
-redis.call('PUBLISH', channel, seq)
-return doc
-""".replace("PRUNE_PER_WRITE", str(PRUNE_PER_WRITE))
-
-# One page of the feed, with the epoch and the counter as found, atomically.
-_READ = """
-local epoch_key, counter, changes = unpack(KEYS)
-local new_epoch, cursor, limit = unpack(ARGV)
-local epoch = redis.call('GET', epoch_key)
-if not epoch then
-  redis.call('SET', epoch_key, new_epoch)
-  epoch = new_epoch
-end
-local head = tonumber(redis.call('GET', counter) or '0')
-local top = redis.call('ZREVRANGE', changes, 0, 0, 'WITHSCORES')
-if top[2] and tonumber(top[2]) > head then
-  redis.call('SET', counter, top[2])
-  redis.call('SET', epoch_key, new_epoch)
-  epoch = new_epoch
-end
-local page = redis.call('ZRANGEBYSCORE', changes, '(' .. cursor, '+inf', 'WITHSCORES',
-                        'LIMIT', 0, limit)
-local at_cursor = redis.call('ZRANGEBYSCORE', changes, cursor, cursor, 'LIMIT', 0, 1)
-return {epoch, head, page, at_cursor}
-"""
-
-
-def _key_member(key: EntryKey) -> str:
-    kind, issuer, value = key
-    return json.dumps([kind, issuer or "", value], separators=(",", ":"))
-
-
-def _encode(entry: Revocation, removed: bool, origin: tuple[str, int] | None = None) -> str:
-    return json.dumps(
-        {
-            "seq": 0,  # the change script numbers it
-            "id": entry.id,
-            "kind": entry.kind,
-            "value": entry.value,
-            "issuer": entry.issuer,
-            "cutoff": entry.cutoff,
-            "expires_at": entry.expires_at,
-            "created_at": entry.created_at,
-            "reason": entry.reason,
-            "actor": entry.actor,
-            "removed": removed,
-            "origin": list(origin) if origin is not None else None,
-        },
-        separators=(",", ":"),
-    )
-
-
-def _decode(raw: bytes | str | None) -> Change | None:
-    if raw is None:
-        return None
-    doc = json.loads(raw)
-    cutoff = doc["cutoff"]
-    entry = Revocation(
-        id=doc["id"],
-        kind=doc["kind"],
-        value=doc["value"],
-        issuer=doc["issuer"],
-        # The change script writes a whole number without its ".0".
-        cutoff=float(cutoff) if cutoff is not None else None,
-        expires_at=float(doc["expires_at"]),
-        created_at=float(doc["created_at"]),
-        reason=doc["reason"],
-        actor=doc["actor"],
-    )
-    origin = doc.get("origin")  # absent from states written before origins existed
-    return Change(doc["seq"], entry, doc["removed"], tuple(origin) if origin else None)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisRevocationStore(StoreBase):
@@ -223,8 +67,8 @@ class RedisRevocationStore(StoreBase):
         super().__init__(**options)
         self.redis = client
         self.prefix = prefix
-        self._change_script = client.register_script(_CHANGE)
-        self._read_script = client.register_script(_READ)
+        self._change_script = client.register_script(CHANGE_SCRIPT)
+        self._read_script = client.register_script(READ_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisRevocationStore:
@@ -279,15 +123,15 @@ class RedisRevocationStore(StoreBase):
         reason: str | None = None,
         client: Redis | Pipeline | None = None,
     ) -> Awaitable[Any]:
-        """Run :data:`_CHANGE`: the state written, or None ('put' only) when the entry is
-        no longer ``expected``. ``action`` adds its audit record."""
+        """Run :data:`CHANGE_SCRIPT`: the state written, or None ('put' only) when the
+        entry is no longer ``expected``. ``action`` adds its audit record."""
         args: list[Any] = [
             mode,
             member,
             repr(now),
             self.changes_channel,
             self._k("id:"),
-            _encode(entry, removed, origin),
+            encode_state(entry, removed, origin),
             expected or b"",
             action or "",
             actor or "",
@@ -307,14 +151,14 @@ class RedisRevocationStore(StoreBase):
         async def write() -> Revocation:
             written = await self._change(
                 "merge",
-                _key_member(incoming.key),
+                key_member(incoming.key),
                 incoming,
                 now,
                 action="revoke",
                 actor=incoming.actor,
                 reason=incoming.reason,
             )
-            state = _decode(written)
+            state = decode_state(written)
             assert state is not None
             return state.entry
 
@@ -329,10 +173,10 @@ class RedisRevocationStore(StoreBase):
             raw_member = await self.redis.get(self._k("id:" + entry_id))
             if raw_member is None:
                 return None
-            member = _text(raw_member)
+            member = as_text(raw_member)
             for _ in range(WRITE_ATTEMPTS):
                 raw = await self.redis.get(self._entry_key(member))
-                state = _decode(raw)
+                state = decode_state(raw)
                 if (
                     state is None
                     or state.removed
@@ -364,12 +208,12 @@ class RedisRevocationStore(StoreBase):
             for _ in range(WRITE_ATTEMPTS):
                 if not pending:
                     return written
-                members = [_key_member(s.entry.key) for s in pending]
+                members = [key_member(s.entry.key) for s in pending]
                 raws = await self.redis.mget([self._entry_key(m) for m in members])
                 planned: list[Change] = []
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for offered, member, raw in zip(pending, members, raws, strict=True):
-                        keep = restoration(_decode(raw), offered, origin, now)
+                        keep = restoration(decode_state(raw), offered, origin, now)
                         if keep is None:
                             continue
                         await self._change(  # queued on the pipeline
@@ -397,16 +241,16 @@ class RedisRevocationStore(StoreBase):
     # -- reads --------------------------------------------------------------------------
 
     async def _fetch(self, keys: Sequence[EntryKey]) -> list[Revocation]:
-        names = [self._entry_key(_key_member(k)) for k in keys]
+        names = [self._entry_key(key_member(k)) for k in keys]
         raws = await self._call(self.redis.mget(names))
-        states = (_decode(raw) for raw in raws)
+        states = (decode_state(raw) for raw in raws)
         return [s.entry for s in states if s is not None and not s.removed]
 
     async def _states(self, members: list[Any]) -> list[Change | None]:
         if not members:
             return []
-        names = [self._entry_key(_text(m)) for m in members]
-        return [_decode(raw) for raw in await self._call(self.redis.mget(names))]
+        names = [self._entry_key(as_text(m)) for m in members]
+        return [decode_state(raw) for raw in await self._call(self.redis.mget(names))]
 
     async def list_entries(self, *, limit: int = 50, cursor: str | None = None) -> Page:
         before = parse_cursor(cursor)
@@ -446,7 +290,7 @@ class RedisRevocationStore(StoreBase):
             if at_cursor is not None and at_cursor.seq != cursor:
                 at_cursor = None  # rewritten since it was found there
             next_cursor = int(float(page[-1])) if page else cursor
-            return ChangeBatch(changes, next_cursor, _text(epoch), int(head), at_cursor)
+            return ChangeBatch(changes, next_cursor, as_text(epoch), int(head), at_cursor)
 
         return await self._call(read())
 
@@ -459,7 +303,7 @@ class RedisRevocationStore(StoreBase):
         page = rows[:size]
         records = []
         for _, fields in page:
-            f = {_text(k): _text(v) for k, v in fields.items()}
+            f = {as_text(k): as_text(v) for k, v in fields.items()}
             records.append(
                 AuditRecord(
                     float(f["at"]),
@@ -472,7 +316,7 @@ class RedisRevocationStore(StoreBase):
                     f["reason"] or None,
                 )
             )
-        next_cursor = _text(page[-1][0]) if len(rows) > size else None
+        next_cursor = as_text(page[-1][0]) if len(rows) > size else None
         return AuditPage(records, next_cursor)
 
     async def ping(self) -> None:

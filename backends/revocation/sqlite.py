@@ -1,7 +1,8 @@
 """The embedded default: an SQLite file in the data directory, in WAL mode.
 
-The stdlib driver blocks, so each connection lives on its own thread: one for
-reads (the per-request check), one for writes. In WAL mode readers never wait for
+The stdlib driver blocks, so each connection lives on its own thread (a
+:class:`~backends.sqlitedb.SQLiteRunner`): one for reads (the per-request check), one
+for writes. In WAL mode readers never wait for
 a writer, so a CLI revocation committing beside the server cannot stall requests.
 Commits use ``synchronous=FULL``: a revocation acknowledged is on disk.
 
@@ -16,20 +17,12 @@ counter below the follower's cursor, and reloads.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import os
-import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from backends.errors import BackendUnavailable
 from backends.revocation.base import (
-    AuditAction,
     AuditPage,
     AuditRecord,
     Change,
@@ -40,237 +33,20 @@ from backends.revocation.base import (
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.policy import merge
+from backends.revocation.sqlite_schema import (
+    COLUMNS,
+    STATE_COLUMNS,
+    add_audit,
+    entry_of,
+    next_seq,
+    prepare,
+    put_state,
+    select_live,
+    select_state,
+    state_of,
+)
 from backends.revocation.writeback import RESTORED_BY, restoration
-from backends.sqlitedb import open_connection
-
-T = TypeVar("T")
-
-SCHEMA_VERSION = 2
-
-# Issuer '' stands for "every issuer" (None): NULLs never collide in a primary key.
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS revocation_entries (
-        kind TEXT NOT NULL,
-        issuer TEXT NOT NULL,
-        value TEXT NOT NULL,
-        id TEXT NOT NULL UNIQUE,
-        cutoff REAL,
-        expires_at REAL NOT NULL,
-        created_at REAL NOT NULL,
-        reason TEXT,
-        actor TEXT,
-        seq INTEGER NOT NULL UNIQUE,
-        removed INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (kind, issuer, value)
-    )""",
-    "CREATE INDEX IF NOT EXISTS revocation_entries_expiry ON revocation_entries (expires_at)",
-    """CREATE TABLE IF NOT EXISTS revocation_audit (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        at REAL NOT NULL,
-        action TEXT NOT NULL,
-        entry_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        value TEXT NOT NULL,
-        issuer TEXT NOT NULL,
-        actor TEXT,
-        reason TEXT
-    )""",
-    # The change counter lives apart from the entries: purging the newest entry must
-    # never let a change number be handed out twice.
-    "CREATE TABLE IF NOT EXISTS revocation_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO revocation_meta (name, value) VALUES ('seq', 0)",
-)
-# Version 2: where a state written back came from (see backends.revocation.writeback).
-_ORIGINS = (
-    "ALTER TABLE revocation_entries ADD COLUMN origin TEXT",
-    "ALTER TABLE revocation_entries ADD COLUMN origin_seq INTEGER",
-)
-
-_COLUMNS = "id, kind, value, issuer, cutoff, expires_at, created_at, reason, actor, seq, removed"
-_STATE_COLUMNS = _COLUMNS + ", origin, origin_seq"
-
-
-def _entry(row: sqlite3.Row) -> Revocation:
-    return Revocation(
-        id=row["id"],
-        kind=row["kind"],
-        value=row["value"],
-        issuer=row["issuer"] or None,
-        cutoff=row["cutoff"],
-        expires_at=row["expires_at"],
-        created_at=row["created_at"],
-        reason=row["reason"],
-        actor=row["actor"],
-    )
-
-
-def _state(row: sqlite3.Row) -> Change:
-    origin = (row["origin"], row["origin_seq"]) if row["origin"] is not None else None
-    return Change(row["seq"], _entry(row), bool(row["removed"]), origin)
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    with _transaction(conn):
-        # Read again under the write lock: another process may have just migrated.
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version < 1:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-        if version < 2:
-            for statement in _ORIGINS:
-                conn.execute(statement)
-            # The feed's identity: a file made anew gets another one.
-            conn.execute(
-                "INSERT OR IGNORE INTO revocation_meta (name, value) VALUES ('epoch', ?)",
-                (secrets.randbits(62),),
-            )
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front: no deadlock upgrading a read lock.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-class _Connection:
-    """One sqlite3 connection confined to its own thread, opened on first use."""
-
-    def __init__(self, path: Path, name: str, busy_timeout: float) -> None:
-        self.path = path
-        self.busy_timeout = busy_timeout
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"jotguard-{name}")
-        self.conn: sqlite3.Connection | None = None
-        self.file_identity: tuple[int, int] | None = None
-
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.executor, functools.partial(self._call, fn))
-        except (sqlite3.Error, OSError) as exc:
-            raise BackendUnavailable(
-                f"The revocation store cannot answer ({type(exc).__name__})"
-            ) from exc
-
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self.conn is not None and self._file_replaced():
-            # An open connection would go on using the old file (its inode), unseen.
-            self._close()
-        if self.conn is None:
-            self.conn = self._open()
-        try:
-            return fn(self.conn)
-        except sqlite3.Error:
-            # Reopen next time: the file may have been replaced or the disk remounted.
-            self._close()
-            raise
-
-    def _file_replaced(self) -> bool:
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return True
-        return (stat.st_dev, stat.st_ino) != self.file_identity
-
-    def _open(self) -> sqlite3.Connection:
-        conn = open_connection(self.path, self.busy_timeout)
-        try:
-            stat = os.stat(self.path)
-            self.file_identity = (stat.st_dev, stat.st_ino)
-            conn.row_factory = sqlite3.Row
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                _migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _close(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.close()
-            self.conn = None
-
-    async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.executor, self._close)
-        self.executor.shutdown(wait=True)
-
-
-def _next_seq(conn: sqlite3.Connection) -> int:
-    conn.execute("UPDATE revocation_meta SET value = value + 1 WHERE name = 'seq'")
-    seq: int = conn.execute("SELECT value FROM revocation_meta WHERE name = 'seq'").fetchone()[0]
-    return seq
-
-
-def _audit(
-    conn: sqlite3.Connection,
-    action: AuditAction,
-    entry: Revocation,
-    now: float,
-    actor: str | None,
-    reason: str | None,
-) -> None:
-    conn.execute(
-        "INSERT INTO revocation_audit (at, action, entry_id, kind, value, issuer, actor, reason)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (now, action, entry.id, entry.kind, entry.value, entry.issuer or "", actor, reason),
-    )
-
-
-def _store(
-    conn: sqlite3.Connection,
-    entry: Revocation,
-    *,
-    removed: bool = False,
-    origin: tuple[str, int] | None = None,
-) -> None:
-    """The key's state, under the next change number (a write by this store: no origin)."""
-    mark = origin or (None, None)
-    conn.execute(
-        f"INSERT OR REPLACE INTO revocation_entries ({_STATE_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry.id,
-            entry.kind,
-            entry.value,
-            entry.issuer or "",
-            entry.cutoff,
-            entry.expires_at,
-            entry.created_at,
-            entry.reason,
-            entry.actor,
-            _next_seq(conn),
-            int(removed),
-            *mark,
-        ),
-    )
-
-
-def _select_state(conn: sqlite3.Connection, key: EntryKey) -> Change | None:
-    kind, issuer, value = key
-    row = conn.execute(
-        f"SELECT {_STATE_COLUMNS} FROM revocation_entries"
-        " WHERE kind = ? AND issuer = ? AND value = ?",
-        (kind, issuer or "", value),
-    ).fetchone()
-    return _state(row) if row is not None else None
-
-
-def _select_key(conn: sqlite3.Connection, key: EntryKey) -> Revocation | None:
-    kind, issuer, value = key
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM revocation_entries"
-        " WHERE kind = ? AND issuer = ? AND value = ? AND removed = 0",
-        (kind, issuer or "", value),
-    ).fetchone()
-    return _entry(row) if row is not None else None
+from backends.sqlitedb import SQLiteRunner
 
 
 class SQLiteRevocationStore(StoreBase):
@@ -279,35 +55,45 @@ class SQLiteRevocationStore(StoreBase):
     def __init__(self, path: Path, *, busy_timeout: float = 5.0, **options: Any) -> None:
         super().__init__(**options)
         self.path = path
-        self._reader = _Connection(path, "sqlite-read", busy_timeout)
-        self._writer = _Connection(path, "sqlite-write", busy_timeout)
+        self._reader = SQLiteRunner(
+            path,
+            setup=prepare,
+            busy_timeout=busy_timeout,
+            name="revocation store",
+            thread_name="jotguard-sqlite-read",
+        )
+        self._writer = SQLiteRunner(
+            path,
+            setup=prepare,
+            busy_timeout=busy_timeout,
+            name="revocation store",
+            thread_name="jotguard-sqlite-write",
+        )
 
     async def _write(self, incoming: Revocation, now: float) -> Revocation:
         def write(conn: sqlite3.Connection) -> Revocation:
-            with _transaction(conn):
-                conn.execute("DELETE FROM revocation_entries WHERE expires_at <= ?", (now,))
-                entry = merge(_select_key(conn, incoming.key), incoming, now)
-                _store(conn, entry)
-                _audit(conn, "revoke", entry, now, incoming.actor, incoming.reason)
+            conn.execute("DELETE FROM revocation_entries WHERE expires_at <= ?", (now,))
+            entry = merge(select_live(conn, incoming.key), incoming, now)
+            put_state(conn, entry)
+            add_audit(conn, "revoke", entry, now, incoming.actor, incoming.reason)
             return entry
 
-        return await self._writer.run(write)
+        return await self._writer.write(write)
 
     async def _restore(self, states: list[Change], origin: str, now: float) -> int:
         def restore(conn: sqlite3.Connection) -> int:
             written = 0
-            with _transaction(conn):
-                for offered in states:
-                    keep = restoration(_select_state(conn, offered.entry.key), offered, origin, now)
-                    if keep is None:
-                        continue
-                    _store(conn, keep.entry, removed=keep.removed, origin=keep.origin)
-                    if not keep.removed:
-                        _audit(conn, "restore", keep.entry, now, RESTORED_BY, None)
-                    written += 1
+            for offered in states:
+                keep = restoration(select_state(conn, offered.entry.key), offered, origin, now)
+                if keep is None:
+                    continue
+                put_state(conn, keep.entry, removed=keep.removed, origin=keep.origin)
+                if not keep.removed:
+                    add_audit(conn, "restore", keep.entry, now, RESTORED_BY, None)
+                written += 1
             return written
 
-        return await self._writer.run(restore)
+        return await self._writer.write(restore)
 
     async def _fetch(self, keys: Sequence[EntryKey]) -> list[Revocation]:
         where = " OR ".join(["(kind = ? AND issuer = ? AND value = ?)"] * len(keys))
@@ -315,12 +101,12 @@ class SQLiteRevocationStore(StoreBase):
 
         def fetch(conn: sqlite3.Connection) -> list[Revocation]:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM revocation_entries WHERE removed = 0 AND ({where})",
+                f"SELECT {COLUMNS} FROM revocation_entries WHERE removed = 0 AND ({where})",
                 params,
             ).fetchall()
-            return [_entry(row) for row in rows]
+            return [entry_of(row) for row in rows]
 
-        return await self._reader.run(fetch)
+        return await self._reader.read(fetch)
 
     async def unrevoke(
         self, entry_id: str, *, reason: str | None = None, actor: str | None = None
@@ -328,23 +114,22 @@ class SQLiteRevocationStore(StoreBase):
         now = self.clock()
 
         def remove(conn: sqlite3.Connection) -> Revocation | None:
-            with _transaction(conn):
-                row = conn.execute(
-                    f"SELECT {_COLUMNS} FROM revocation_entries"
-                    " WHERE id = ? AND removed = 0 AND expires_at > ?",
-                    (entry_id, now),
-                ).fetchone()
-                if row is None:
-                    return None
-                entry = _entry(row)
-                conn.execute(
-                    "UPDATE revocation_entries SET removed = 1, seq = ? WHERE id = ?",
-                    (_next_seq(conn), entry_id),
-                )
-                _audit(conn, "unrevoke", entry, now, actor, reason)
+            row = conn.execute(
+                f"SELECT {COLUMNS} FROM revocation_entries"
+                " WHERE id = ? AND removed = 0 AND expires_at > ?",
+                (entry_id, now),
+            ).fetchone()
+            if row is None:
+                return None
+            entry = entry_of(row)
+            conn.execute(
+                "UPDATE revocation_entries SET removed = 1, seq = ? WHERE id = ?",
+                (next_seq(conn), entry_id),
+            )
+            add_audit(conn, "unrevoke", entry, now, actor, reason)
             return entry
 
-        return await self._writer.run(remove)
+        return await self._writer.write(remove)
 
     async def list_entries(self, *, limit: int = 50, cursor: str | None = None) -> Page:
         before = parse_cursor(cursor)
@@ -353,15 +138,15 @@ class SQLiteRevocationStore(StoreBase):
 
         def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             return conn.execute(
-                f"SELECT {_COLUMNS} FROM revocation_entries"
+                f"SELECT {COLUMNS} FROM revocation_entries"
                 " WHERE removed = 0 AND expires_at > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
                 (now, before if before is not None else 2**63 - 1, size + 1),
             ).fetchall()
 
-        rows = await self._reader.run(select)
+        rows = await self._reader.read(select)
         page = rows[:size]
         more = len(rows) > size
-        return Page([_entry(r) for r in page], str(page[-1]["seq"]) if more else None)
+        return Page([entry_of(r) for r in page], str(page[-1]["seq"]) if more else None)
 
     async def changes(self, cursor: int = 0, *, limit: int = 500) -> ChangeBatch:
         Read = tuple[list[sqlite3.Row], dict[str, int], sqlite3.Row | None]
@@ -370,26 +155,26 @@ class SQLiteRevocationStore(StoreBase):
             conn.execute("BEGIN")  # one snapshot: the page, the counter and the epoch
             try:
                 rows = conn.execute(
-                    f"SELECT {_STATE_COLUMNS} FROM revocation_entries"
+                    f"SELECT {STATE_COLUMNS} FROM revocation_entries"
                     " WHERE seq > ? ORDER BY seq LIMIT ?",
                     (cursor, clamp_limit(limit)),
                 ).fetchall()
                 meta = dict(conn.execute("SELECT name, value FROM revocation_meta").fetchall())
                 at_cursor = conn.execute(
-                    f"SELECT {_STATE_COLUMNS} FROM revocation_entries WHERE seq = ?", (cursor,)
+                    f"SELECT {STATE_COLUMNS} FROM revocation_entries WHERE seq = ?", (cursor,)
                 ).fetchone()
             finally:
                 conn.execute("COMMIT")
             return rows, meta, at_cursor
 
-        rows, meta, at_cursor = await self._reader.run(select)
-        changes = [_state(r) for r in rows]
+        rows, meta, at_cursor = await self._reader.read(select)
+        changes = [state_of(r) for r in rows]
         return ChangeBatch(
             changes,
             changes[-1].seq if changes else cursor,
             str(meta.get("epoch", "")),
             int(meta.get("seq", 0)),
-            _state(at_cursor) if at_cursor is not None else None,
+            state_of(at_cursor) if at_cursor is not None else None,
         )
 
     async def audit_log(self, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
@@ -403,7 +188,7 @@ class SQLiteRevocationStore(StoreBase):
                 (before if before is not None else 2**63 - 1, size + 1),
             ).fetchall()
 
-        rows = await self._reader.run(select)
+        rows = await self._reader.read(select)
         page = rows[:size]
         records = [
             AuditRecord(
@@ -421,12 +206,12 @@ class SQLiteRevocationStore(StoreBase):
         return AuditPage(records, str(page[-1]["seq"]) if len(rows) > size else None)
 
     async def ping(self) -> None:
-        await self._reader.run(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._reader.read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version`` on the reading connection: it moves whenever
         another connection (this store's writer, another process's) has committed."""
-        version = await self._reader.run(
+        version = await self._reader.read(
             lambda conn: conn.execute("PRAGMA data_version").fetchone()[0]
         )
         return int(version)

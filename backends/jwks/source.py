@@ -19,59 +19,36 @@ max-stale, and the endpoint failing) are :class:`BackendUnavailable` (503 with
 Retry-After): a new key cannot be told from a bad one, and 401 would make a client
 throw a good token away.
 
-A discovered ``jwks_uri`` must be on the issuer's own origin: a discovery document
-cannot send jotguard to fetch from another host (configure ``jwks_uri`` for that).
+Parsing the set is :mod:`backends.jwks.keyset`; fetching it (and discovering where it
+lives) is :mod:`backends.jwks.fetch`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import json
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
-from joserfc.errors import JoseError
-from joserfc.jwk import import_key
 from tornado.httpclient import AsyncHTTPClient
 
 from backends.errors import BackendUnavailable, ConfigError, InvalidToken
-from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey, only_key
-from backends.outbound import UpstreamError, fetch_bounded, same_origin, secure_url
+from backends.jwks.fetch import discover, get_json
+from backends.jwks.keyset import SUPPORTED_ALGORITHMS, JWKSFetchError, RemoteKey, parse_key_set
+from backends.keys import VerificationKey, only_key
+from backends.outbound import secure_url
 
 log = logging.getLogger("jotguard.jwks")
 
-MIN_RSA_BITS = 2048
 REFRESH_AHEAD = 0.8  # refresh once the set is this fraction of max_age old
 FAILURE_LOG_INTERVAL = 60.0
 RETRY_MIN, RETRY_MAX = 2.0, 60.0  # back-off between failed fetches, doubling
 KID_BUDGET_WINDOW = 60.0
 MAX_REMEMBERED_MISSING = 1024
-
-# Signature algorithms a remote key may serve, with the curve each demands.
-# Symmetric (oct) keys never come from a published key set.
-_REMOTE_ALGORITHMS: dict[str, str | None] = {
-    "RS256": None,
-    "RS384": None,
-    "RS512": None,
-    "PS256": None,
-    "ES256": "P-256",
-    "ES384": "P-384",
-    "EdDSA": None,
-}
-_OKP_SIGNATURE_CURVES = frozenset({"Ed25519", "Ed448"})
-SUPPORTED_ALGORITHMS = frozenset(_REMOTE_ALGORITHMS)
-
-
-class JWKSFetchError(Exception):
-    """A refresh failed; ``str()`` is a one-line reason, safe to log and to expose."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,115 +77,6 @@ class JWKSStatus:
     failures: int
     unknown_kid_refreshes: int
     unknown_kid_throttled: int
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteKey:
-    kid: str
-    key: JoseKey
-    by_alg: Mapping[str, VerificationKey]
-
-
-def _rsa_bits(jwk: Mapping[str, Any]) -> int:
-    n = jwk.get("n")
-    if not isinstance(n, str) or not n:
-        raise ValueError("has no modulus")
-    try:
-        raw = base64.b64decode(n + "=" * (-len(n) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("has a malformed modulus") from None
-    return int.from_bytes(raw, "big").bit_length()
-
-
-def _key_algorithms(jwk: Mapping[str, Any], allowed: frozenset[str]) -> frozenset[str]:
-    """The algorithms ``jwk`` may verify: its declared ``alg``, else all of its type."""
-    kty = jwk.get("kty")
-    declared = jwk.get("alg")
-    if declared is not None:
-        if not isinstance(declared, str) or declared not in allowed:
-            raise ValueError(f"declares algorithm {declared!r}, which is not accepted")
-        candidates = {declared}
-    else:
-        candidates = set(allowed)
-    fitting = {
-        alg
-        for alg in candidates
-        if ALGORITHM_KEY_TYPES.get(alg) == kty and _REMOTE_ALGORITHMS[alg] in (None, jwk.get("crv"))
-    }
-    if not fitting:
-        raise ValueError(f"of type {kty!r} fits none of the accepted algorithms")
-    return frozenset(fitting)
-
-
-def parse_key(jwk: Any, allowed: frozenset[str]) -> RemoteKey:
-    """One published JWK as a verification key.
-
-    :raises ValueError: the key is not a usable public signature key for ``allowed``.
-    """
-    if not isinstance(jwk, dict):
-        raise ValueError("is not a JSON object")
-    kid = jwk.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise ValueError("has no kid")
-    if jwk.get("use", "sig") != "sig":
-        raise ValueError("is not a signature key")
-    ops = jwk.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
-        raise ValueError("is not for verification")
-    kty = jwk.get("kty")
-    if not isinstance(kty, str) or kty not in {"RSA", "EC", "OKP"}:
-        raise ValueError(f"has unsupported type {kty!r}")
-    if not isinstance(jwk.get("crv", ""), str):
-        raise ValueError("has a malformed curve name")
-    if "d" in jwk:
-        raise ValueError("carries private key material")  # a leaked private key: never use it
-    if kty == "RSA" and _rsa_bits(jwk) < MIN_RSA_BITS:
-        raise ValueError(f"is an RSA key under {MIN_RSA_BITS} bits")
-    if kty == "OKP" and jwk.get("crv") not in _OKP_SIGNATURE_CURVES:
-        raise ValueError("is not an Ed25519/Ed448 key")
-    algorithms = _key_algorithms(jwk, allowed)
-    try:
-        key = import_key({k: v for k, v in jwk.items() if k != "key_ops"})
-    except (JoseError, ValueError, TypeError, KeyError):
-        raise ValueError("could not be imported") from None
-    by_alg = {alg: VerificationKey(kid, alg, key) for alg in algorithms}
-    return RemoteKey(kid, key, by_alg)
-
-
-def parse_key_set(document: Any, allowed: frozenset[str]) -> dict[str, RemoteKey]:
-    """The usable keys of a JWKS document, by kid.
-
-    :raises JWKSFetchError: not a key set, or not one usable key in it.
-    """
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise JWKSFetchError("the response has no 'keys' array")
-    keys: dict[str, RemoteKey] = {}
-    for index, jwk in enumerate(document["keys"]):
-        try:
-            parsed = parse_key(jwk, allowed)
-        except ValueError as exc:
-            log.debug("JWKS key #%d skipped: it %s", index, exc)
-            continue
-        if parsed.kid in keys:
-            log.warning("JWKS key id %r is published twice; the first one is used", parsed.kid)
-            continue
-        keys[parsed.kid] = parsed
-    if not keys:
-        raise JWKSFetchError("the key set has no usable signature key")
-    return keys
-
-
-def discovery_urls(issuer: str) -> list[str]:
-    """OpenID discovery first (path appended), then RFC 8414 (well-known inserted)."""
-    base = issuer.rstrip("/")
-    scheme, _, rest = base.partition("://")
-    host, slash, path = rest.partition("/")
-    urls = [
-        f"{base}/.well-known/openid-configuration",
-        f"{scheme}://{host}/.well-known/oauth-authorization-server{slash}{path}",
-        f"{base}/.well-known/oauth-authorization-server",
-    ]
-    return list(dict.fromkeys(urls))
 
 
 class JWKSKeySource:
@@ -446,7 +314,9 @@ class JWKSKeySource:
     async def _fetch_and_store(self) -> bool:
         self._fetches += 1
         try:
-            keys = parse_key_set(await self._get_json(await self._jwks_url()), self.algorithms)
+            url = await self._jwks_url()
+            document = await get_json(self._client(), url, timeout=self.policy.timeout)
+            keys = parse_key_set(document, self.algorithms)
         except JWKSFetchError as exc:
             self._record_failure(str(exc))
             return False
@@ -503,53 +373,12 @@ class JWKSKeySource:
         self._logged_at = now
         self._unlogged_failures = 0
 
-    async def _get_json(self, url: str) -> Any:
-        client = self._http or AsyncHTTPClient()
-        try:
-            response = await fetch_bounded(client, url, timeout=self.policy.timeout)
-        except UpstreamError as exc:
-            raise JWKSFetchError(f"{url}: {exc}") from None
-        if response.code != 200:
-            raise JWKSFetchError(f"{url}: answered HTTP {response.code}")
-        try:
-            return json.loads(response.body)
-        except (ValueError, RecursionError):
-            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-            raise JWKSFetchError(f"{url}: the response is not JSON ({kind})") from None
+    def _client(self) -> AsyncHTTPClient:
+        return self._http or AsyncHTTPClient()
 
     async def _jwks_url(self) -> str:
         if self._jwks_uri is None:
-            self._jwks_uri = await self._discover()
+            self._jwks_uri = await discover(
+                self._client(), self.issuer, timeout=self.policy.timeout
+            )
         return self._jwks_uri
-
-    async def _discover(self) -> str:
-        errors = []
-        for url in discovery_urls(self.issuer):
-            try:
-                document = await self._get_json(url)
-            except JWKSFetchError as exc:
-                errors.append(str(exc))
-                continue
-            if not isinstance(document, dict):
-                errors.append(f"{url}: not a JSON object")
-                continue
-            # RFC 8414 §3.3 / OIDC Discovery §4.3: a document for another issuer is refused.
-            if document.get("issuer") != self.issuer:
-                errors.append(f"{url}: names issuer {document.get('issuer')!r}")
-                continue
-            jwks_uri = document.get("jwks_uri")
-            try:
-                found = secure_url(jwks_uri) if isinstance(jwks_uri, str) else secure_url("")
-            except ValueError as exc:
-                errors.append(f"{url}: jwks_uri {exc}")
-                continue
-            if not same_origin(found, self.issuer):
-                # Else whoever controls the document picks the host jotguard GETs (and
-                # retries): a discovered key set stays on the issuer's origin.
-                errors.append(
-                    f"{url}: jwks_uri {found!r} is not on the issuer's origin"
-                    " (configure jwks_uri explicitly to trust it)"
-                )
-                continue
-            return found
-        raise JWKSFetchError("discovery failed: " + "; ".join(errors))
