@@ -132,9 +132,11 @@ class Keyring:
     def ensure(self) -> bool:
         """Create the keyring with one key if it has no usable key; True if it did."""
         with exclusive_lock(self.path):
+            stamp = self._file_stamp()
             keys = read_keys(self.path)
             if any(k.alg == self.alg and k.retired_at is None for k in keys):
-                self._load()
+                # Parsed once: importing an RSA private key validates it (tens of ms).
+                self._install(keys, stamp)
                 return False
             self._add(keys, ahead=0)
             return True
@@ -193,7 +195,7 @@ class Keyring:
             if not self._expired(k, now) and not self._never_signs(k, now, activation)
         ]
         _write_keys(self.path, [*kept, fresh])
-        self._load()
+        self._install([*kept, fresh], self._file_stamp())
         return fresh
 
     # -- readers (server) -------------------------------------------------------------
@@ -224,8 +226,10 @@ class Keyring:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _load(self) -> None:
-        stamp = self._file_stamp()
-        keys = read_keys(self.path)
+        stamp = self._file_stamp()  # before reading: a replacement in between reloads again
+        self._install(read_keys(self.path), stamp)
+
+    def _install(self, keys: list[StoredKey], stamp: tuple[int, int, int] | None) -> None:
         # Verify with public halves: cheaper, and private material stays out of the hot path.
         self._public = {
             k.kid: VerificationKey(
