@@ -17,7 +17,6 @@ from tornado.httputil import HTTPHeaders
 
 from tests.helpers import ScopedHandler, app_with, signed
 from tests.live import live_jotguard
-from webapp import access
 from webapp.handler import JsonHandler
 from webapp.logs import REDACTED, JsonFormatter, LineHandler, TextFormatter, tag_worker
 from webapp.openapi import operation, text_response
@@ -246,6 +245,13 @@ def test_text_lines_carry_the_time_to_the_millisecond_as_logging_would():
         assert formatter.formatTime(record) == standard.formatTime(record)
 
 
+def test_a_text_line_without_a_traceback_is_what_formatter_format_makes():
+    formatter = TextFormatter()
+    for message, args in (("sub=%s", ("alice",)), ("100% literal", ())):
+        record = logging.LogRecord("jotguard", logging.INFO, "", 0, message, args, None)
+        assert formatter.format(record) == logging.Formatter.format(formatter, record)
+
+
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_worker_lines_are_tagged_and_still_redacted(fmt, monkeypatch):
     handler = logging.StreamHandler(io.StringIO())
@@ -265,25 +271,14 @@ def test_worker_lines_are_tagged_and_still_redacted(fmt, monkeypatch):
         assert f"[worker 3 pid {os.getpid()}] tornado.general:" in line
 
 
-# -- the access log's direct path (jotguard's own handler alone on the root) ----------------
-
-
-def _masked(line: str) -> str:
-    """``line`` without what differs between two requests: time, duration and request id."""
-    if line.startswith("{"):
-        entry = json.loads(line)
-        for key in ("time", "duration_ms", "request_id", "message"):
-            entry.pop(key)
-        return json.dumps(entry, sort_keys=True)
-    line = re.sub(r"^\S+ \S+ ", "", line)
-    return re.sub(r" [0-9.]+ms request_id=\S+", "", line)
+# -- jotguard's handler: lines queued on the loop, written once a loop turn ----------------
 
 
 @contextlib.contextmanager
-def sole(handler: logging.Handler, *others: logging.Handler) -> Iterator[None]:
-    """``handler`` (and ``others``) alone on the root for the block, at DEBUG."""
+def on_root(*handlers: logging.Handler) -> Iterator[None]:
+    """``handlers`` alone on the root for the block, at DEBUG."""
     root = logging.getLogger()
-    with mock.patch.object(root, "handlers", [handler, *others]):
+    with mock.patch.object(root, "handlers", list(handlers)):
         previous = root.level
         root.setLevel(logging.DEBUG)
         try:
@@ -293,69 +288,79 @@ def sole(handler: logging.Handler, *others: logging.Handler) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
-async def test_the_direct_path_writes_what_logging_would(fetch, services, formatter):
+async def test_queued_lines_are_what_a_plain_stream_handler_writes(fetch, services, formatter):
     issued = services.issuer.sign(services.issuer.claims_for("alice"))
-    direct, through_logging = io.StringIO(), io.StringIO()
-
-    handler = LineHandler(direct)
+    ours, plain = io.StringIO(), io.StringIO()
+    standard = logging.StreamHandler(plain)
+    standard.setFormatter(formatter)
+    handler = LineHandler(ours)
     handler.setFormatter(formatter)
-    with sole(handler), mock.patch.object(access.log, "log", wraps=access.log.log) as record:
+    with on_root(handler, standard):
         await fetch("/test-auth", token=issued.token)
         await fetch("/test-auth", token="not-a-token")
         handler.flush()
-    assert record.call_count == 0  # no LogRecord was made
-    # A second handler on the root sends the same requests through logging's records.
-    handler = LineHandler(through_logging)
-    handler.setFormatter(formatter)
-    with (
-        sole(handler, logging.NullHandler()),
-        mock.patch.object(access.log, "log", wraps=access.log.log) as record,
-    ):
-        await fetch("/test-auth", token=issued.token)
-        await fetch("/test-auth", token="not-a-token")
-    assert record.call_count == 2
-
-    lines = direct.getvalue().splitlines()
+    lines = [line for line in ours.getvalue().splitlines() if "jotguard.access" in line]
     assert len(lines) == 2
     assert "auth=success sub=alice" in lines[0] or '"auth": "success"' in lines[0]
-    assert [_masked(x) for x in lines] == [
-        _masked(x) for x in through_logging.getvalue().splitlines()
-    ]
+    assert ours.getvalue() == plain.getvalue()
 
 
-async def test_direct_lines_are_written_once_the_loop_turns_and_keep_their_order():
+async def test_lines_are_written_once_the_loop_turns_and_keep_their_order():
     stream = io.StringIO()
     handler = LineHandler(stream)
     handler.setFormatter(TextFormatter())
-    with sole(handler):
-        logging.getLogger("jotguard.access").info("first")  # through logging: written now
-        assert handler.write_line(logging.INFO, "jotguard.access", "second", {})
-        assert handler.write_line(logging.INFO, "jotguard.access", "third", {})
-        assert stream.getvalue().count("\n") == 1  # the two wait for the loop's turn
-        logging.getLogger("jotguard").warning("fourth")  # writes what waits, then itself
-        assert handler.write_line(logging.INFO, "jotguard.access", "fifth", {})
+    log = logging.getLogger("jotguard.access")
+    with on_root(handler):
+        log.info("first")
+        logging.getLogger("jotguard").warning("second")
+        assert stream.getvalue() == ""  # both wait for the loop's turn
+        # Off the loop (a thread pool's worker): what waits is written first, then the line.
+        await asyncio.get_running_loop().run_in_executor(None, log.info, "third")
+        assert stream.getvalue().count("\n") == 3
+        log.info("fourth")
         await asyncio.sleep(0)
+        assert stream.getvalue().count("\n") == 4
     messages = [line.rsplit(": ", 1)[1] for line in stream.getvalue().splitlines()]
-    assert messages == ["first", "second", "third", "fourth", "fifth"]
+    assert messages == ["first", "second", "third", "fourth"]
 
 
-def test_direct_lines_outside_a_loop_are_written_at_once_and_shutdown_writes_the_rest():
+def test_lines_outside_a_loop_are_written_at_once_and_shutdown_writes_the_rest():
     stream = io.StringIO()
     handler = LineHandler(stream)
     handler.setFormatter(JsonFormatter())
-    assert handler.write_line(logging.INFO, "jotguard.access", "now", {"status": 200})
-    assert json.loads(stream.getvalue())["status"] == 200
+    handler.setLevel(logging.INFO)  # asyncio's DEBUG line as a loop starts would flush the queue
+    log = logging.getLogger("jotguard.access")
 
-    async def pending() -> None:
-        handler.write_line(logging.INFO, "jotguard.access", "later", {"status": 201})
+    def statuses() -> list[int]:
+        entries = [json.loads(x) for x in stream.getvalue().splitlines()]
+        return [e["status"] for e in entries if e["logger"] == "jotguard.access"]
 
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(pending())  # the loop stops before its write runs
-    finally:
-        loop.close()
-    handler.flush()  # what logging.shutdown() does at exit
-    assert [json.loads(x)["status"] for x in stream.getvalue().splitlines()] == [200, 201]
+    def queue(status: int) -> None:
+        log.info("queued", extra={"fields": {"status": status}})
+
+    def stranded(status: int) -> None:
+        """Queued on a loop that stops and closes before its write runs."""
+        loop = asyncio.new_event_loop()
+        loop.call_soon(lambda: (queue(status), loop.stop()))
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def on_a_loop(status: int) -> None:
+        queue(status)
+
+    with on_root(handler):
+        queue(200)
+        assert statuses() == [200]
+        stranded(201)
+        assert statuses() == [200]
+        # The closed loop's write never runs; the next loop's must, and take it along.
+        asyncio.run(on_a_loop(202))
+        assert statuses() == [200, 201, 202]
+        stranded(203)
+        handler.flush()  # what logging.shutdown() does at exit
+    assert statuses() == [200, 201, 202, 203]
 
 
 async def test_a_filter_on_the_access_logger_is_honoured(fetch):
@@ -363,7 +368,7 @@ async def test_a_filter_on_the_access_logger_is_honoured(fetch):
     handler = LineHandler(stream)
     handler.setFormatter(TextFormatter())
     access = logging.getLogger("jotguard.access")
-    with sole(handler):
+    with on_root(handler):
         access.addFilter(lambda record: "/test " not in record.getMessage())
         try:
             await fetch("/test")
@@ -371,22 +376,23 @@ async def test_a_filter_on_the_access_logger_is_honoured(fetch):
         finally:
             access.filters.clear()
         handler.flush()
-    [line] = stream.getvalue().splitlines()
+    [line] = [line for line in stream.getvalue().splitlines() if "jotguard.access" in line]
     assert " 404 " in line
 
 
 @pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
-async def test_a_batch_of_direct_lines_is_redacted_line_by_line(formatter):
-    # Lines wait unredacted and a batch is searched once: the one line holding a token
-    # is masked, its neighbours are written as they are, and nothing is lost.
+async def test_queued_lines_are_redacted_line_by_line(formatter):
+    # The one line holding a token is masked, its neighbours are written as they are,
+    # and nothing is lost.
     stream = io.StringIO()
     handler = LineHandler(stream)
     handler.setFormatter(formatter)
+    log = logging.getLogger("jotguard.access")
     token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
-    with sole(handler):
+    with on_root(handler):
         for message in ("before sub=alice", f"leak sub={token}", "Bearer abcdefghijklmnop"):
-            assert handler.write_line(logging.INFO, "jotguard.access", message, {"n": 1})
-        assert handler.write_line(logging.INFO, "jotguard.access", "after", {"sub": token})
+            log.info("%s", message, extra={"fields": {"n": 1}})
+        log.info("after", extra={"fields": {"sub": token}})
         assert stream.getvalue() == ""
         await asyncio.sleep(0)
     written = stream.getvalue()

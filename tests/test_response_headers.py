@@ -1,74 +1,40 @@
-"""The headers every answer carries, and JsonHandler.clear() kept in step with Tornado's."""
+"""The headers every answer carries, in the order clients have always seen them."""
 
 from __future__ import annotations
 
 import email.utils
 import time
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
-import tornado.web
-from tornado import httputil
 
-import webapp.handler
-from webapp.handler import JsonHandler
-
-
-def _handler(cls: type[tornado.web.RequestHandler]) -> tornado.web.RequestHandler:
-    connection = SimpleNamespace(
-        context=SimpleNamespace(remote_ip="127.0.0.1", protocol="http"),
-        set_close_callback=lambda callback: None,
-    )
-    request = httputil.HTTPServerRequest(
-        start_line=httputil.RequestStartLine("GET", "/", "HTTP/1.1"),
-        headers=httputil.HTTPHeaders({"Host": "127.0.0.1"}),
-        connection=connection,
-    )
-    return cls(tornado.web.Application(), request)
+# Header names as Tornado's client reads them off the wire, in order: what a client sees.
+_DEFAULTS = ["Content-Type", "Date", "Cache-Control", "X-Content-Type-Options", "X-Request-Id"]
+_QUOTA = ["Ratelimit-Policy", "Ratelimit"]
 
 
-def _state(handler: tornado.web.RequestHandler) -> dict[str, Any]:
-    """What clear() resets: every attribute Tornado's own clear() sets, and the headers."""
-    return {
-        "headers": dict(handler._headers.get_all()),
-        "write_buffer": handler._write_buffer,
-        "status": handler._status_code,
-        "reason": handler._reason,
-    }
+@pytest.mark.parametrize(
+    ("path", "status", "after_defaults"),
+    [
+        ("/test", 200, [*_QUOTA, "Content-Length", "Connection"]),
+        ("/test-auth", 401, [*_QUOTA, "Www-Authenticate", "Content-Length", "Connection"]),
+        ("/nowhere", 404, [*_QUOTA, "Content-Length", "Connection"]),
+    ],
+)
+async def test_headers_come_in_the_order_they_always_have(fetch, path, status, after_defaults):
+    response = await fetch(path)
+    assert response.code == status
+    names = [name for name, _ in response.headers.get_all()]
+    assert names == [*_DEFAULTS, *after_defaults]
 
 
-def test_clear_leaves_tornados_state_without_the_server_header():
-    handler = _handler(JsonHandler)
-    handler.set_status(418)
-    handler.write(b"partial")
-    ours = JsonHandler.clear
-    ours(handler)
-    after_ours = _state(handler)
-    tornado.web.RequestHandler.clear(handler)  # Tornado's, then our set_default_headers
-    after_tornados = _state(handler)
-    assert after_tornados["headers"].pop("Server").startswith("TornadoServer/")
-    for state in (after_ours, after_tornados):
-        state["headers"].pop("Date")
-    assert after_ours == after_tornados
-    assert after_ours["status"] == 200
-    assert after_ours["write_buffer"] == []
-    # Tornado's clear() sets no attribute that ours does not.
-    assert set(vars(_handler(tornado.web.RequestHandler))) <= set(vars(_handler(JsonHandler)))
-
-
-def test_date_is_formatted_anew_each_second(monkeypatch):
-    now = [1_800_000_000.2]
-    monkeypatch.setattr(webapp.handler.time, "time", lambda: now[0])
-    monkeypatch.setattr(webapp.handler, "_HTTP_DATE", webapp.handler._HttpDate())
-    seen = []
-    for step in (0.0, 0.7, 0.9, 1.5, 3600.0):
-        now[0] = 1_800_000_000.2 + step
-        seen.append(_handler(JsonHandler)._headers["Date"])
-        assert seen[-1] == email.utils.formatdate(now[0], usegmt=True)
-    assert seen[0] == seen[1]
-    assert seen[1] != seen[2]
-    assert seen[3] != seen[4]
+async def test_an_error_after_headers_were_set_carries_the_defaults_once(fetch):
+    # A bad token: the quota headers were set before send_error cleared the answer.
+    response = await fetch("/test-auth", token="not-a-token")
+    assert response.code == 401
+    names = [name for name, _ in response.headers.get_all()]
+    assert names[: len(_DEFAULTS)] == _DEFAULTS
+    assert len(names) == len(set(names))
+    assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,11 @@ from __future__ import annotations
 import functools
 import re
 import string
-import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from http.client import responses
 from types import TracebackType
 from typing import Any, TypeVar
 
-from tornado import httputil
 from tornado.httputil import HTTPServerRequest
 from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
@@ -87,27 +84,6 @@ def require_json_media_type(request: HTTPServerRequest) -> None:
     media_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the body as application/json")
-
-
-class _HttpDate:
-    """The ``Date`` header's value, formatted once a second: Tornado formats it through
-    ``email.utils`` for every response, 2.4 µs of each request."""
-
-    __slots__ = ("second", "text")
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.text = ""
-
-    def now(self) -> str:
-        second = int(time.time())
-        if second != self.second:
-            self.text = httputil.format_timestamp(second)
-            self.second = second
-        return self.text
-
-
-_HTTP_DATE = _HttpDate()
 
 
 class JsonHandler(RequestHandler):
@@ -190,30 +166,16 @@ class JsonHandler(RequestHandler):
     def _set_rate_limit_headers(self, headers: dict[str, str]) -> None:
         if headers:
             self._rate_limit_headers = headers
-            # Built from validated policy names and numbers: nothing for set_header to check.
-            response_headers = self._headers
             for name, value in headers.items():
-                response_headers[name] = value
-
-    def clear(self) -> None:
-        # RequestHandler.clear, minus its two costs on every response: the Date formatted
-        # anew (see _HttpDate) and a Server header (jotguard does not advertise it). The
-        # state it leaves must stay Tornado's: tests/test_response_headers.py compares them.
-        self._headers = httputil.HTTPHeaders()
-        self._headers["Content-Type"] = "text/html; charset=UTF-8"
-        self._headers["Date"] = _HTTP_DATE.now()
-        self.set_default_headers()
-        self._write_buffer = []
-        self._status_code = 200
-        self._reason = responses[200]
+                self.set_header(name, value)
 
     def set_default_headers(self) -> None:
-        # Constants, and an id request_id() allows only a header-safe charset in: written
-        # without set_header's per-value checks.
-        headers = self._headers
-        headers["Cache-Control"] = "no-store"
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Request-ID"] = self.request_id
+        # Tornado's clear() sets a Server header before calling this: jotguard does not
+        # advertise it.
+        self.clear_header("Server")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Request-ID", self.request_id)
         cors: CorsPolicy | None = self.settings.get("cors")
         if cors is not None:
             for name, value in cors.response_headers(self.request.headers.get("Origin")).items():
@@ -224,9 +186,9 @@ class JsonHandler(RequestHandler):
         return None
 
     def check_etag_header(self) -> bool:
-        # Without an ETag nothing can match, and Tornado's check would still run a regex
-        # over If-None-Match on every GET.
-        return "Etag" in self._headers and super().check_etag_header()
+        # Without If-None-Match nothing can match, and Tornado's check would still run a
+        # regex over the absent header on every GET (1.7 µs of 1.9).
+        return "If-None-Match" in self.request.headers and super().check_etag_header()
 
     def refuse_unsupported_method(self) -> None:
         """405 before any credential work: a method the route lacks is not an auth question."""

@@ -92,15 +92,12 @@ class TextFormatter(logging.Formatter):
         return f"{stamp} {record.levelname} {self._tag}{record.name}: {record.message}"
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
-
-    def render(
-        self, created: float, level: int, name: str, message: str, fields: Mapping[str, Any]
-    ) -> str:
-        """The line :meth:`format` writes for such a record, without building the record,
-        before :func:`redact` (the caller's to apply)."""
-        stamp = self._stamp(created, (created - int(created)) * 1000)
-        return f"{stamp} {logging.getLevelName(level)} {self._tag}{name}: {message}"
+        if record.exc_info or record.exc_text or record.stack_info:
+            return redact(super().format(record))
+        # What Formatter.format makes of a line without a traceback, minus its checks for
+        # one: the access log writes a line per request.
+        record.message = record.getMessage()
+        return redact(self.formatMessage(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -112,122 +109,67 @@ class JsonFormatter(logging.Formatter):
         self.tags = dict(tags or {})
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "fields", None)
-        exception = self.formatException(record.exc_info) if record.exc_info else None
-        line = self._line(
-            record.created,
-            record.levelname,
-            record.name,
-            record.getMessage(),
-            fields if isinstance(fields, Mapping) else None,
-            exception,
-        )
-        return redact(line)
-
-    def render(
-        self, created: float, level: int, name: str, message: str, fields: Mapping[str, Any]
-    ) -> str:
-        """The line :meth:`format` writes for such a record, without building the record,
-        before :func:`redact` (the caller's to apply)."""
-        return self._line(created, logging.getLevelName(level), name, message, fields, None)
-
-    def _line(
-        self,
-        created: float,
-        levelname: str,
-        name: str,
-        message: str,
-        fields: Mapping[str, Any] | None,
-        exception: str | None,
-    ) -> str:
         entry: dict[str, Any] = {
-            "time": _utc(created),
-            "level": levelname,
-            "logger": name,
+            "time": _utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
             **self.tags,
-            "message": message,
+            "message": record.getMessage(),
         }
-        if fields is not None:
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
             entry.update(fields)
-        if exception is not None:
-            entry["exception"] = exception
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """jotguard's own handler, the one :func:`configure_logging` installs.
 
-    It can :meth:`write_line` a line without a ``LogRecord``: the access log writes
-    one per request, and building the record, passing it down the logger tree and
-    formatting it cost more than the rest of the line's work. On the event loop
-    those lines are written together once the loop's current callbacks have run,
-    one write for many requests; every other record first writes what is pending,
-    so lines keep their order. A batch is searched for anything :func:`redact`
-    would mask once, and its lines are redacted one by one only if it finds some.
+    A record emitted on a running event loop is formatted at once and queued, and the
+    queue is written in one ``write`` once the loop has run its current callbacks: the
+    access log writes a line per request, and a write and flush per line cost more than
+    the rest of the line's work. A record emitted off the loop (another thread, a CLI
+    command) writes the queue first, then itself, so lines keep their order.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
+        self._flush_scheduled_on: asyncio.AbstractEventLoop | None = None
 
-    def write_line(self, level: int, name: str, message: str, fields: Mapping[str, Any]) -> bool:
-        """Write the line a record would become; False when it must go through ``logging``."""
-        formatter = self.formatter
-        if not isinstance(formatter, TextFormatter | JsonFormatter):
-            return False
-        line = formatter.render(time.time(), level, name, message, fields)
+    def emit(self, record: logging.LogRecord) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
-        with self.lock:  # type: ignore[union-attr]
-            if loop is not None:
-                if not self._pending:
-                    loop.call_soon(self.flush)
-                self._pending.append(line)
-                return True
-            try:
-                self.stream.write(redact(line) + self.terminator)
-                super().flush()
-            except (OSError, ValueError):
-                return False  # logging reports the failure its own way
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.flush()
-        super().emit(record)
+            self.flush()
+            super().emit(record)
+            return
+        try:
+            line = self.format(record)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        # logging.Handler.handle holds self.lock around emit().
+        self._pending.append(line)
+        # A loop closed before its flush ran (a test's) must not strand the next lines.
+        if self._flush_scheduled_on is not loop:
+            self._flush_scheduled_on = loop
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
+            self._flush_scheduled_on = None
             if self._pending:
-                lines, self._pending = self._pending, []
                 end = self.terminator
-                text = end.join(lines) + end
-                if may_hold_credentials(text):
-                    text = end.join([redact(line) for line in lines]) + end
+                text = end.join(self._pending) + end
+                self._pending = []
                 with contextlib.suppress(OSError, ValueError):
                     self.stream.write(text)
             super().flush()
-
-
-def sole_handler(logger: logging.Logger, level: int) -> LineHandler | None:
-    """The jotguard handler a ``level`` record of ``logger`` would reach, if it is the only
-    thing that would see it: no filter, no other handler on the way to the root.
-
-    Checked on each call, so a handler or filter added at any time (pytest's caplog,
-    an embedding application's own) is honoured through ``logging`` as usual.
-    """
-    current: logging.Logger | None = logger
-    while current is not None and current.parent is not None:
-        if current.handlers or current.filters or current.disabled or not current.propagate:
-            return None
-        current = current.parent
-    if current is None or current.filters or len(current.handlers) != 1:
-        return None
-    handler = current.handlers[0]
-    if type(handler) is not LineHandler or handler.filters or level < handler.level:
-        return None
-    return handler
 
 
 def tag_worker(number: int) -> None:
