@@ -111,7 +111,7 @@ def test_keys_generate_rotate_list(env):
     emergency = jotguard("keys", "rotate", "--now", env=env)
     assert emergency.returncode == 0, emergency.stderr
     now = emergency.stdout.strip()
-    assert f"jotguard keys remove {first}" in emergency.stderr
+    assert f"jotguard keys remove -- {first}" in emergency.stderr
     listing = [line.split("\t") for line in jotguard("keys", "list", env=env).stdout.splitlines()]
     # The next key never signed anything: it goes with the emergency rotation.
     assert [(kid, state) for kid, _, state, _ in listing] == [(first, "retired"), (now, "current")]
@@ -120,14 +120,15 @@ def test_keys_generate_rotate_list(env):
 
 def test_keys_remove_refuses_the_current_key_and_drops_a_retired_one(env):
     first = jotguard("keys", "generate", env=env).stdout.split()[1]
-    refused = jotguard("keys", "remove", first, env=env)
+    # A kid is a base64url thumbprint: it may start with "-", hence the "--".
+    refused = jotguard("keys", "remove", "--", first, env=env)
     assert refused.returncode == 2
     assert "rotate it out first" in refused.stderr
     jotguard("keys", "rotate", "--now", env=env)
-    removed = jotguard("keys", "remove", first, env=env)
+    removed = jotguard("keys", "remove", "--", first, env=env)
     assert removed.returncode == 0, removed.stderr
     assert first not in jotguard("keys", "list", env=env).stdout
-    unknown = jotguard("keys", "remove", first, env=env)
+    unknown = jotguard("keys", "remove", "--", first, env=env)
     assert unknown.returncode == 1
     assert "no key" in unknown.stderr
 

@@ -184,7 +184,7 @@ def _rotate(keyring: Keyring, settings: Settings, now: bool) -> None:
     until = _utc(fresh.activates_at + keyring.retention)
     print(
         f"{fresh.kid} signs from now on. {old} stays accepted until {until} for the"
-        f" tokens it signed; if it leaked, refuse them now: jotguard keys remove {old}"
+        f" tokens it signed; if it leaked, refuse them now: jotguard keys remove -- {old}"
         " (their holders get 401 and must refresh or log in again; refresh tokens do not"
         " depend on the key)",
         file=sys.stderr,
