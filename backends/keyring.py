@@ -24,8 +24,8 @@ from typing import Any, Literal
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey, import_key
 
 from backends.errors import ConfigError, InvalidToken
-from backends.files import exclusive_lock, write_atomic
 from backends.keys import ALGORITHM_KEY_TYPES, JoseKey, VerificationKey, only_key
+from backends.storage.files import exclusive_lock, write_atomic
 from backends.telemetry import Sample
 
 KEYRING_FILE = "keyring.json"

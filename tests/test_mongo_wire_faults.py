@@ -23,9 +23,9 @@ from backends.catchphrases.mongo import MongoCatchphraseStore
 from backends.errors import BackendUnavailable
 from backends.issuance.base import AccessRecord, Client, Family, RefreshToken, Rotation
 from backends.issuance.mongo import MongoIssuanceStore
-from backends.mongodb import mongo_client
 from backends.principal import Principal
 from backends.revocation.mongo import MongoRevocationStore
+from backends.storage.mongodb import mongo_client
 from tests.mongo_wire import WireProxy, mongo_uri, wire_proxy
 
 pytestmark = pytest.mark.mongodb

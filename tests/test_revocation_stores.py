@@ -22,12 +22,13 @@ from redis.asyncio import Redis
 from backends.errors import BackendUnavailable
 from backends.principal import Principal
 from backends.revocation.base import Change, Revocation
-from backends.revocation.factory import open_store, redact
+from backends.revocation.factory import open_store
 from backends.revocation.mongo import MongoRevocationStore
 from backends.revocation.policy import merge
 from backends.revocation.redis import RedisRevocationStore
 from backends.revocation.redis_layout import key_member
 from backends.revocation.sqlite import SQLiteRevocationStore
+from backends.storage.urls import redact
 from tests.conftest import redis_url, require_service
 from tests.revocation_stores import Clock, open_test_store, reachable
 

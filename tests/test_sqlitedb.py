@@ -14,7 +14,7 @@ from backends.catchphrases.sqlite import SQLiteCatchphraseStore
 from backends.errors import BackendUnavailable
 from backends.issuance.sqlite import SQLiteIssuanceStore
 from backends.revocation.sqlite import SQLiteRevocationStore
-from backends.sqlitedb import SQLiteRunner, open_connection
+from backends.storage.sqlite import SQLiteRunner, open_connection
 
 
 def test_processes_opening_a_new_file_together_all_get_wal(tmp_path):

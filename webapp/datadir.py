@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from backends.errors import ConfigError
-from backends.files import write_atomic
+from backends.storage.files import write_atomic
 from webapp.config.settings import Settings
 from webapp.services import local_keyring
 

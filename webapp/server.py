@@ -12,7 +12,7 @@ from typing import Any
 import uvloop
 from tornado.netutil import bind_sockets
 
-from backends.revocation.factory import redact
+from backends.storage.urls import redact
 from webapp.app import make_app, make_metrics_app
 from webapp.bootstrap import bootstrap_admin_client
 from webapp.config.settings import Settings

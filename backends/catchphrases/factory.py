@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from backends.catchphrases.base import CatchphraseStore
 from backends.errors import ConfigError
-from backends.revocation.factory import redact, sqlite_path
+from backends.storage.urls import MONGODB_SCHEMES, redact, sqlite_path
 
 
 def open_catchphrase_store(url: str) -> CatchphraseStore:
@@ -19,9 +19,9 @@ def open_catchphrase_store(url: str) -> CatchphraseStore:
         from backends.catchphrases.sqlite import SQLiteCatchphraseStore
 
         return SQLiteCatchphraseStore(sqlite_path(url))
-    if scheme in {"mongodb", "mongodb+srv"}:
+    if scheme in MONGODB_SCHEMES:
         from backends.catchphrases.mongo import MongoCatchphraseStore
-        from backends.mongodb import mongo_database
+        from backends.storage.mongodb import mongo_database
 
         client, database = mongo_database(url)
         return MongoCatchphraseStore(database, client=client)

@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ReturnDocument
 
 from backends.catchphrases.base import Catchphrase, CatchphraseFields
-from backends.mongodb import mongo_errors
+from backends.storage.mongodb import mongo_errors
 
 
 def _item(doc: dict[str, Any]) -> Catchphrase:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.catchphrases.base import Catchphrase, CatchphraseFields
-from backends.sqlitedb import SQLiteRunner, create_schema
+from backends.storage.sqlite import SQLiteRunner, create_schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catchphrases (

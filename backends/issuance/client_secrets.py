@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from backends.errors import ConfigError
-from backends.files import exclusive_lock, write_atomic
 from backends.issuance.passwords import PasswordHasher
+from backends.storage.files import exclusive_lock, write_atomic
 
 log = logging.getLogger("jotguard.issuance")
 

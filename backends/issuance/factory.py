@@ -10,9 +10,7 @@ from urllib.parse import urlsplit
 
 from backends.errors import ConfigError
 from backends.issuance.base import IssuanceStore
-from backends.revocation.factory import redact, sqlite_path
-
-ISSUANCE_STORE_SCHEMES = ("sqlite", "mongodb", "mongodb+srv", "memory")
+from backends.storage.urls import MONGODB_SCHEMES, redact, sqlite_path
 
 
 def open_issuance_store(url: str) -> IssuanceStore:
@@ -26,9 +24,9 @@ def open_issuance_store(url: str) -> IssuanceStore:
         from backends.issuance.sqlite import SQLiteIssuanceStore
 
         return SQLiteIssuanceStore(sqlite_path(url))
-    if scheme in {"mongodb", "mongodb+srv"}:
+    if scheme in MONGODB_SCHEMES:
         from backends.issuance.mongo import MongoIssuanceStore
-        from backends.mongodb import mongo_database
+        from backends.storage.mongodb import mongo_database
 
         client, database = mongo_database(url)
         return MongoIssuanceStore(database, client=client)

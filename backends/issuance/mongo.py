@@ -36,7 +36,7 @@ from backends.issuance.mongo_docs import (
     token_from,
     user_from,
 )
-from backends.mongodb import mongo_errors
+from backends.storage.mongodb import mongo_errors
 
 # A chain of superseded successors grows by one per failed retry: a few suffice.
 _SUCCESSOR_HOPS = 4

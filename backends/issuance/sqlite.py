@@ -31,7 +31,7 @@ from backends.issuance.sqlite_schema import (
     token_of,
     user_of,
 )
-from backends.sqlitedb import SQLiteRunner, create_schema
+from backends.storage.sqlite import SQLiteRunner, create_schema
 
 
 class SQLiteIssuanceStore:

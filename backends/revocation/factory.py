@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from backends.errors import ConfigError
 from backends.revocation.base import RevocationStore
-
-SQLITE_PREFIX = "sqlite:///"
-
-
-def sqlite_path(url: str) -> Path:
-    """``sqlite:///relative/file`` or ``sqlite:////absolute/file`` (SQLAlchemy's form)."""
-    path = url[len(SQLITE_PREFIX) :]
-    if not url.startswith(SQLITE_PREFIX) or not path:
-        raise ConfigError(f"not an SQLite URL: {redact(url)}")
-    return Path(path)
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+from backends.storage.urls import MONGODB_SCHEMES, REDIS_SCHEMES, redact, sqlite_path
 
 
 def open_store(url: str, **options: Any) -> RevocationStore:
@@ -44,11 +24,11 @@ def open_store(url: str, **options: Any) -> RevocationStore:
         from backends.revocation.sqlite import SQLiteRevocationStore
 
         return SQLiteRevocationStore(sqlite_path(url), **options)
-    if scheme in {"redis", "rediss"}:
+    if scheme in REDIS_SCHEMES:
         from backends.revocation.redis import RedisRevocationStore
 
         return RedisRevocationStore.from_url(url, **options)
-    if scheme in {"mongodb", "mongodb+srv"}:
+    if scheme in MONGODB_SCHEMES:
         from backends.revocation.mongo import MongoRevocationStore
 
         return MongoRevocationStore.from_url(url, **options)

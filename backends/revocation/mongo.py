@@ -39,7 +39,6 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument, WriteConcern
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from backends.errors import BackendUnavailable
-from backends.mongodb import DEFAULT_DATABASE, mongo_client
 from backends.revocation.base import (
     AuditAction,
     AuditPage,
@@ -62,6 +61,7 @@ from backends.revocation.mongo_docs import (
     replace_update,
 )
 from backends.revocation.writeback import RESTORED_BY, restoration
+from backends.storage.mongodb import DEFAULT_DATABASE, mongo_client
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """The embedded default: an SQLite file in the data directory, in WAL mode.
 
 The stdlib driver blocks, so each connection lives on its own thread (a
-:class:`~backends.sqlitedb.SQLiteRunner`): one for reads (the per-request check), one
+:class:`~backends.storage.sqlite.SQLiteRunner`): one for reads (the per-request check), one
 for writes. In WAL mode readers never wait for
 a writer, so a CLI revocation committing beside the server cannot stall requests.
 Commits use ``synchronous=FULL``: a revocation acknowledged is on disk.
@@ -46,7 +46,7 @@ from backends.revocation.sqlite_schema import (
     state_of,
 )
 from backends.revocation.writeback import RESTORED_BY, restoration
-from backends.sqlitedb import SQLiteRunner
+from backends.storage.sqlite import SQLiteRunner
 
 
 class SQLiteRevocationStore(StoreBase):

@@ -9,7 +9,7 @@ import secrets
 import sqlite3
 
 from backends.revocation.base import AuditAction, Change, EntryKey, Revocation
-from backends.sqlitedb import transaction
+from backends.storage.sqlite import transaction
 
 SCHEMA_VERSION = 2
 

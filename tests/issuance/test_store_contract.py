@@ -29,7 +29,7 @@ from backends.issuance.base import (
 from backends.issuance.memory import MemoryIssuanceStore
 from backends.issuance.mongo import MongoIssuanceStore
 from backends.issuance.sqlite import SQLiteIssuanceStore
-from backends.mongodb import mongo_database
+from backends.storage.mongodb import mongo_database
 from tests.mongo_wire import mongo_uri
 
 # Real wall-clock times: MongoDB's TTL monitor (and mongomock's) drops documents dated

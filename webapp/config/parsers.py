@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from backends.keys import ALGORITHM_KEY_TYPES
 from backends.ratelimit import parse_limits
+from backends.storage.urls import check_store_url
 
 
 def int_between(low: int, high: int) -> Callable[[str], int]:
@@ -139,25 +140,8 @@ def origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
-REVOCATION_STORE_SCHEMES = ("sqlite", "redis", "rediss", "mongodb", "mongodb+srv", "memory")
-
-
 def store_url(raw: str) -> str:
-    value = raw.strip()
-    if not value:
-        return ""
-    parts = urlsplit(value)
-    if parts.scheme not in REVOCATION_STORE_SCHEMES:
-        raise ValueError(
-            "must be sqlite:///path, redis://host[:port]/db, mongodb://host/db or memory://"
-        )
-    if parts.scheme == "sqlite" and (
-        not value.startswith("sqlite:///") or value.rstrip("/") == "sqlite:"
-    ):
-        raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
-    if parts.scheme not in {"sqlite", "memory"} and not parts.netloc:
-        raise ValueError(f"a {parts.scheme} URL needs a host")
-    return value
+    return check_store_url("revocation", raw)
 
 
 def scope_name(raw: str) -> str:
@@ -201,7 +185,4 @@ def key_prefix(raw: str) -> str:
 
 
 def issuance_store_url(raw: str) -> str:
-    value = store_url(raw)
-    if urlsplit(value).scheme in {"redis", "rediss"}:
-        raise ValueError("must be sqlite:///path, mongodb://host/db or memory:// (not Redis)")
-    return value
+    return check_store_url("issuance", raw)

@@ -1,0 +1,1 @@
+"""Storage plumbing shared by the stores, once per driver: URLs, SQLite, MongoDB, files."""
