@@ -30,11 +30,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from backends.auth import Authenticator
-from backends.compact import parse_compact
+from backends.auth.compact import parse_compact
+from backends.auth.local import LocalIssuer, LocalKeyBackend
+from backends.auth.token_cache import VerifiedTokenCache
 from backends.dpop import DPoPPolicy, DPoPVerifier, generate_key, make_proof, verify_proof
-from backends.keyring import Keyring
-from backends.local import LocalIssuer, LocalKeyBackend
-from backends.token_cache import VerifiedTokenCache
+from backends.keys.keyring import Keyring
 
 ISS = "http://bench.test/"
 URL = "https://api.bench.test/things"

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from backends.keyring import Keyring
-from backends.local import LocalIssuer
+from backends.auth.local import LocalIssuer
+from backends.keys.keyring import Keyring
 from bench.targets import AUDIENCE, Context, Unavailable, new_port
 from bench.variants import Jotguard, Variant, issue_token
 

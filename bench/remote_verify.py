@@ -17,9 +17,9 @@ from pathlib import Path
 from joserfc.jwk import RSAKey
 
 from backends.auth import Authenticator
-from backends.keyring import Keyring
-from backends.local import LocalIssuer, LocalKeyBackend
-from backends.remote import RemoteIssuer, RemoteIssuerBackend
+from backends.auth.local import LocalIssuer, LocalKeyBackend
+from backends.auth.remote import RemoteIssuer, RemoteIssuerBackend
+from backends.keys.keyring import Keyring
 from tests.fake_issuer import FakeIssuer
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from backends.auth import Authenticator
-from backends.keyring import Keyring
-from backends.local import LocalIssuer, LocalKeyBackend
+from backends.auth.local import LocalIssuer, LocalKeyBackend
+from backends.keys.keyring import Keyring
 from backends.revocation.factory import open_store
 
 ISS = "http://bench.test/"

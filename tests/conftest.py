@@ -23,7 +23,7 @@ from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 import backends.ratelimit
-from backends.keyring import Keyring
+from backends.keys.keyring import Keyring
 from backends.ratelimit_memory import MemoryCounters
 from tests.fake_issuer import FakeIssuer
 from webapp.app import make_app

@@ -12,7 +12,7 @@ from typing import Any
 
 from joserfc import jws
 
-from backends.keyring import StoredKey
+from backends.keys.keyring import StoredKey
 from tests.conftest import TEST_ISSUER
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backends.keyring import Keyring, generate_key
+from backends.keys.keyring import Keyring, generate_key
 from tests.forge import good_claims, sign
 
 

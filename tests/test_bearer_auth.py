@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from backends.keyring import generate_key
+from backends.keys.keyring import generate_key
 from tests.forge import b64, b64json, good_claims, hmac_with, sign, unsigned
 
 
@@ -266,7 +266,7 @@ async def test_rotation_keeps_old_tokens_valid_and_publishes_both(fetch, service
 
 
 async def test_rotation_by_another_process_is_picked_up(fetch, services, settings):
-    from backends.keyring import Keyring
+    from backends.keys.keyring import Keyring
     from webapp.services import local_issuer
 
     # A second Keyring object on the same file stands in for the CLI process.

@@ -34,7 +34,8 @@ import pytest
 from joserfc.jwk import RSAKey
 from tornado.httpclient import AsyncHTTPClient
 
-from backends.compact import parse_compact
+from backends.auth.compact import parse_compact
+from backends.auth.remote import RemoteIssuer, RemoteIssuerBackend
 from backends.dpop import (
     DPoPKeyMismatch,
     DPoPPolicy,
@@ -45,7 +46,6 @@ from backends.dpop import (
     make_proof,
     verify_proof,
 )
-from backends.remote import RemoteIssuer, RemoteIssuerBackend
 from tests.conftest import require_service
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

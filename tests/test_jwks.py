@@ -13,9 +13,9 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from tornado.httpclient import AsyncHTTPClient
 
 from backends.errors import BackendUnavailable, ConfigError, InvalidToken
-from backends.jwks import JWKSKeySource, JWKSPolicy
-from backends.jwks.fetch import discovery_urls
-from backends.jwks.keyset import parse_key
+from backends.keys.jwks import JWKSKeySource, JWKSPolicy
+from backends.keys.jwks.fetch import discovery_urls
+from backends.keys.jwks.keyset import parse_key
 from backends.outbound import same_origin
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer

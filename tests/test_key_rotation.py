@@ -9,7 +9,7 @@ import time
 import pytest
 
 from backends.errors import ConfigError, InvalidToken
-from backends.keyring import Keyring, read_keys
+from backends.keys.keyring import Keyring, read_keys
 from tests.cli import cli_env, http_get, jotguard
 from tests.clock import FakeClock
 from tests.live import live_jotguard

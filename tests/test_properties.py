@@ -17,10 +17,10 @@ from joserfc import jwt
 from tornado.httputil import HTTPHeaders, HTTPInputError, HTTPServerRequest, RequestStartLine
 
 from backends.auth import Authenticator
-from backends.compact import parse_compact
+from backends.auth.compact import parse_compact
+from backends.auth.local import LocalIssuer, LocalKeyBackend
 from backends.errors import AuthError, MalformedRequest
-from backends.keyring import Keyring
-from backends.local import LocalIssuer, LocalKeyBackend
+from backends.keys.keyring import Keyring
 from backends.principal import Principal
 from tests.conftest import TEST_ISSUER
 from webapp.handler import _B64TOKEN, bearer_token, is_b64token

@@ -20,9 +20,9 @@ from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 from backends.auth import Authenticator
-from backends.jwks import JWKSPolicy
-from backends.remote import RemoteIssuer, RemoteIssuerBackend
-from backends.token_cache import VerifiedTokenCache
+from backends.auth.remote import RemoteIssuer, RemoteIssuerBackend
+from backends.auth.token_cache import VerifiedTokenCache
+from backends.keys.jwks import JWKSPolicy
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer
 from webapp.app import make_app

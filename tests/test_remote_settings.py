@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.remote import RemoteIssuer
+from backends.auth.remote import RemoteIssuer
 from webapp import cli
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from backends.auth import Authenticator
+from backends.auth.local import LocalIssuer
+from backends.auth.verifier import JWTVerifier
 from backends.errors import BackendUnavailable, InvalidToken
-from backends.keyring import Keyring
-from backends.local import LocalIssuer
+from backends.keys.keyring import Keyring
 from backends.revocation.memory import MemoryRevocationStore
-from backends.verifier import JWTVerifier
 from tests.clock import FakeClock
 
 ISS = "http://jotguard.test/"

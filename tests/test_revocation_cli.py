@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from backends.compact import parse_compact
-from backends.keyring import Keyring
-from backends.local import LocalIssuer
+from backends.auth.compact import parse_compact
+from backends.auth.local import LocalIssuer
+from backends.keys.keyring import Keyring
 from backends.principal import Principal
 from backends.revocation.factory import open_store
 from webapp.cli import main

@@ -10,7 +10,7 @@ import logging
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from backends.compact import parse_compact
+from backends.auth.compact import parse_compact
 from tests.conftest import redis_url, require_service
 from tests.revocation_http_support import Proxy, body_json, serving
 from tests.revocation_stores import reachable

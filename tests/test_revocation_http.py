@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from backends.compact import parse_compact
+from backends.auth.compact import parse_compact
 from tests.revocation_http_support import body_json, store_url
 
 STORES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]

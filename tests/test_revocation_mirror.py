@@ -16,7 +16,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from backends.compact import parse_compact
+from backends.auth.compact import parse_compact
 from backends.errors import BackendUnavailable
 from backends.principal import Principal
 from backends.revocation.factory import open_store

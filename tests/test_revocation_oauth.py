@@ -9,7 +9,7 @@ from urllib.parse import quote_plus, urlencode
 
 import pytest
 
-from backends.compact import parse_compact
+from backends.auth.compact import parse_compact
 from backends.issuance.base import User
 from tests.revocation_http_support import body_json
 from webapp.issuance import new_client

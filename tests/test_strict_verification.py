@@ -9,9 +9,9 @@ import time
 import pytest
 
 from backends import strict_json
-from backends.compact import UnverifiedToken
+from backends.auth.compact import UnverifiedToken
+from backends.auth.verifier import JWTVerifier
 from backends.errors import InvalidToken
-from backends.verifier import JWTVerifier
 from tests.conftest import TEST_ISSUER
 from tests.forge import good_claims, sign, sign_raw
 

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from backends.compact import parse_compact
-from backends.keyring import _write_keys, generate_key
+from backends.auth.compact import parse_compact
+from backends.auth.token_cache import VerifiedTokenCache
+from backends.keys.keyring import _write_keys, generate_key
 from backends.principal import Principal
-from backends.token_cache import VerifiedTokenCache
 from tests.clock import FakeClock
 from tests.conftest import TEST_ISSUER
 from tests.forge import good_claims, sign

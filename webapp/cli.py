@@ -14,7 +14,7 @@ from typing import Any
 
 from backends.errors import BackendUnavailable, ConfigError
 from backends.issuance.cutoffs import refuse_if_covered
-from backends.keyring import Keyring, StoredKey
+from backends.keys.keyring import Keyring, StoredKey
 from webapp import datadir
 from webapp.cli_issuance import add_issuance_commands, run_issuance_command
 from webapp.config.checks import check_workers

@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from backends.auth.local import LocalIssuer
 from backends.catchphrases.base import CatchphraseStore
 from backends.catchphrases.factory import open_catchphrase_store
 from backends.issuance.base import Client, IssuanceStore
@@ -21,7 +22,6 @@ from backends.issuance.exchange import LocalTokenExchange
 from backends.issuance.factory import open_issuance_store
 from backends.issuance.grants import TokenService
 from backends.issuance.passwords import PasswordHasher
-from backends.local import LocalIssuer
 from backends.revocation.base import RevocationStore
 from webapp.config.checks import check_get_token
 from webapp.config.settings import Settings

@@ -11,14 +11,14 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient
 
 from backends.auth import AuthBackend, Authenticator
-from backends.keyring import Keyring
-from backends.local import LocalIssuer, LocalKeyBackend
-from backends.remote import RemoteIssuerBackend
+from backends.auth.local import LocalIssuer, LocalKeyBackend
+from backends.auth.remote import RemoteIssuerBackend
+from backends.auth.token_cache import VerifiedTokenCache
+from backends.keys.keyring import Keyring
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
 from backends.revocation.mirror import RevocationMirror
 from backends.revocation.notify import notifier_for
-from backends.token_cache import VerifiedTokenCache
 from backends.token_exchange import ClientCredentialsExchange
 from webapp.config.settings import Settings
 from webapp.cors import CorsPolicy

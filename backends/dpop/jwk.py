@@ -1,7 +1,7 @@
 """The proof's ``jwk`` header as a public verification key, and its RFC 7638 thumbprint.
 
 The key comes from the proof itself, so it is held to the import policy of
-``backends.jwks.keyset`` and more: public members only, a type and curve that fit the
+``backends.keys.jwks.keyset`` and more: public members only, a type and curve that fit the
 proof's ``alg``, canonical encodings (so one key has one thumbprint), and RSA
 sizes bounded both ways (a huge modulus or exponent is a cheap way to make the
 server work). Imported keys are cached by their members: a client signs many
@@ -22,8 +22,8 @@ from joserfc.jwk import thumbprint as rfc7638_thumbprint
 
 from backends.dpop.encoding import b64url_decode
 from backends.dpop.policy import PROOF_ALGORITHMS
-from backends.jwks.keyset import MIN_RSA_BITS
 from backends.keys import JoseKey
+from backends.keys.jwks.keyset import MIN_RSA_BITS
 
 MAX_RSA_BITS = 4096
 MAX_RSA_EXPONENT_BYTES = 4

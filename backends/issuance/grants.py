@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from backends.auth.local import IssuedToken, LocalIssuer
 from backends.errors import BackendUnavailable
 from backends.issuance.base import (
     ROTATION_REPLAY_WINDOW,
@@ -47,7 +48,6 @@ from backends.issuance.errors import (
     UnauthorizedClient,
 )
 from backends.issuance.passwords import PasswordHasher
-from backends.local import IssuedToken, LocalIssuer
 from backends.principal import Principal
 from backends.revocation.base import Revocation, RevocationStore
 

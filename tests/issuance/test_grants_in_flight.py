@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import backends.local
+import backends.auth.local
 from tests.issuance.conftest import PASSWORD, body
 from webapp import lifecycle
 
@@ -44,7 +44,7 @@ class Gate:
 def sign_later(monkeypatch) -> None:
     """Every token signed from now on carries an iat two seconds after the real time."""
     real = time.time
-    monkeypatch.setattr(backends.local, "time", SimpleNamespace(time=lambda: real() + LATER))
+    monkeypatch.setattr(backends.auth.local, "time", SimpleNamespace(time=lambda: real() + LATER))
 
 
 async def interleave(monkeypatch, gate: Gate, request, disable) -> object:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.compact import parse_compact
+from backends.auth.compact import parse_compact
 from tests.issuance.conftest import ALL_DEMO, PASSWORD, READ_WRITE, body
 
 

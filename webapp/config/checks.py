@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from backends.auth.remote import RemoteIssuer
 from backends.errors import ConfigError
-from backends.remote import RemoteIssuer
 from webapp.config.fields import SettingsError
 
 

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from backends.jwks import SUPPORTED_ALGORITHMS, JWKSPolicy
+from backends.auth.remote import RemoteIssuer
+from backends.keys.jwks import SUPPORTED_ALGORITHMS, JWKSPolicy
 from backends.outbound import secure_url
-from backends.remote import RemoteIssuer
 from backends.token_exchange import ClientCredentials
 from webapp.config import parsers
 from webapp.config.fields import setting

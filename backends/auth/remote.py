@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from tornado.httpclient import AsyncHTTPClient
 
-from backends.compact import UnverifiedToken
-from backends.jwks import JWKSKeySource, JWKSPolicy, JWKSStatus
+from backends.auth.compact import UnverifiedToken
+from backends.auth.verifier import JWTVerifier
+from backends.keys.jwks import JWKSKeySource, JWKSPolicy, JWKSStatus
 from backends.principal import Principal
 from backends.telemetry import Sample
-from backends.verifier import JWTVerifier
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from joserfc.errors import (
     MissingClaimError,
 )
 
-from backends.compact import UnverifiedToken
+from backends.auth.compact import UnverifiedToken
 from backends.errors import InvalidToken
 from backends.keys import KeySource
 from backends.principal import Principal, scopes_from_claims

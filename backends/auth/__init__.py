@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from backends.compact import UnverifiedToken, parse_compact
+from backends.auth.compact import UnverifiedToken, parse_compact
+from backends.auth.token_cache import VerifiedTokenCache
 from backends.errors import BackendUnavailable, ConfigError, InvalidToken
 from backends.principal import Principal
 from backends.revocation.base import RevocationStore
 from backends.revocation.policy import outlives_denylist
-from backends.token_cache import VerifiedTokenCache
 
 log = logging.getLogger("jotguard.auth")
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from joserfc import jwt
 
-from backends.compact import UnverifiedToken
-from backends.keyring import Keyring
+from backends.auth.compact import UnverifiedToken
+from backends.auth.verifier import JWTVerifier
+from backends.keys.keyring import Keyring
 from backends.principal import Principal
-from backends.verifier import JWTVerifier
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ max-stale, and the endpoint failing) are :class:`BackendUnavailable` (503 with
 Retry-After): a new key cannot be told from a bad one, and 401 would make a client
 throw a good token away.
 
-Parsing the set is :mod:`backends.jwks.keyset`; fetching it (and discovering where it
-lives) is :mod:`backends.jwks.fetch`.
+Parsing the set is :mod:`backends.keys.jwks.keyset`; fetching it (and discovering where it
+lives) is :mod:`backends.keys.jwks.fetch`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from tornado.httpclient import AsyncHTTPClient
 
 from backends.errors import BackendUnavailable, ConfigError, InvalidToken
-from backends.jwks.fetch import discover, get_json
-from backends.jwks.keyset import SUPPORTED_ALGORITHMS, JWKSFetchError, RemoteKey, parse_key_set
 from backends.keys import VerificationKey, only_key
+from backends.keys.jwks.fetch import discover, get_json
+from backends.keys.jwks.keyset import SUPPORTED_ALGORITHMS, JWKSFetchError, RemoteKey, parse_key_set
 from backends.outbound import secure_url
 
 log = logging.getLogger("jotguard.jwks")

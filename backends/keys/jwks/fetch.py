@@ -11,7 +11,7 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient
 
-from backends.jwks.keyset import JWKSFetchError
+from backends.keys.jwks.keyset import JWKSFetchError
 from backends.outbound import UpstreamError, fetch_bounded, same_origin, secure_url
 
 
