@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 
 from backends.issuance.errors import InvalidClient, OAuthError
-from backends.issuance.grants import TokenGrant, TokenService
+from backends.issuance.grants import TokenService
+from backends.issuance.tokens import TokenGrant
 
 
 class ExchangeMisconfigured(Exception):

@@ -1,11 +1,9 @@
 """The OAuth 2.0 grants (RFC 6749): client credentials, password, rotating refresh tokens.
 
-Refresh tokens are opaque random strings; only their SHA-256 is stored (they
-carry 256 bits of entropy, so a fast hash is enough: nothing to brute-force).
-Every refresh rotates: the presented token is marked used and a new one is
-returned. Presenting a used token again means two parties hold it (theft, or a
-client that lost a response): the whole family is revoked, refresh tokens and
-the access tokens they produced alike (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2) --
+Every refresh rotates: the presented (opaque) token is marked used and a new one is
+returned. Presenting a used token again means two parties hold it (theft, or a client
+that lost a response): the whole family is revoked, refresh tokens and the access
+tokens they produced alike (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2) --
 unless the operator opted into a reuse interval: within it, the same client
 presenting a just-used token (two threads sharing one session) gets working tokens;
 or unless the store recognises the retry of a rotation whose answer it lost.
@@ -17,14 +15,10 @@ either was disabled or deleted is refused, never returning a token that outlives
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 from backends.auth.local import IssuedToken, LocalIssuer
 from backends.errors import BackendUnavailable
@@ -37,23 +31,25 @@ from backends.issuance.base import (
     RefreshToken,
     Rotation,
     User,
-    scope_string,
 )
 from backends.issuance.client_secrets import ClientSecrets
 from backends.issuance.cutoffs import refuse_if_covered
 from backends.issuance.errors import (
     InvalidClient,
     InvalidGrant,
-    InvalidScope,
     UnauthorizedClient,
 )
 from backends.issuance.passwords import PasswordHasher
+from backends.issuance.tokens import (
+    TokenGrant,
+    hash_refresh_token,
+    narrow_scopes,
+    new_refresh_token,
+)
 from backends.principal import Principal
 from backends.revocation.base import Revocation, RevocationStore
 
 log = logging.getLogger("jotguard.issuance")
-
-REFRESH_TOKEN_BYTES = 32
 
 Admit = Callable[[str], Awaitable[None]]
 """Called with the subject of a grant once it is verified, before a token is signed or a
@@ -65,42 +61,6 @@ class InvalidUserCredentials(InvalidGrant):
 
     def __init__(self) -> None:
         super().__init__("Invalid username or password")
-
-
-def hash_refresh_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def narrow_scopes(requested: frozenset[str] | None, allowed: frozenset[str]) -> frozenset[str]:
-    """The scopes to grant: all ``allowed`` when none were asked for, else exactly those.
-
-    :raises InvalidScope: asked for one that is not allowed.
-    """
-    if requested is None:
-        return allowed
-    refused = requested - allowed
-    if refused:
-        raise InvalidScope(f"Scope not allowed for this grant: {scope_string(refused)}")
-    return requested
-
-
-@dataclass(frozen=True, slots=True)
-class TokenGrant:
-    access: IssuedToken
-    scopes: frozenset[str]
-    refresh_token: str | None = None
-
-    def response(self) -> dict[str, Any]:
-        """The RFC 6749 §5.1 response body."""
-        body: dict[str, Any] = {
-            "access_token": self.access.token,
-            "token_type": "Bearer",
-            "expires_in": max(0, self.access.expires_at - int(time.time())),
-            "scope": scope_string(self.scopes),
-        }
-        if self.refresh_token is not None:
-            body["refresh_token"] = self.refresh_token
-        return body
 
 
 class TokenService:
@@ -233,17 +193,9 @@ class TokenService:
     def _new_refresh_token(
         self, family_id: str, client: Client, subject: str, scopes: frozenset[str], now: float
     ) -> tuple[str, RefreshToken]:
-        plain = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
-        record = RefreshToken(
-            token_hash=hash_refresh_token(plain),
-            family_id=family_id,
-            client_id=client.client_id,
-            subject=subject,
-            scopes=scopes,
-            issued_at=now,
-            expires_at=now + self.refresh_ttl,
+        return new_refresh_token(
+            family_id, client.client_id, subject, scopes, now=now, ttl=self.refresh_ttl
         )
-        return plain, record
 
     # -- grants -----------------------------------------------------------------------
 

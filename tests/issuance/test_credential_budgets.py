@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from backends.issuance.grants import hash_refresh_token
+from backends.issuance.tokens import hash_refresh_token
 from tests.conftest import default_limits
 from tests.issuance.conftest import basic, body
 

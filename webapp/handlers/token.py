@@ -5,7 +5,8 @@ from __future__ import annotations
 from backends.errors import BackendUnavailable
 from backends.issuance.base import GRANT_TYPES, Client, parse_scopes
 from backends.issuance.errors import InvalidRequest, InvalidScope, OAuthError, UnsupportedGrantType
-from backends.issuance.grants import InvalidUserCredentials, TokenGrant
+from backends.issuance.grants import InvalidUserCredentials
+from backends.issuance.tokens import TokenGrant
 from webapp.oauth import (
     CLIENT_AUTH_DESCRIPTION,
     OAUTH_ERROR_RESPONSES,
