@@ -52,8 +52,7 @@ from backends.revocation.base import Revocation, RevocationStore
 log = logging.getLogger("jotguard.issuance")
 
 Admit = Callable[[str], Awaitable[None]]
-"""Called with the subject of a grant once it is verified, before a token is signed or a
-refresh token spent; raises to refuse (a per-subject token budget hooks in here)."""
+"""Called with a verified grant's subject before signing; raises to refuse (a budget)."""
 
 
 class InvalidUserCredentials(InvalidGrant):
