@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
 from webapp.config import checks
 from webapp.config.fields import SettingsError
 from webapp.config.ratelimit import RateLimitFields
@@ -63,6 +61,9 @@ class Settings(RateLimitFields, StoreFields, RemoteIssuerFields, ServiceFields):
         flags = dict(flags or {})
         environ = dict(os.environ if environ is None else environ)
         env_file = Path(flags.get("env_file") or environ.get("JOTGUARD_ENV_FILE") or ".env")
+        # Here, not at the top: a library user importing webapp never reads a .env file.
+        from dotenv import dotenv_values
+
         from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
