@@ -121,7 +121,7 @@ async def test_distinct_key_prefixes_keep_budgets_apart(redis_settings, client, 
 
 async def test_a_burst_of_bad_secrets_holds_failure_slots_in_redis_too(redis_settings, monkeypatch):
     settings = dataclasses.replace(
-        redis_settings, ratelimit_token="1000/minute", ratelimit_failed_auth="10/minute"
+        redis_settings, ratelimit_token="1000/day", ratelimit_failed_auth="10/day"
     )
     monkeypatch.setattr(TokenEndpoint, "secret_checks", 0)
     wide = AsyncHTTPClient(force_instance=True, max_clients=40)
