@@ -3,7 +3,7 @@
 Everything goes through :class:`MemoryRateLimit`'s public methods on a
 :class:`FakeClock` the tests move; it starts on a whole hour, so minute and hour
 windows begin there. (That the numbers are ``limits``' own is checked in
-``tests/test_ratelimit_limits_parity.py``.)
+``tests/test_ratelimit_backends.py``.)
 """
 
 from __future__ import annotations

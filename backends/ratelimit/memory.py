@@ -2,7 +2,7 @@
 
 :class:`MemoryRateLimit` answers to the same numbers as ``limits``' async
 ``MemoryStorage`` driven the way :class:`~backends.ratelimit.limits.LimitsRateLimit`
-drives a storage (``tests/test_ratelimit_memory.py`` checks it against that, by
+drives a storage (``tests/test_ratelimit_backends.py`` checks it against that, by
 property tests): the same window arithmetic, the same floating-point expressions, the
 same expiry. It costs about a third as much a check (see ``bench/ratelimit_check.py``),
 needs no lock (one thread, no awaits) and takes its clock as an argument.
