@@ -125,43 +125,46 @@ class _SlidingWindowCounter(_Table):
 
     def look(self, key: str, now: float) -> Look:
         expiry = self.expiry
-        current_index = int(now / expiry)
+        index = int(now / expiry)
         previous_index = int((now - expiry) / expiry)  # limits' own expression, not index - 1
         entry = self.entry(key, now)
         previous = current = 0
         if entry is not None:
-            for at in range(0, len(entry), 3):
+            for at in range(0, len(entry), 3) if len(entry) > 3 else (0,):
                 if entry[at + 2] > now:
-                    if entry[at] == current_index:
+                    if entry[at] == index:
                         current = entry[at + 1]
                     if entry[at] == previous_index:
                         previous = entry[at + 1]
-        return self._look(now, entry, current_index, previous, current)
-
-    def _look(
-        self, now: float, entry: list[float] | None, index: int, previous: int, current: int
-    ) -> Look:
-        expiry = self.expiry
         previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0
         used = math.floor(previous * previous_ttl / expiry + current)
         return used, entry, index, previous, previous_ttl, current
 
     def charge(self, key: str, now: float, look: Look, cost: int) -> Look:
-        _, entry, index, previous, _, current = look
+        _, entry, index, previous, previous_ttl, current = look
+        expiry = self.expiry
         if entry is None:
-            entry = [index, cost, now + 2 * self.expiry]
+            entry = [index, cost, now + 2 * expiry]
+        elif entry[-3] == index and entry[-1] > now:
+            entry[-2] += cost
         else:
+            # Another window than the newest: drop the counts that have expired, then
+            # charge this window's (a clock stepped back may find it among the older).
+            kept: list[float] = []
+            found = False
             for at in range(0, len(entry), 3):
-                if entry[at] == index and entry[at + 2] > now:
-                    entry[at + 1] += cost
-                    break
-            else:
-                entry.extend((index, cost, now + 2 * self.expiry))
-            live = [at for at in range(0, len(entry), 3) if entry[at + 2] > now]
-            if len(live) * 3 != len(entry):
-                entry[:] = [value for at in live for value in entry[at : at + 3]]
+                if entry[at + 2] > now:
+                    kept += entry[at : at + 3]
+                    if entry[at] == index:
+                        kept[-2] += cost
+                        found = True
+            if not found:
+                kept += (index, cost, now + 2 * expiry)
+            entry[:] = kept
         self._charged(key, entry)
-        return self._look(now, entry, index, previous, current + cost)
+        current += cost
+        used = math.floor(previous * previous_ttl / expiry + current)
+        return used, entry, index, previous, previous_ttl, current
 
     def reset_after(self, now: float, look: Look) -> int:
         _, _, _, previous, previous_ttl, current = look
