@@ -170,10 +170,8 @@ class RequestLimits:
     def from_settings(
         cls, settings: Settings, *, clock: Callable[[], float] = time.time
     ) -> RequestLimits:
-        """The configured policies, counted where the settings say.
-
-        ``clock``: the wall clock windows are counted on (tests pass one they control).
-        """
+        """The configured policies, counted where the settings say; in-process windows on
+        ``clock`` (tests pass one they move)."""
         limiter = open_rate_limit(
             settings.ratelimit_storage,
             key_prefix=settings.ratelimit_key_prefix,
