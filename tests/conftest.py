@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application
 
-import backends.ratelimit
 from backends.keys.keyring import Keyring
-from backends.ratelimit_memory import MemoryCounters
+from tests.clock import mid_minute_clock
 from tests.fake_issuer import FakeIssuer
 from webapp.app import make_app
 from webapp.config.settings import Settings
@@ -45,25 +43,6 @@ GENEROUS_LIMITS = dict.fromkeys(
     ),
     "100000/minute",
 )
-
-
-@pytest.fixture(autouse=True)
-def rate_limit_windows_start_mid_minute(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-memory rate-limit windows are aligned to the clock's minutes, and the
-    sliding-window counter weighs the minute before by the time left in it, rounded
-    down: a burst straddling a minute's end lets one more request through. Counters on
-    the wall clock see it shifted to start 30 s into a minute, so no test's burst (they
-    last well under that) straddles one. Counters given a clock of their own keep it."""
-    shift = 30.0 - time.time() % 60
-
-    def wall_clock_mid_minute() -> float:
-        return time.time() + shift
-
-    class Counters(MemoryCounters):
-        def __init__(self, clock: Callable[[], float] = time.time) -> None:
-            super().__init__(wall_clock_mid_minute if clock is time.time else clock)
-
-    monkeypatch.setattr(backends.ratelimit, "MemoryCounters", Counters)
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +86,8 @@ def settings(data_dir: Path, settings_overrides: dict[str, str]) -> Settings:
 
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
-    services = await Services.start(settings)
+    # Rate-limit windows on a clock that starts mid-minute: see mid_minute_clock.
+    services = await Services.start(settings, rate_limit_clock=mid_minute_clock())
     yield services
     await services.close()
 

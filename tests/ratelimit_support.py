@@ -18,6 +18,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application
 
+from tests.clock import mid_minute_clock
 from webapp.app import routes
 from webapp.config.settings import Settings
 from webapp.errors import ApiError
@@ -91,7 +92,7 @@ def limited_app(services: Services) -> Application:
 @contextlib.asynccontextmanager
 async def running_instance(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
     """A whole jotguard instance (its own services and limiter) on a free port."""
-    services = await Services.start(settings)
+    services = await Services.start(settings, rate_limit_clock=mid_minute_clock())
     server = HTTPServer(limited_app(services))
     sock, port = bind_unused_port()
     server.add_sockets([sock])

@@ -9,8 +9,10 @@ import tracemalloc
 import pytest
 import redis.asyncio
 
-from backends.ratelimit import OVERFLOW_KEY, Policy, RateLimiter
-from backends.ratelimit_keys import KeyBound
+from backends.ratelimit import Policy
+from backends.ratelimit.keys import OVERFLOW_KEY, KeyBound
+from backends.ratelimit.limits import LimitsRateLimit
+from backends.ratelimit.memory import MemoryRateLimit
 from tests.clock import FakeClock
 from tests.conftest import redis_url, require_service
 
@@ -22,8 +24,8 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-def memory_limiter(clock: FakeClock, max_keys: int) -> RateLimiter:
-    return RateLimiter("memory://", window_clock=clock, max_keys=max_keys)
+def memory_limiter(clock: FakeClock, max_keys: int) -> MemoryRateLimit:
+    return MemoryRateLimit(clock=clock, max_keys=max_keys)
 
 
 async def test_a_full_policy_keeps_every_count_and_newcomers_share_one(clock):
@@ -37,7 +39,7 @@ async def test_a_full_policy_keeps_every_count_and_newcomers_share_one(clock):
     for n in range(10_000):
         await limiter.hit(policy, f"user:made-up-{n}")
     assert limiter.keys.live(policy) == 100
-    assert len(limiter._memory) <= 2 * 101  # two limits, the bound plus the overflow key
+    assert len(limiter) <= 2 * 101  # two limits, the bound plus the overflow key
     # ... and alice's spent budget is still spent: the flood evicted nothing.
     assert not (await limiter.hit(policy, "user:alice")).allowed
     # Newcomers past the bound share one budget, which the flood has spent.
@@ -77,7 +79,7 @@ async def test_looking_registers_nothing(clock):
         assert (await limiter.peek(policy, f"k{n}")).allowed
         assert await limiter.usage(policy, f"k{n}") is not None
     assert limiter.keys.live(policy) == 0
-    assert len(limiter._memory) == 0
+    assert len(limiter) == 0
 
 
 async def test_memory_per_key_is_bounded_by_the_policy_bound(clock):
@@ -108,7 +110,7 @@ async def test_redis_keys_are_bounded_the_same_way():
         reachable = False
     require_service("Redis", reachable)
     prefix = f"jotguard-test:keys:{secrets.token_hex(4)}"
-    limiter = RateLimiter(url, key_prefix=prefix, max_keys=20)
+    limiter = LimitsRateLimit.redis(url, key_prefix=prefix, max_keys=20)
     policy = Policy("p", "3/minute", "moving-window")
     try:
         for _ in range(3):

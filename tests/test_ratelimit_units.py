@@ -6,11 +6,13 @@ import asyncio
 import logging
 
 import pytest
+from limits.aio.storage import MemoryStorage
 from limits.errors import StorageError
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from backends.errors import InvalidToken, MissingCredentials
-from backends.ratelimit import Decision, Policy, RateLimiter, parse_limits
+from backends.ratelimit import Decision, Policy, open_rate_limit, parse_limits
+from backends.ratelimit.limits import LimitsRateLimit
 from tests.clock import FakeClock
 from tests.conftest import GENEROUS_LIMITS
 from tests.ratelimit_support import closed_port
@@ -136,7 +138,7 @@ def test_cli_exits_2_with_one_line_on_a_bad_limit(tmp_path, capsys, monkeypatch)
 
 def test_policy_orders_limits_by_window():
     policy = Policy("token", "100/hour;10/minute", "moving-window")
-    assert [(i.amount, i.get_expiry()) for i in policy.items] == [(10, 60), (100, 3600)]
+    assert [(i.amount, i.window) for i in policy.items] == [(10, 60), (100, 3600)]
 
 
 @pytest.mark.parametrize(
@@ -277,7 +279,7 @@ def test_unknown_peer_address_gets_one_shared_key():
 
 
 async def test_hit_peek_and_usage_on_memory():
-    limiter = RateLimiter("memory://")
+    limiter = open_rate_limit("memory://")
     policy = Policy("p", "2/minute;3/hour", "moving-window")
     assert (await limiter.hit(policy, "k")).allowed
     assert (await limiter.peek(policy, "k")).allowed
@@ -298,7 +300,9 @@ async def test_hit_peek_and_usage_on_memory():
 async def test_dead_storage_is_rested_counted_and_logged_once_per_interval(caplog):
     caplog.set_level(logging.WARNING, logger="jotguard.ratelimit")
     clock = FakeClock(1000.0)
-    limiter = RateLimiter(f"redis://127.0.0.1:{closed_port()}/15", timeout=0.2, clock=clock)
+    limiter = LimitsRateLimit.redis(
+        f"redis://127.0.0.1:{closed_port()}/15", timeout=0.2, monotonic=clock
+    )
     policy = Policy("p", "1/minute")
 
     decisions = [await limiter.hit(policy, "k") for _ in range(3)]
@@ -318,53 +322,55 @@ async def test_dead_storage_is_rested_counted_and_logged_once_per_interval(caplo
     await limiter.aclose()
 
 
-class FlakyStrategy:
-    """Stands in for a limits strategy whose storage hangs, fails or answers on demand."""
+class FlakyStorage(MemoryStorage):
+    """A limits storage whose sliding-window hits hang, fail or answer on demand."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls = 0
         self.answer: asyncio.Future[bool] | None = None
 
-    async def hit(self, item, *identifiers, cost=1):
+    async def acquire_sliding_window_entry(self, key, limit, expiry, amount=1):
         self.calls += 1
         if self.answer is None:
             raise StorageError(ConnectionError("refused"))
         return await self.answer
 
+    async def get_sliding_window(self, key, expiry):
+        raise AssertionError("a one-limit hit asks nothing else")
 
-async def test_one_probe_at_a_time_while_the_storage_is_down(monkeypatch):
+
+async def test_one_probe_at_a_time_while_the_storage_is_down():
     clock = FakeClock(1000.0)
-    # A Redis limiter (memory:// cannot fail); the strategy below stands in for its storage.
-    limiter = RateLimiter(f"redis://127.0.0.1:{closed_port()}/15", timeout=0.5, clock=clock)
-    strategy = FlakyStrategy()
-    monkeypatch.setattr(limiter, "_strategy", lambda policy: strategy)
+    storage = FlakyStorage()
+    limiter = LimitsRateLimit(storage, timeout=0.5, monotonic=clock)
     policy = Policy("p", "5/minute")
 
     assert (await limiter.hit(policy, "k")).storage_failed
     for _ in range(3):  # resting: the storage is not asked
         assert (await limiter.hit(policy, "k")).storage_failed
-    assert strategy.calls == 1
+    assert storage.calls == 1
 
     clock.now += 1.1
-    strategy.answer = asyncio.get_running_loop().create_future()
+    storage.answer = asyncio.get_running_loop().create_future()
     probe = asyncio.create_task(limiter.hit(policy, "k"))
     await asyncio.sleep(0)
     # While the probe hangs, other requests decide without waiting for it.
     # (wait_for only turns a regression into a failure instead of a hang)
     others = [await asyncio.wait_for(limiter.hit(policy, "k"), 5) for _ in range(3)]
     assert all(d.allowed and d.storage_failed for d in others)
-    assert strategy.calls == 2
+    assert storage.calls == 2
 
-    strategy.answer.set_result(True)
+    storage.answer.set_result(True)
     assert (await probe) == Decision(True)
     assert (await limiter.hit(policy, "k")) == Decision(True)  # back in service at once
-    assert strategy.calls == 3
+    assert storage.calls == 3
     assert limiter.counts[("p", "failed_open")] == 7
     await limiter.aclose()
 
 
 async def test_fail_closed_refuses_without_storage():
-    limiter = RateLimiter(f"redis://127.0.0.1:{closed_port()}/15", fail_closed=True)
+    limiter = LimitsRateLimit.redis(f"redis://127.0.0.1:{closed_port()}/15", fail_closed=True)
     decision = await limiter.hit(Policy("p", "1/minute"), "k")
     assert (decision.allowed, decision.storage_failed) == (False, True)
     assert limiter.counts[("p", "failed_closed")] == 1

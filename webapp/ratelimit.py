@@ -13,7 +13,7 @@ counted per client address, verified principal or verified client. The one
 exception, the failed-password budget per (client, username), is keyed by what was
 typed, because it must hold for accounts that do not exist exactly as for those
 that do; like every policy it keeps a bounded number of keys
-(:mod:`backends.ratelimit_keys`).
+(:mod:`backends.ratelimit.keys`).
 
 1. **Before authentication**, per address, in order, and the first refusal stops it
    (a refused request charges nothing further): a request that presents
@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -51,7 +52,14 @@ from tornado.httputil import HTTPServerRequest
 
 from backends.errors import AuthError, InvalidToken
 from backends.principal import Principal
-from backends.ratelimit import Decision, Policy, Quota, RateLimiter, StrategyName
+from backends.ratelimit import (
+    Decision,
+    Policy,
+    Quota,
+    RateLimitBackend,
+    StrategyName,
+    open_rate_limit,
+)
 from webapp.clientip import ClientAddresses, Network
 from webapp.config.parsers import RATELIMIT_OFF
 from webapp.config.settings import Settings
@@ -135,7 +143,7 @@ class RequestLimits:
 
     def __init__(
         self,
-        limiter: RateLimiter,
+        limiter: RateLimitBackend,
         policies: Iterable[Policy],
         *,
         off: Iterable[str] = (),
@@ -159,13 +167,18 @@ class RequestLimits:
         self._in_flight: Counter[Slot] = Counter()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RequestLimits:
-        limiter = RateLimiter(
+    def from_settings(
+        cls, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> RequestLimits:
+        """The configured policies, counted where the settings say; in-process windows on
+        ``clock`` (tests pass one they move)."""
+        limiter = open_rate_limit(
             settings.ratelimit_storage,
             key_prefix=settings.ratelimit_key_prefix,
             timeout=settings.ratelimit_timeout,
             fail_closed=settings.ratelimit_fail_closed,
             max_keys=settings.ratelimit_max_keys,
+            clock=clock,
         )
         routes = {
             "default": configured("default", settings.ratelimit_default),
@@ -332,7 +345,7 @@ class RequestLimits:
         if quotas is not None:
             retry_after = quotas[index].reset_after
         else:
-            retry_after = policy.items[index].get_expiry()
+            retry_after = policy.items[index].window
         retry_after = max(1, retry_after)
         return ApiError(
             429,

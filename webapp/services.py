@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,9 +117,16 @@ class Services:
     cors: CorsPolicy | None = None
 
     @classmethod
-    async def start(cls, settings: Settings, *, mirror: bool = True) -> Services:
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        mirror: bool = True,
+        rate_limit_clock: Callable[[], float] = time.time,
+    ) -> Services:
         """``mirror=False``: check and write the store directly (one-shot commands such as
-        ``jotguard revoke``, which need not load the whole revocation list)."""
+        ``jotguard revoke``, which need not load the whole revocation list).
+        ``rate_limit_clock``: the wall clock rate-limit windows count on."""
         keyring = local_keyring(settings)
         # Made by `jotguard init` or `serve` (webapp.datadir), never as a side effect here.
         await asyncio.to_thread(keyring.load)
@@ -157,7 +166,7 @@ class Services:
                 token_cache=token_cache(settings),
             ),
             revocations=revocations,
-            rate_limits=RequestLimits.from_settings(settings),
+            rate_limits=RequestLimits.from_settings(settings, clock=rate_limit_clock),
             issuance=issuance,
         )
         services._tasks.append(asyncio.create_task(services._follow_keyring()))

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-from backends.ratelimit_policy import Policy
+from backends.ratelimit import Policy
 
 OVERFLOW_KEY = "*overflow*"
 """The key newcomers share once a policy is full (built keys all start ``kind:``)."""
@@ -84,7 +84,7 @@ class KeyBound:
     def _keys(self, policy: Policy) -> _PolicyKeys:
         keys = self._policies.get(policy)
         if keys is None:
-            longest = max(item.get_expiry() for item in policy.items)
+            longest = max(item.window for item in policy.items)
             windows = 2 if policy.strategy == "sliding-window-counter" else 1
             keys = self._policies[policy] = _PolicyKeys(float(longest * windows))
         return keys
