@@ -114,7 +114,9 @@ class NotFound(JotguardError):
 
 
 class ExchangeFailed(JotguardError):
-    """A gateway error: jotguard could not get an answer for the client."""
+    """A gateway error: the upstream's answer is neither a token nor an OAuth error."""
+
+    error = "upstream_error"
 
 
 class ExchangeUnreachable(ExchangeFailed):
@@ -123,12 +125,6 @@ class ExchangeUnreachable(ExchangeFailed):
 
 class ExchangeTimedOut(ExchangeFailed):
     error = "upstream_timeout"
-
-
-class ExchangeBroken(ExchangeFailed):
-    """An answer that is neither a token nor an OAuth error."""
-
-    error = "upstream_error"
 
 
 class ConfigError(Exception):

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from tornado.httpclient import AsyncHTTPClient
 
-from backends.errors import ExchangeBroken, ExchangeTimedOut, ExchangeUnreachable
+from backends.errors import ExchangeFailed, ExchangeTimedOut, ExchangeUnreachable
 from backends.outbound import UpstreamError, fetch_bounded
 
 log = logging.getLogger("jotguard.token_exchange")
@@ -99,7 +99,7 @@ class ClientCredentialsExchange:
                 response.code, self._scrubbed_error(body), response.headers.get("Retry-After")
             )
         log.warning("token endpoint %s answered HTTP %d", creds.token_url, response.code)
-        raise ExchangeBroken(
+        raise ExchangeFailed(
             f"The token endpoint answered HTTP {response.code} without a usable body"
         )
 
