@@ -42,6 +42,7 @@ from webapp.errors import (
     RequestTooLarge,
     UnsupportedMediaType,
     error_answer,
+    is_answer,
     row_for,
 )
 from webapp.revoking import RevocationInputError
@@ -171,7 +172,10 @@ def test_every_401_row_has_a_challenge():
 
 
 def test_answers_outside_the_table():
+    # A JotguardError without a row is a bug: a 500, logged with its traceback.
     assert error_answer(JotguardError("a root with no row")).status == 500
+    assert not is_answer(JotguardError("a root with no row"))
+    assert all(is_answer(exc) for exc, _ in EXPECTED)
     assert error_answer(ValueError("a bug")).body() == {
         "error": "server_error",
         "error_description": "Internal server error",

@@ -134,6 +134,13 @@ def row_for(cls: type[JotguardError]) -> ErrorRow | None:
     return None
 
 
+def is_answer(exc: BaseException | None) -> bool:
+    """Is ``exc`` an answer (an HTTPError, a JotguardError with a row), not a fault?"""
+    if isinstance(exc, JotguardError):
+        return row_for(type(exc)) is not None
+    return isinstance(exc, HTTPError)
+
+
 def error_answer(exc: BaseException | None, status: int = 500) -> ErrorAnswer:
     """The answer to ``exc``; ``status`` is what Tornado's ``send_error`` was given."""
     if isinstance(exc, ApiError):

@@ -24,13 +24,12 @@ from backends.errors import (
     AuthError,
     BackendUnavailable,
     InsufficientScope,
-    JotguardError,
     MalformedRequest,
     MissingCredentials,
 )
 from backends.principal import Principal
 from webapp.cors import CorsPolicy
-from webapp.errors import UnsupportedMediaType, error_answer
+from webapp.errors import UnsupportedMediaType, error_answer, is_answer
 from webapp.ratelimit import CredentialCheck, PolicyRef, RequestLimits, is_failed_guess
 from webapp.requestid import request_id
 from webapp.routing import handler_methods
@@ -217,9 +216,9 @@ class JsonHandler(RequestHandler):
         value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # An HTTPError or a JotguardError is an answer, not a fault: the access-log line
-        # carries its status and error code, so Tornado's extra line is left out.
-        if isinstance(value, (HTTPError, JotguardError)):
+        # An answer is not a fault: the access-log line carries its status and error code,
+        # so Tornado's extra line is left out.
+        if is_answer(value):
             return
         # Tornado's own line carries the full URI, query string included.
         app_log.error(
