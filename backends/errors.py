@@ -1,21 +1,43 @@
-"""Typed failures raised by backends, each carrying what HTTP needs to answer it.
+"""The errors jotguard answers a request with, free of any web framework.
 
-The ``reason`` is a stable, low-cardinality label for logs and metrics; the
-``description`` is safe to show to the client (it never contains a token).
+One root, :class:`JotguardError`, in the shape of joserfc's ``JoseError``: a
+class-level ``error`` code (RFC 6749, 6750, 9449 or jotguard's own) and a
+``description`` that is safe to show the client (it never contains a token).
+How each is answered over HTTP (status, challenge, ``Retry-After``) is one table,
+``webapp.errors.ERRORS``.
+
+Two families must never be confused:
+
+- :class:`AuthError`: the credentials are bad. The client should not send them again.
+- :class:`BackendUnavailable`: jotguard cannot decide now (a store or key source is
+  down). The credentials may be fine; a retry may succeed.
+
+``reason``, where present, is a stable, low-cardinality label for logs and metrics.
 """
 
 from __future__ import annotations
 
 
-class AuthError(Exception):
-    """Credentials were refused. RFC 6750 ``error`` code plus HTTP status."""
+class JotguardError(Exception):
+    """Root of the errors a request can end in; ``str()`` is the description."""
 
-    status: int = 401
+    error: str | None = None
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+# --- the credentials are bad ----------------------------------------------------------- #
+
+
+class AuthError(JotguardError):
+    """Credentials were refused, with an RFC 6750 ``error`` code."""
+
     error: str | None = "invalid_token"
 
     def __init__(self, description: str, *, reason: str = "invalid_token") -> None:
         super().__init__(description)
-        self.description = description
         self.reason = reason
 
 
@@ -29,7 +51,6 @@ class MissingCredentials(AuthError):
 
 
 class MalformedRequest(AuthError):
-    status = 400
     error = "invalid_request"
 
     def __init__(self, description: str) -> None:
@@ -41,7 +62,6 @@ class InvalidToken(AuthError):
 
 
 class InsufficientScope(AuthError):
-    status = 403
     error = "insufficient_scope"
 
     def __init__(
@@ -55,18 +75,56 @@ class InsufficientScope(AuthError):
         self.required = required
 
 
-class BackendUnavailable(AuthError):
+# --- jotguard cannot decide now ------------------------------------------------------- #
+
+
+class BackendUnavailable(JotguardError):
     """A store or key source needed for the decision cannot answer: fail closed.
 
-    503, never 401: clients treat 401 as "token dead, log out".
+    Not an ``AuthError``: clients treat a refusal of their credentials ("token dead,
+    log out") differently from "retry in ``retry_after`` seconds".
     """
 
-    status = 503
     error = "temporarily_unavailable"
 
-    def __init__(self, description: str, *, retry_after: int = 5) -> None:
-        super().__init__(description, reason="store_unavailable")
+    def __init__(
+        self, description: str, *, retry_after: int = 5, reason: str = "store_unavailable"
+    ) -> None:
+        super().__init__(description)
         self.retry_after = retry_after
+        self.reason = reason
+
+
+# --- the request itself --------------------------------------------------------------- #
+
+
+class InvalidInput(JotguardError):
+    """A body or parameter is unacceptable; the description says why."""
+
+    error = "invalid_request"
+
+
+class NotFound(JotguardError):
+    """What the request names does not exist."""
+
+    error = "not_found"
+
+
+# --- GET /get-token's upstream gave no usable answer ---------------------------------- #
+
+
+class ExchangeFailed(JotguardError):
+    """A gateway error: the upstream's answer is neither a token nor an OAuth error."""
+
+    error = "upstream_error"
+
+
+class ExchangeUnreachable(ExchangeFailed):
+    error = "upstream_unavailable"
+
+
+class ExchangeTimedOut(ExchangeFailed):
+    error = "upstream_timeout"
 
 
 class ConfigError(Exception):

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from tornado.httpclient import AsyncHTTPClient
 
+from backends.errors import ExchangeFailed, ExchangeTimedOut, ExchangeUnreachable
 from backends.outbound import UpstreamError, fetch_bounded
 
 log = logging.getLogger("jotguard.token_exchange")
@@ -42,16 +43,6 @@ class ExchangeResult:
     retry_after: str | None = None
 
 
-class ExchangeFailed(Exception):
-    """No usable answer from upstream: 502 (unreachable, broken) or 504 (timed out)."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
-
-
 class ClientCredentialsExchange:
     """POSTs ``grant_type=client_credentials`` with the configured client and audience."""
 
@@ -69,7 +60,7 @@ class ClientCredentialsExchange:
     async def request_token(self) -> ExchangeResult:
         """The upstream's token response, or its OAuth error with the same 4xx status.
 
-        :raises ExchangeFailed: unreachable or broken upstream (502), timeout (504).
+        :raises ExchangeFailed: unreachable, timed out or broken upstream.
         """
         creds = self.credentials
         form = urlencode(
@@ -92,12 +83,8 @@ class ClientCredentialsExchange:
         except UpstreamError as exc:
             log.warning("token endpoint %s: %s", creds.token_url, exc)
             if exc.timed_out:
-                raise ExchangeFailed(
-                    504, "upstream_timeout", "The token endpoint did not answer in time"
-                ) from None
-            raise ExchangeFailed(
-                502, "upstream_unavailable", "The token endpoint cannot be reached"
-            ) from None
+                raise ExchangeTimedOut("The token endpoint did not answer in time") from None
+            raise ExchangeUnreachable("The token endpoint cannot be reached") from None
         body = _json_object(response.body)
         if response.code == 200 and isinstance(body.get("access_token"), str):
             return ExchangeResult(200, body)
@@ -113,9 +100,7 @@ class ClientCredentialsExchange:
             )
         log.warning("token endpoint %s answered HTTP %d", creds.token_url, response.code)
         raise ExchangeFailed(
-            502,
-            "upstream_error",
-            f"The token endpoint answered HTTP {response.code} without a usable body",
+            f"The token endpoint answered HTTP {response.code} without a usable body"
         )
 
     def _scrubbed_error(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from tests.dpop_support import (
     proof_with,
     sign_raw,
 )
+from webapp.errors import error_answer
 
 POLICY = DPoPPolicy()
 ALGORITHMS = ["ES256", "EdDSA", "Ed25519", "PS256", "RS256"]
@@ -61,7 +62,7 @@ def refused(proof: str, reason: str, *, match: str = "", **kwargs: Any) -> Inval
     assert caught.value.reason == reason, caught.value.description
     assert match in caught.value.description
     assert caught.value.error == "invalid_dpop_proof"
-    assert caught.value.status == 401
+    assert error_answer(caught.value).status == 401
     return caught.value
 
 
@@ -485,7 +486,7 @@ def test_nonce_required_when_the_server_issues_them():
     with pytest.raises(UseDPoPNonce) as missing:
         check(proof_with(), nonces=nonces, now=now)
     assert missing.value.error == "use_dpop_nonce"
-    assert missing.value.status == 401
+    assert error_answer(missing.value).status == 401
     assert nonces.check(missing.value.nonce, now)
     with pytest.raises(UseDPoPNonce):
         check(proof_with(claims={"nonce": "made-up"}), nonces=nonces, now=now)

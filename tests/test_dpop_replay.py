@@ -28,6 +28,7 @@ from backends.errors import BackendUnavailable
 from tests.clock import FakeClock
 from tests.conftest import redis_url, require_service
 from tests.dpop_support import TOKEN, URL, key_for
+from webapp.errors import error_answer
 
 NOW = 1_700_000_000.0
 JKT = "j" * 43
@@ -64,7 +65,7 @@ async def test_memory_cache_refuses_when_full_instead_of_forgetting():
         assert await cache.first_use(JKT, jti, expires_at=NOW + 60, now=NOW)
     with pytest.raises(BackendUnavailable) as full:
         await cache.first_use(JKT, "d", expires_at=NOW + 60, now=NOW)
-    assert full.value.status == 503
+    assert error_answer(full.value).status == 503
     assert 1 <= full.value.retry_after <= 120
     assert len(cache) == 3
     assert not await cache.first_use(JKT, "a", expires_at=NOW + 60, now=NOW)  # still known
@@ -147,7 +148,7 @@ async def test_redis_down_is_unavailable_never_an_accept():
     try:
         with pytest.raises(BackendUnavailable) as down:
             await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
-        assert down.value.status == 503
+        assert error_answer(down.value).status == 503
         assert down.value.retry_after > 0
     finally:
         await cache.aclose()

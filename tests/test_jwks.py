@@ -19,6 +19,7 @@ from backends.keys.jwks.keyset import parse_key
 from backends.outbound import same_origin
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer
+from webapp.errors import error_answer
 
 RS256 = frozenset({"RS256"})
 
@@ -164,7 +165,7 @@ async def test_a_new_key_while_the_budget_is_spent_is_503_until_a_refresh_can_ru
     new_kid = fake_issuer.rotate()
     with pytest.raises(BackendUnavailable) as caught:
         await source.get_key(new_kid, "RS256")
-    assert caught.value.status == 503
+    assert error_answer(caught.value).status == 503
     # The oldest budgeted refresh (20 s ago) leaves the one-minute window in 40 s.
     assert caught.value.retry_after == 40
     clock.advance(caught.value.retry_after)
@@ -256,7 +257,7 @@ async def test_no_key_set_at_all_is_503_with_retry_after(make_source, fake_issue
     with pytest.raises(BackendUnavailable) as caught:
         await source.get_key(kid(fake_issuer), "RS256")
     assert caught.value.retry_after >= 1
-    assert caught.value.status == 503
+    assert error_answer(caught.value).status == 503
     status = source.status()
     assert not status.has_keys
     assert status.failures == 1

@@ -1,23 +1,100 @@
-"""HTTP errors that carry their own headers.
+"""How every error is answered over HTTP: the one error→HTTP table and ``ApiError``.
 
-Tornado's ``send_error`` clears headers before ``write_error``, so headers such
-as ``WWW-Authenticate`` and ``Retry-After`` travel on the exception and are
-applied in ``JsonHandler.write_error``.
+:data:`ERRORS` gives each :class:`~backends.errors.JotguardError` family its status,
+its ``WWW-Authenticate`` challenge and whether it carries ``Retry-After``; the JSON
+``error`` code and description come from the exception. ``JsonHandler.write_error``
+answers with :func:`error_answer`, so a handler just raises.
+
+Tornado's ``send_error`` clears headers before ``write_error``: that is why the
+headers are made here from the exception, never set before raising it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from http import HTTPStatus
 
 from tornado.web import HTTPError
 
-from backends.errors import AuthError, BackendUnavailable, InsufficientScope
+from backends.errors import (
+    AuthError,
+    BackendUnavailable,
+    ExchangeFailed,
+    ExchangeTimedOut,
+    InsufficientScope,
+    InvalidInput,
+    JotguardError,
+    MalformedRequest,
+    NotFound,
+)
+from backends.issuance.errors import InvalidClient, OAuthError
 
 REALM = "jotguard"
 
 
+class RequestTooLarge(JotguardError):
+    error = "request_too_large"
+
+
+class UnsupportedMediaType(JotguardError):
+    error = "unsupported_media_type"
+
+
+class Challenge(Enum):
+    """The ``WWW-Authenticate`` scheme an answer carries."""
+
+    BEARER = "Bearer"  # RFC 6750 §3
+    BASIC = "Basic"  # RFC 7617; the one client authentication scheme of RFC 6749 §2.3.1
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRow:
+    status: int
+    challenge: Challenge | None = None
+    retry_after: bool = False  # the exception's ``retry_after`` seconds
+
+
+# Looked up along the exception's MRO: the nearest class with a row answers for it.
+ERRORS: Mapping[type[JotguardError], ErrorRow] = {
+    # The bearer credentials are bad (RFC 6750 §3.1). InvalidToken and the DPoP
+    # refusals fall under AuthError; MissingCredentials too, with a bare challenge.
+    AuthError: ErrorRow(401, Challenge.BEARER),
+    MalformedRequest: ErrorRow(400, Challenge.BEARER),
+    InsufficientScope: ErrorRow(403, Challenge.BEARER),
+    # jotguard cannot decide now: never a 401, which clients take for "token dead".
+    BackendUnavailable: ErrorRow(503, retry_after=True),
+    # The OAuth endpoints (RFC 6749 §5.2; RFC 7009 §2.2.1 and RFC 7662 §2.3 use the same).
+    OAuthError: ErrorRow(400),
+    # RFC 6749 §5.2: 401 with the challenge of the scheme the client used; sent also when
+    # it used the body, as RFC 9110 §15.5.2 wants a challenge on every 401.
+    InvalidClient: ErrorRow(401, Challenge.BASIC),
+    # The request itself.
+    InvalidInput: ErrorRow(400),
+    NotFound: ErrorRow(404),
+    RequestTooLarge: ErrorRow(413),
+    UnsupportedMediaType: ErrorRow(415),
+    # GET /get-token's upstream gave no usable answer (RFC 9110 §15.6.3, §15.6.5).
+    ExchangeFailed: ErrorRow(502),
+    ExchangeTimedOut: ErrorRow(504),
+}
+
+# The ``error`` of a bare Tornado HTTPError (an unknown path, a wrong method, ...).
+_GENERIC_ERRORS = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
 class ApiError(HTTPError):
-    """An error answered as JSON ``{"error", "error_description"}`` with extra headers."""
+    """An answer whose status, ``error`` and headers the raiser chooses itself.
+
+    For answers outside the table (a library user's own, the rate limit's 429).
+    """
 
     def __init__(
         self,
@@ -28,12 +105,70 @@ class ApiError(HTTPError):
         headers: Mapping[str, str] | None = None,
         reason: str | None = None,
     ) -> None:
+        # ``reason`` is read by nothing: it goes once webapp/ratelimit.py (rewritten
+        # elsewhere) stops passing it.
         # log_message never carries the token: descriptions are client-safe by contract.
         super().__init__(status, "%s: %s", error, description)
         self.error = error
         self.description = description
         self.headers = dict(headers or {})
-        self.reason_label = reason or error
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    status: int
+    error: str
+    description: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+def row_for(cls: type[JotguardError]) -> ErrorRow | None:
+    """The row that answers for ``cls``: its own, else its nearest ancestor's."""
+    for base in cls.__mro__:
+        row = ERRORS.get(base)
+        if row is not None:
+            return row
+    return None
+
+
+def is_answer(exc: BaseException | None) -> bool:
+    """Is ``exc`` an answer (an HTTPError, a JotguardError with a row), not a fault?"""
+    if isinstance(exc, JotguardError):
+        return row_for(type(exc)) is not None
+    return isinstance(exc, HTTPError)
+
+
+def error_answer(exc: BaseException | None, status: int = 500) -> ErrorAnswer:
+    """The answer to ``exc``; ``status`` is what Tornado's ``send_error`` was given."""
+    if isinstance(exc, ApiError):
+        return ErrorAnswer(exc.status_code, exc.error, exc.description, dict(exc.headers))
+    if isinstance(exc, JotguardError):
+        row = row_for(type(exc))
+        if row is not None:
+            return _table_answer(exc, row)
+    elif status < 500:
+        reason = exc.reason if isinstance(exc, HTTPError) else None
+        return ErrorAnswer(
+            status,
+            _GENERIC_ERRORS.get(status, "invalid_request"),
+            reason or HTTPStatus(status).phrase,
+        )
+    return ErrorAnswer(500, "server_error", "Internal server error")
+
+
+def _table_answer(exc: JotguardError, row: ErrorRow) -> ErrorAnswer:
+    headers: dict[str, str] = {}
+    if row.challenge is Challenge.BEARER and isinstance(exc, AuthError):
+        headers["WWW-Authenticate"] = bearer_challenge(exc)
+    elif row.challenge is Challenge.BASIC:
+        headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+    if row.retry_after and isinstance(exc, BackendUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    # A bare challenge has no RFC 6750 code; the JSON body still needs one.
+    return ErrorAnswer(row.status, exc.error or "unauthorized", exc.description, headers)
 
 
 def _quote(value: str) -> str:
@@ -49,14 +184,3 @@ def bearer_challenge(exc: AuthError) -> str:
     if isinstance(exc, InsufficientScope):
         params.append(f'scope="{_quote(" ".join(exc.required))}"')
     return "Bearer " + ", ".join(params)
-
-
-def from_auth_error(exc: AuthError) -> ApiError:
-    headers: dict[str, str] = {}
-    if isinstance(exc, BackendUnavailable):
-        headers["Retry-After"] = str(exc.retry_after)
-    else:
-        headers["WWW-Authenticate"] = bearer_challenge(exc)
-    # A bare challenge has no RFC 6750 code; the JSON body still needs one.
-    error = exc.error or "unauthorized"
-    return ApiError(exc.status, error, exc.description, headers=headers, reason=exc.reason)

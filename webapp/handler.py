@@ -12,19 +12,24 @@ import functools
 import re
 import string
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from tornado.httputil import HTTPServerRequest
 from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
 
 from backends.auth import Authenticator
-from backends.errors import AuthError, InsufficientScope, MalformedRequest, MissingCredentials
+from backends.errors import (
+    AuthError,
+    BackendUnavailable,
+    InsufficientScope,
+    MalformedRequest,
+    MissingCredentials,
+)
 from backends.principal import Principal
 from webapp.cors import CorsPolicy
-from webapp.errors import ApiError, from_auth_error
+from webapp.errors import UnsupportedMediaType, error_answer, is_answer
 from webapp.ratelimit import CredentialCheck, PolicyRef, RequestLimits, is_failed_guess
 from webapp.requestid import request_id
 from webapp.routing import handler_methods
@@ -43,14 +48,6 @@ def is_b64token(value: str) -> bool:
 
 # RFC 9110 §11.1 auth-scheme (a token).
 _AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-_GENERIC_ERRORS = {
-    400: "invalid_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "request_too_large",
-    415: "unsupported_media_type",
-}
 
 
 def bearer_token(request: HTTPServerRequest) -> str | None:
@@ -80,14 +77,17 @@ def bearer_token(request: HTTPServerRequest) -> str | None:
 
 
 def require_json_media_type(request: HTTPServerRequest) -> None:
-    """:raises ApiError: 415 unless the body is declared ``application/json``."""
+    """:raises UnsupportedMediaType: unless the body is declared ``application/json``."""
     media_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the body as application/json")
+        raise UnsupportedMediaType("Send the body as application/json")
 
 
 class JsonHandler(RequestHandler):
     """Errors as JSON ``{"error", "error_description"}``, with the headers they carry.
+
+    A method raises a :class:`~backends.errors.JotguardError` (answered as the table in
+    :mod:`webapp.errors` says) or an :class:`~webapp.errors.ApiError`.
 
     Every response carries ``X-Request-ID`` and, when the application setting
     ``cors`` holds a :class:`~webapp.cors.CorsPolicy`, the CORS headers; both are
@@ -216,9 +216,9 @@ class JsonHandler(RequestHandler):
         value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # An HTTPError is an answer, not a fault: the access-log line carries its status
-        # and error code, so Tornado's extra warning line is left out.
-        if isinstance(value, HTTPError):
+        # An answer is not a fault: the access-log line carries its status and error code,
+        # so Tornado's extra line is left out.
+        if is_answer(value):
             return
         # Tornado's own line carries the full URI, query string included.
         app_log.error(
@@ -230,32 +230,25 @@ class JsonHandler(RequestHandler):
         )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
+        answer = error_answer(kwargs.get("exc_info", (None, None, None))[1], status_code)
+        if answer.status != status_code:
+            self.set_status(answer.status)  # send_error said 500: not an HTTPError
         # send_error cleared the headers: an error answer still reports the quota.
         for name, value in self._rate_limit_headers.items():
             self.set_header(name, value)
-        if isinstance(exc, ApiError):
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-            body = {"error": exc.error, "error_description": exc.description}
-        elif status_code < 500:
-            reason = exc.reason if isinstance(exc, HTTPError) else None
-            body = {
-                "error": _GENERIC_ERRORS.get(status_code, "invalid_request"),
-                "error_description": reason or HTTPStatus(status_code).phrase,
-            }
-        else:
-            body = {"error": "server_error", "error_description": "Internal server error"}
-        if status_code == 405:
+        for name, value in answer.headers.items():
+            self.set_header(name, value)
+        if answer.status == 405:
             # RFC 9110 §15.5.6: a 405 lists the methods the resource does allow.
             self.set_header("Allow", ", ".join([*handler_methods(type(self)), "OPTIONS"]))
-        self.error_code = body["error"]
-        self.finish(body)
+        self.error_code = answer.error
+        self.finish(answer.body())
 
-    def fail(self, exc: AuthError) -> ApiError:
-        """The HTTP form of a backend's ``AuthError``, to ``raise``; its reason is logged."""
+    def refuse(self, exc: AuthError | BackendUnavailable) -> NoReturn:
+        """Raise ``exc``, the outcome of authenticating (or authorizing) this request,
+        with its reason recorded for the access log and metrics."""
         self.auth_outcome = exc.reason
-        return from_auth_error(exc)
+        raise exc
 
 
 class AuthenticatedHandler(JsonHandler):
@@ -281,7 +274,7 @@ class AuthenticatedHandler(JsonHandler):
             await self.limit_request(authenticating=False)
             if isinstance(exc, HTTPError):
                 raise
-            raise self.fail(exc) from None
+            self.refuse(exc)
         # A token verified before needs no verification work, so the guards that protect
         # that work (the preauth budget, the failed-auth lockout) are skipped: it is
         # counted against its user below like any success.
@@ -301,13 +294,13 @@ class AuthenticatedHandler(JsonHandler):
                 await authenticator.check_revocation(known)
                 self.current_user = known
             self.auth_outcome = "success"
-        except AuthError as exc:
+        except (AuthError, BackendUnavailable) as exc:
             if known is not None:
                 # Refused after all (revoked, store down): a flood of it is still a flood.
                 await self.limit_request(authenticating=True)
-            if is_failed_guess(exc):
+            if isinstance(exc, AuthError) and is_failed_guess(exc):
                 await self.record_failed_authentication()
-            raise self.fail(exc) from None
+            self.refuse(exc)
         if self.rate_limits is not None:
             headers = await self.rate_limits.for_principal(self.rate_limit, self.current_user)
             self._set_rate_limit_headers(headers)
@@ -316,7 +309,7 @@ class AuthenticatedHandler(JsonHandler):
     def principal(self) -> Principal:
         """The verified caller; 401 when the request was anonymous (``auth_required = False``)."""
         if self.current_user is None:
-            raise self.fail(MissingCredentials())
+            self.refuse(MissingCredentials())
         return self.current_user
 
 
@@ -335,7 +328,7 @@ def _scope_guard(required: tuple[str, ...], any_of: bool) -> Callable[[Method], 
                 principal.has_any_scope(required) if any_of else principal.has_scopes(required)
             )
             if not allowed:
-                raise self.fail(InsufficientScope(required, any_of=any_of))
+                self.refuse(InsufficientScope(required, any_of=any_of))
             return method(self, *args, **kwargs)
 
         wrapper.required_scopes = required  # type: ignore[attr-defined]

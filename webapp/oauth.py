@@ -1,5 +1,6 @@
-"""What the OAuth endpoints (token, revoke, introspect) share: the form body, client
-authentication (RFC 6749 §2.3.1) and the RFC 6749 §5.2 error answer.
+"""What the OAuth endpoints (token, revoke, introspect) share: the form body and
+client authentication (RFC 6749 §2.3.1). Their RFC 6749 §5.2 errors are answered as
+the table in :mod:`webapp.errors` says.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from urllib.parse import unquote_plus
 
 from tornado.httputil import HTTPServerRequest
 
-from backends.errors import BackendUnavailable
 from backends.issuance.base import Client
-from backends.issuance.errors import InvalidClient, InvalidRequest, OAuthError
+from backends.issuance.errors import InvalidClient, InvalidRequest
 from backends.issuance.grants import TokenService
 from backends.issuance.queueing import mark_request_started
-from webapp.errors import REALM, ApiError, from_auth_error
 from webapp.handler import JsonHandler
 from webapp.openapi import ERROR_SCHEMA, json_response
 from webapp.services import Services
@@ -134,14 +133,6 @@ def read_client_credentials(request: HTTPServerRequest, form: dict[str, str]) ->
     return ClientCredentials(body_id, body_secret, "client_secret_post")
 
 
-def oauth_api_error(exc: OAuthError) -> ApiError:
-    headers: dict[str, str] = {}
-    if isinstance(exc, InvalidClient):
-        # Every 401 carries a challenge (RFC 9110 §15.5.2); Basic is the scheme we accept.
-        headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
-    return ApiError(exc.status, exc.error, exc.description, headers=headers)
-
-
 class OAuthEndpointHandler(JsonHandler):
     """Base of the token, revocation and introspection endpoints."""
 
@@ -196,12 +187,6 @@ class OAuthEndpointHandler(JsonHandler):
         secret: people type passwords into the username field.
         """
         log.warning("rejected %s credentials from %s", kind, self.request.remote_ip)
-
-    def answer_oauth_error(self, exc: OAuthError | BackendUnavailable) -> ApiError:
-        """The HTTP error to raise for ``exc``."""
-        if isinstance(exc, BackendUnavailable):
-            return from_auth_error(exc)
-        return oauth_api_error(exc)
 
 
 # -- OpenAPI fragments shared by the token, revocation and introspection endpoints ----

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backends.errors import AuthError, BackendUnavailable
+from backends.errors import AuthError, BackendUnavailable, InvalidInput
 from backends.revocation.base import Revocation, RevocationKind
 from webapp.config.settings import Settings
 from webapp.services import Services
@@ -25,7 +25,7 @@ TARGET_FIELDS = ("jti", "sub", "client_id", "token", "username")
 OPTIONAL_FIELDS = ("reason", "exp", "iss")
 
 
-class RevocationInputError(ValueError):
+class RevocationInputError(InvalidInput):
     """The request cannot be turned into a revocation; the message says why."""
 
 
@@ -96,8 +96,6 @@ async def apply_request(
     if request.field == "token":
         try:
             principal = await services.authenticator.verify(request.value)
-        except BackendUnavailable:
-            raise
         except AuthError as exc:
             raise RevocationInputError(f"the token cannot be verified: {exc.description}") from None
         if principal.token_id is None:

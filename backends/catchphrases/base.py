@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from backends.errors import InvalidInput
+
 MAX_CATCHPHRASE = 280
 MAX_MOVIE = 200
 MAX_CONTEXT = 1000
@@ -16,7 +18,7 @@ MAX_PAGE = 100
 _FIELDS = {"catchphrase": MAX_CATCHPHRASE, "movie": MAX_MOVIE, "context": MAX_CONTEXT}
 
 
-class InvalidCatchphrase(ValueError):
+class InvalidCatchphrase(InvalidInput):
     """The payload is not an acceptable catchphrase; the message says why, for the client."""
 
 

@@ -1,9 +1,9 @@
 """DPoP refusals (RFC 9449 §7.1), in the shape of the ``AuthError`` family.
 
 Every refusal carries its RFC 9449 ``error`` code, a client-safe description and a
-low-cardinality ``reason`` label for logs and metrics. ``status`` is the resource
-server's (401); the token endpoint answers the same errors with 400 (RFC 9449 §5).
-The challenge uses the ``DPoP`` scheme, built by :func:`dpop_challenge`.
+low-cardinality ``reason`` label for logs and metrics. A resource server answers them
+401, the token endpoint 400 (RFC 9449 §5). The challenge uses the ``DPoP`` scheme,
+built by :func:`dpop_challenge`.
 """
 
 from __future__ import annotations

@@ -2,47 +2,42 @@
 
 from __future__ import annotations
 
+from backends.errors import JotguardError
 
-class OAuthError(Exception):
+
+class OAuthError(JotguardError):
     """``error`` is the RFC 6749 code; ``description`` is safe to show the client."""
 
-    status = 400
+    error: str = "invalid_request"
 
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(f"{error}: {description}")
-        self.error = error
-        self.description = description
+    def __str__(self) -> str:
+        return f"{self.error}: {self.description}"
 
 
 class InvalidRequest(OAuthError):
-    def __init__(self, description: str) -> None:
-        super().__init__("invalid_request", description)
+    error = "invalid_request"
 
 
 class InvalidClient(OAuthError):
-    """Client authentication failed: 401, with a ``Basic`` challenge."""
+    """Client authentication failed (answered with a ``Basic`` challenge)."""
 
-    status = 401
+    error = "invalid_client"
 
     def __init__(self, description: str = "Client authentication failed") -> None:
-        super().__init__("invalid_client", description)
+        super().__init__(description)
 
 
 class InvalidGrant(OAuthError):
-    def __init__(self, description: str) -> None:
-        super().__init__("invalid_grant", description)
+    error = "invalid_grant"
 
 
 class UnauthorizedClient(OAuthError):
-    def __init__(self, description: str) -> None:
-        super().__init__("unauthorized_client", description)
+    error = "unauthorized_client"
 
 
 class UnsupportedGrantType(OAuthError):
-    def __init__(self, description: str) -> None:
-        super().__init__("unsupported_grant_type", description)
+    error = "unsupported_grant_type"
 
 
 class InvalidScope(OAuthError):
-    def __init__(self, description: str) -> None:
-        super().__init__("invalid_scope", description)
+    error = "invalid_scope"

@@ -13,25 +13,14 @@ from dataclasses import asdict
 from typing import Any
 
 from backends import strict_json
-from backends.errors import BackendUnavailable, InsufficientScope
-from webapp.errors import ApiError
+from backends.errors import InsufficientScope, InvalidInput, NotFound
 from webapp.handler import AuthenticatedHandler, require_json_media_type
 from webapp.openapi import json_body, json_response, operation
-from webapp.revoking import (
-    MAX_REASON_LENGTH,
-    RevocationInputError,
-    apply_request,
-    checked_text,
-    entry_json,
-)
+from webapp.revoking import MAX_REASON_LENGTH, apply_request, checked_text, entry_json
 from webapp.revoking import parse_request as parse_revocation
 from webapp.services import Services
 
 DEFAULT_PAGE = 50
-
-
-def bad_request(description: str) -> ApiError:
-    return ApiError(400, "invalid_request", description)
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -39,9 +28,9 @@ def json_object(body: bytes) -> dict[str, Any]:
     try:
         value = strict_json.loads(body)
     except (ValueError, RecursionError):
-        raise bad_request("The body must be a JSON object") from None
+        raise InvalidInput("The body must be a JSON object") from None
     if not isinstance(value, dict):
-        raise bad_request("The body must be a JSON object")
+        raise InvalidInput("The body must be a JSON object")
     return value
 
 
@@ -108,19 +97,19 @@ class AdminHandler(AuthenticatedHandler):
         settings = self.services.settings
         scope = settings.admin_scope
         if self.principal.issuer not in settings.admin_issuer_urls:
-            raise self.fail(
+            self.refuse(
                 InsufficientScope(
                     (scope,),
                     description="Admin rights are not accepted from this token's issuer",
                 )
             )
         if not self.principal.has_scopes([scope]):
-            raise self.fail(InsufficientScope((scope,)))
+            self.refuse(InsufficientScope((scope,)))
 
     def single_argument(self, name: str) -> str | None:
         values = self.get_query_arguments(name)
         if len(values) > 1:
-            raise bad_request(f"Send the '{name}' parameter at most once")
+            raise InvalidInput(f"Send the '{name}' parameter at most once")
         return values[0] if values else None
 
     def page_arguments(self) -> tuple[int, str | None]:
@@ -128,7 +117,7 @@ class AdminHandler(AuthenticatedHandler):
         limit = DEFAULT_PAGE
         if raw is not None:
             if not raw.isdigit() or not 1 <= int(raw) <= 500:
-                raise bad_request("'limit' must be a whole number from 1 to 500")
+                raise InvalidInput("'limit' must be a whole number from 1 to 500")
             limit = int(raw)
         return limit, self.single_argument("cursor")
 
@@ -143,13 +132,8 @@ class RevocationsHandler(AdminHandler):
     )
     async def post(self) -> None:
         require_json_media_type(self.request)
-        try:
-            request = parse_revocation(json_object(self.request.body))
-            entry = await apply_request(self.services, request, actor=self.principal.subject)
-        except RevocationInputError as exc:
-            raise bad_request(str(exc)) from None
-        except BackendUnavailable as exc:
-            raise self.fail(exc) from None
+        request = parse_revocation(json_object(self.request.body))
+        entry = await apply_request(self.services, request, actor=self.principal.subject)
         self.set_status(201)
         self.set_header("Location", f"/admin/revocations/{entry.id}")
         self.finish(entry_json(entry))
@@ -164,9 +148,7 @@ class RevocationsHandler(AdminHandler):
         try:
             page = await self.services.revocations.list_entries(limit=limit, cursor=cursor)
         except ValueError as exc:
-            raise bad_request(f"'cursor': {exc}") from None
-        except BackendUnavailable as exc:
-            raise self.fail(exc) from None
+            raise InvalidInput(f"'cursor': {exc}") from None
         self.finish(
             {
                 "revocations": [entry_json(e) for e in page.entries],
@@ -184,19 +166,13 @@ class RevocationHandler(AdminHandler):
     )
     async def delete(self, entry_id: str) -> None:
         reason = self.single_argument("reason")
-        try:
-            if reason is not None:
-                reason = checked_text("reason", reason, MAX_REASON_LENGTH)
-        except RevocationInputError as exc:
-            raise bad_request(str(exc)) from None
-        try:
-            removed = await self.services.revocations.unrevoke(
-                entry_id, reason=reason, actor=self.principal.subject
-            )
-        except BackendUnavailable as exc:
-            raise self.fail(exc) from None
+        if reason is not None:
+            reason = checked_text("reason", reason, MAX_REASON_LENGTH)
+        removed = await self.services.revocations.unrevoke(
+            entry_id, reason=reason, actor=self.principal.subject
+        )
         if removed is None:
-            raise ApiError(404, "not_found", "No live revocation has this id")
+            raise NotFound("No live revocation has this id")
         self.set_status(204)
         self.finish()
 
@@ -212,9 +188,7 @@ class AuditHandler(AdminHandler):
         try:
             page = await self.services.revocations.audit_log(limit=limit, cursor=cursor)
         except ValueError as exc:
-            raise bad_request(f"'cursor': {exc}") from None
-        except BackendUnavailable as exc:
-            raise self.fail(exc) from None
+            raise InvalidInput(f"'cursor': {exc}") from None
         records = []
         for record in page.records:
             fields = asdict(record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tornado.web import HTTPError, stream_request_body
 
-from webapp.errors import ApiError
+from webapp.errors import RequestTooLarge
 from webapp.handler import AuthenticatedHandler, JsonHandler
 from webapp.openapi import json_response, operation, text_response
 
@@ -73,9 +73,7 @@ class BodyTooLargeHandler(JsonHandler):
     async def prepare(self) -> None:
         await self.limit_request(authenticating=False)
         limit = self.settings["max_body_bytes"]
-        raise ApiError(
-            413, "request_too_large", f"The body is larger than the {limit} bytes accepted"
-        )
+        raise RequestTooLarge(f"The body is larger than the {limit} bytes accepted")
 
     def data_received(self, chunk: bytes) -> None:
         pass  # never called: prepare always refuses

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable
-from typing import TypeVar
 
 from backends.catchphrases.base import (
     MAX_PAGE,
     CatchphraseFields,
     CatchphraseStore,
-    InvalidCatchphrase,
     make_catchphrase,
     parse_fields,
 )
-from backends.errors import BackendUnavailable
-from webapp.errors import ApiError, from_auth_error
+from backends.errors import InvalidInput, NotFound
+from webapp.errors import RequestTooLarge
 from webapp.handler import AuthenticatedHandler, require_json_media_type, requires_scopes
 from webapp.openapi import json_body, json_response, operation
 from webapp.services import Services
-
-T = TypeVar("T")
 
 READ = "read:catchphrases"
 WRITE = "write:catchphrases"
@@ -71,12 +66,7 @@ _PAGE = {
 }
 
 
-def _bad_request(description: str) -> ApiError:
-    return ApiError(400, "invalid_request", description)
-
-
-def _not_found(item_id: str) -> ApiError:
-    return ApiError(404, "not_found", "No catchphrase has this id")
+_NOT_FOUND = "No catchphrase has this id"
 
 
 class CatchphraseBase(AuthenticatedHandler):
@@ -90,21 +80,12 @@ class CatchphraseBase(AuthenticatedHandler):
     def _json_fields(self) -> CatchphraseFields:
         require_json_media_type(self.request)
         if len(self.request.body) > MAX_BODY_BYTES:
-            raise ApiError(413, "request_too_large", "The body is larger than 16 KiB")
+            raise RequestTooLarge("The body is larger than 16 KiB")
         try:
             payload = json.loads(self.request.body)
         except (ValueError, RecursionError):
-            raise _bad_request("The body is not valid JSON") from None
-        try:
-            return parse_fields(payload)
-        except InvalidCatchphrase as exc:
-            raise _bad_request(str(exc)) from None
-
-    async def _call(self, operation: Awaitable[T]) -> T:
-        try:
-            return await operation
-        except BackendUnavailable as exc:
-            raise from_auth_error(exc) from None
+            raise InvalidInput("The body is not valid JSON") from None
+        return parse_fields(payload)
 
 
 class CatchphrasesHandler(CatchphraseBase):
@@ -117,10 +98,10 @@ class CatchphrasesHandler(CatchphraseBase):
     async def get(self) -> None:
         raw_limit = self.get_query_argument("limit", str(DEFAULT_PAGE))
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
-            raise _bad_request(f"limit must be a whole number from 1 to {MAX_PAGE}")
+            raise InvalidInput(f"limit must be a whole number from 1 to {MAX_PAGE}")
         limit = int(raw_limit)
         after = self.get_query_argument("after", None)
-        items = await self._call(self.store.list(limit=limit + 1, after=after))
+        items = await self.store.list(limit=limit + 1, after=after)
         page = items[:limit]
         self.write(
             {
@@ -140,7 +121,7 @@ class CatchphrasesHandler(CatchphraseBase):
     async def post(self) -> None:
         fields = self._json_fields()
         item = make_catchphrase(fields, self.principal.subject, time.time())
-        await self._call(self.store.add(item))
+        await self.store.add(item)
         self.set_status(201)
         self.set_header("Location", f"/api/catchphrases/{item.id}")
         self.write(item.as_json())
@@ -155,9 +136,9 @@ class CatchphraseHandler(CatchphraseBase):
     )
     @requires_scopes(READ)
     async def get(self, item_id: str) -> None:
-        item = await self._call(self.store.get(item_id))
+        item = await self.store.get(item_id)
         if item is None:
-            raise _not_found(item_id)
+            raise NotFound(_NOT_FOUND)
         self.write(item.as_json())
 
     @operation(
@@ -170,9 +151,9 @@ class CatchphraseHandler(CatchphraseBase):
     @requires_scopes(WRITE)
     async def put(self, item_id: str) -> None:
         fields = self._json_fields()
-        item = await self._call(self.store.replace(item_id, fields, now=time.time()))
+        item = await self.store.replace(item_id, fields, now=time.time())
         if item is None:
-            raise _not_found(item_id)
+            raise NotFound(_NOT_FOUND)
         self.write(item.as_json())
 
     @operation(
@@ -183,6 +164,6 @@ class CatchphraseHandler(CatchphraseBase):
     )
     @requires_scopes(DELETE)
     async def delete(self, item_id: str) -> None:
-        if not await self._call(self.store.delete(item_id)):
-            raise _not_found(item_id)
+        if not await self.store.delete(item_id):
+            raise NotFound(_NOT_FOUND)
         self.set_status(204)

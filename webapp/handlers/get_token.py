@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from backends.token_exchange import ClientCredentialsExchange, ExchangeFailed
-from webapp.errors import ApiError
+from backends.errors import NotFound
+from backends.token_exchange import ClientCredentialsExchange
 from webapp.handler import JsonHandler
 from webapp.handlers.basic import NotFoundHandler
 from webapp.handlers.get_token_local import local_get_token
@@ -81,17 +81,14 @@ class GetTokenHandler(JsonHandler):
             return
         local = self.services.issuance.get_token_local
         if local is None:
-            raise ApiError(404, "not_found", "GET /get-token is not enabled on this server")
+            raise NotFound("GET /get-token is not enabled on this server")
         self.set_header("Pragma", "no-cache")
         self.finish(await local_get_token(local))
 
     async def _auth0_exchange(self, exchange: ClientCredentialsExchange) -> None:
         """Upstream token → 200 as is; upstream 4xx → its scrubbed OAuth error, same
         status; unreachable or broken upstream → 502; upstream timeout → 504."""
-        try:
-            result = await exchange.request_token()
-        except ExchangeFailed as exc:
-            raise ApiError(exc.status, exc.error, exc.description) from None
+        result = await exchange.request_token()
         if result.retry_after is not None:
             self.set_header("Retry-After", result.retry_after)
         self.set_header("Pragma", "no-cache")  # RFC 6749 §5.1, beside Cache-Control: no-store

@@ -11,23 +11,21 @@ import logging
 
 from backends.errors import BackendUnavailable
 from backends.issuance.exchange import ExchangeMisconfigured, LocalTokenExchange
-from webapp.errors import ApiError, from_auth_error
 
 log = logging.getLogger("jotguard.get_token")
 
 
 async def local_get_token(exchange: LocalTokenExchange) -> dict[str, object]:
-    """The token response for the configured client; raises ``ApiError`` (503) otherwise."""
+    """The token response for the configured client.
+
+    :raises BackendUnavailable: a store is down, or the configured client cannot get a
+        token (logged: the operator must fix it; the client can only retry).
+    """
     try:
         grant = await exchange.exchange()
-    except BackendUnavailable as exc:
-        raise from_auth_error(exc) from None
     except ExchangeMisconfigured as exc:
         log.error("GET /get-token is misconfigured: %s", exc)
-        raise ApiError(
-            503,
-            "temporarily_unavailable",
-            "The token exchange is misconfigured on the server",
-            headers={"Retry-After": "60"},
+        raise BackendUnavailable(
+            "The token exchange is misconfigured on the server", retry_after=60
         ) from None
     return grant.response()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.errors import AuthError, BackendUnavailable
+from backends.errors import AuthError
 from backends.issuance.base import Client
-from backends.issuance.errors import InvalidRequest, OAuthError, UnauthorizedClient
+from backends.issuance.errors import InvalidRequest, UnauthorizedClient
 from backends.principal import Principal
 from webapp.oauth import (
     CLIENT_AUTH_DESCRIPTION,
@@ -62,17 +62,13 @@ class TokenEndpointHandler(OAuthEndpointHandler):
     rate_limit = "introspect"
 
     async def post(self) -> None:
-        try:
-            form = parse_form(self.request)
-            token = form.get("token")
-            if token is None:
-                raise InvalidRequest("Send the 'token' parameter exactly once")
-            client = await self.authenticate_client(form)
-            await self.limit_verified(client_key(client.client_id))
-            body = await self.answer(client, token, form.get("token_type_hint"))
-        except (OAuthError, BackendUnavailable) as exc:
-            raise self.answer_oauth_error(exc) from None
-        self.finish(body)
+        form = parse_form(self.request)
+        token = form.get("token")
+        if token is None:
+            raise InvalidRequest("Send the 'token' parameter exactly once")
+        client = await self.authenticate_client(form)
+        await self.limit_verified(client_key(client.client_id))
+        self.finish(await self.answer(client, token, form.get("token_type_hint")))
 
     async def answer(self, client: Client, token: str, hint: str | None) -> dict[str, Any] | None:
         """The JSON body (None for an empty 200); each endpoint overrides this."""
@@ -85,8 +81,6 @@ class TokenEndpointHandler(OAuthEndpointHandler):
         """
         try:
             return await self.services.authenticator.verify(token)
-        except BackendUnavailable:
-            raise
         except AuthError:
             return None
 
@@ -172,8 +166,6 @@ class IntrospectHandler(TokenEndpointHandler):
         try:
             # Always fail closed here: an unchecked "active" would be a false statement.
             await self.services.authenticator.check_revocation(principal, fail_open=False)
-        except BackendUnavailable:
-            raise
         except AuthError:
             return _INACTIVE
         return introspection(principal)

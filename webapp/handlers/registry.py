@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from backends.errors import BackendUnavailable
+from backends.errors import InvalidInput, NotFound
 from backends.issuance.base import Client, User
 from webapp import lifecycle
-from webapp.errors import ApiError
 from webapp.handler import require_json_media_type
-from webapp.handlers.admin import AdminHandler, bad_request, json_object
+from webapp.handlers.admin import AdminHandler, json_object
 from webapp.openapi import json_body, json_response, operation
 from webapp.revoking import entry_json
 
@@ -87,13 +86,11 @@ def client_json(client: Client) -> dict[str, Any]:
 
 class RegistryHandler(AdminHandler):
     async def call(self, action: Awaitable[T]) -> T:
-        """``action``'s result; 404 for an unknown account, 503 when a store is down."""
+        """``action``'s result; 404 for an unknown account."""
         try:
             return await action
         except lifecycle.NotFound as exc:
-            raise ApiError(404, "not_found", str(exc).capitalize()) from None
-        except BackendUnavailable as exc:
-            raise self.fail(exc) from None
+            raise NotFound(str(exc).capitalize()) from None
 
     def answer_user(self, change: lifecycle.UserChange) -> None:
         revocation = change.revocation
@@ -148,7 +145,7 @@ class UserHandler(RegistryHandler):
     async def get(self, username: str) -> None:
         user = await self.call(self.services.issuance.store.get_user_by_name(username))
         if user is None:
-            raise ApiError(404, "not_found", f"No user named {username!r}")
+            raise NotFound(f"No user named {username!r}")
         self.finish(user_json(user))
 
     @operation(
@@ -197,10 +194,10 @@ def _new_password(handler: RegistryHandler) -> str:
     body = json_object(handler.request.body)
     unknown = sorted(set(body) - {"password"})
     if unknown:
-        raise bad_request(f"unknown field '{unknown[0][:40]}'")
+        raise InvalidInput(f"unknown field '{unknown[0][:40]}'")
     password = body.get("password")
     if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise bad_request(
+        raise InvalidInput(
             f"'password' must be a string of {MIN_PASSWORD} to {MAX_PASSWORD} characters"
         )
     return password
@@ -262,7 +259,7 @@ class ClientHandler(RegistryHandler):
     async def get(self, client_id: str) -> None:
         client = await self.call(self.services.issuance.store.get_client(client_id))
         if client is None:
-            raise ApiError(404, "not_found", f"No client {client_id!r}")
+            raise NotFound(f"No client {client_id!r}")
         self.finish(client_json(client))
 
     @operation(

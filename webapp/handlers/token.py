@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from backends.errors import BackendUnavailable
 from backends.issuance.base import GRANT_TYPES, Client, parse_scopes
-from backends.issuance.errors import InvalidRequest, InvalidScope, OAuthError, UnsupportedGrantType
+from backends.issuance.errors import InvalidRequest, InvalidScope, UnsupportedGrantType
 from backends.issuance.grants import InvalidUserCredentials
 from backends.issuance.tokens import TokenGrant
 from webapp.oauth import (
@@ -81,14 +80,11 @@ class TokenHandler(OAuthEndpointHandler):
         tags=["oauth"],
     )
     async def post(self) -> None:
-        try:
-            form = parse_form(self.request)
-            grant_type = _grant_type(form)
-            scopes = requested_scopes(form)
-            client = await self.authenticate_client(form)
-            grant = await self._grant(grant_type, client, form, scopes)
-        except (OAuthError, BackendUnavailable) as exc:
-            raise self.answer_oauth_error(exc) from None
+        form = parse_form(self.request)
+        grant_type = _grant_type(form)
+        scopes = requested_scopes(form)
+        client = await self.authenticate_client(form)
+        grant = await self._grant(grant_type, client, form, scopes)
         self.services.metrics.token_issued(grant_type)
         self.write(grant.response())
 

@@ -220,12 +220,11 @@ class JWKSKeySource:
         return now - self._fetched_at <= self.policy.max_age + self.policy.max_stale
 
     def _unavailable(self, now: float) -> BackendUnavailable:
-        exc = BackendUnavailable(
+        return BackendUnavailable(
             "The token issuer's signing keys cannot be fetched right now",
             retry_after=max(1, math.ceil(self._retry_at - now)),
+            reason="jwks_unavailable",
         )
-        exc.reason = "jwks_unavailable"
-        return exc
 
     def _refresh_ahead(self, now: float) -> None:
         if self._inflight is None and self.seconds_until_due() <= 0:
@@ -274,13 +273,12 @@ class JWKSKeySource:
         next_at = now + self.seconds_until_due()
         if self._kid_refreshes and self.policy.requests_per_minute > 0:
             next_at = min(next_at, self._kid_refreshes[0] + KID_BUDGET_WINDOW)
-        exc = BackendUnavailable(
+        return BackendUnavailable(
             "The token's signing key is not in the issuer's key set as last fetched,"
             " and the set cannot be fetched again yet",
             retry_after=max(1, math.ceil(next_at - now)),
+            reason="jwks_unavailable",
         )
-        exc.reason = "jwks_unavailable"
-        return exc
 
     def _take_kid_budget(self, now: float) -> bool:
         window = self._kid_refreshes
