@@ -4,7 +4,7 @@ One root, :class:`JotguardError`, in the shape of joserfc's ``JoseError``: a
 class-level ``error`` code (RFC 6749, 6750, 9449 or jotguard's own) and a
 ``description`` that is safe to show the client (it never contains a token).
 How each is answered over HTTP (status, challenge, ``Retry-After``) is one table,
-``webapp.errors.ERRORS``.
+``webapp.web.errors.ERRORS``.
 
 Two families must never be confused:
 

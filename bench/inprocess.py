@@ -104,10 +104,10 @@ async def measure(runs: int, requests: int, data_dir: Path, log: TextIO) -> None
         JOTGUARD_ISSUER=ISSUER,
         **UNREACHABLE_LIMITS,
     )
-    from webapp.app import make_app
     from webapp.config.settings import Settings
-    from webapp.logs import configure_logging
-    from webapp.services import Services
+    from webapp.service.app import make_app
+    from webapp.service.logs import configure_logging
+    from webapp.service.services import Services
 
     settings = Settings.load()
     # The access log on, as on the embedded defaults, written where it costs no disk.

@@ -27,9 +27,9 @@ import redis.asyncio
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
-from webapp.app import make_app
 from webapp.config.settings import Settings
-from webapp.services import Services
+from webapp.service.app import make_app
+from webapp.service.services import Services
 
 REDIS_URL = os.environ.get("JOTGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 GENEROUS = "1000000/minute"

@@ -24,9 +24,9 @@ from tornado.web import Application
 from backends.keys.keyring import Keyring
 from tests.clock import mid_minute_clock
 from tests.fake_issuer import FakeIssuer
-from webapp.app import make_app
 from webapp.config.settings import Settings
-from webapp.services import Services
+from webapp.service.app import make_app
+from webapp.service.services import Services
 
 TEST_ISSUER = "http://jotguard.test/"
 GENEROUS_LIMITS = dict.fromkeys(

@@ -9,8 +9,8 @@ import asyncio
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from webapp.connections import ConnectionServer
-from webapp.logs import configure_logging
+from webapp.service.connections import ConnectionServer
+from webapp.service.logs import configure_logging
 
 
 class Hello(RequestHandler):

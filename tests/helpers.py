@@ -7,11 +7,11 @@ from typing import Any
 from joserfc import jwt
 from tornado.web import RequestHandler
 
-from webapp.app import JotguardApplication, metrics_routes, routes
-from webapp.handler import AuthenticatedHandler, requires_any_scope, requires_scopes
 from webapp.handlers.basic import NotFoundHandler
-from webapp.openapi import operation, text_response
-from webapp.services import Services
+from webapp.service.app import JotguardApplication, metrics_routes, routes
+from webapp.service.openapi import operation, text_response
+from webapp.service.services import Services
+from webapp.web.handler import AuthenticatedHandler, requires_any_scope, requires_scopes
 
 
 class ScopedHandler(AuthenticatedHandler):

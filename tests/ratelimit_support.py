@@ -19,13 +19,13 @@ from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 from tests.clock import mid_minute_clock
-from webapp.app import routes
 from webapp.config.settings import Settings
-from webapp.errors import ApiError
-from webapp.handler import AuthenticatedHandler, JsonHandler
 from webapp.handlers.basic import NotFoundHandler
-from webapp.ratelimit import client_key
-from webapp.services import Services
+from webapp.service.app import routes
+from webapp.service.services import Services
+from webapp.web.errors import ApiError
+from webapp.web.handler import AuthenticatedHandler, JsonHandler
+from webapp.web.ratelimit import client_key
 
 
 class TokenEndpoint(JsonHandler):

@@ -267,7 +267,7 @@ async def test_rotation_keeps_old_tokens_valid_and_publishes_both(fetch, service
 
 async def test_rotation_by_another_process_is_picked_up(fetch, services, settings):
     from backends.keys.keyring import Keyring
-    from webapp.services import local_issuer
+    from webapp.service.services import local_issuer
 
     # A second Keyring object on the same file stands in for the CLI process.
     cli = Keyring(settings.keyring_path, "RS256", retention=settings.key_retention)

@@ -14,7 +14,7 @@ from tornado.web import Application
 
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
-from webapp.connections import MAX_HEADER_BYTES, ConnectionServer, connection_cap
+from webapp.service.connections import MAX_HEADER_BYTES, ConnectionServer, connection_cap
 
 CAP = 3
 

@@ -16,9 +16,9 @@ import pytest
 from tests.cli import cli_env, http_get, initialised, jotguard
 from tests.conftest import GENEROUS_LIMITS
 from tests.live import live_jotguard
-from webapp import cli
-from webapp.datadir import ISSUER_FILE
-from webapp.logs import configure_logging
+from webapp.cli import main as cli
+from webapp.service.datadir import ISSUER_FILE
+from webapp.service.logs import configure_logging
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +112,9 @@ def test_init_warns_about_a_wildcard_issuer(tmp_path):
 
 def test_serve_warns_about_a_wildcard_issuer(tmp_path, monkeypatch):
     started = []  # nothing listens: the test stops before the service would start
-    monkeypatch.setattr("webapp.server.run_service", lambda settings: started.append(settings))
+    monkeypatch.setattr(
+        "webapp.service.server.run_service", lambda settings: started.append(settings)
+    )
     logged = io.StringIO()
     monkeypatch.setattr(
         cli, "configure_logging", lambda level, fmt: configure_logging(level, fmt, logged)

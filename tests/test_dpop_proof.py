@@ -42,7 +42,7 @@ from tests.dpop_support import (
     proof_with,
     sign_raw,
 )
-from webapp.errors import error_answer
+from webapp.web.errors import error_answer
 
 POLICY = DPoPPolicy()
 ALGORITHMS = ["ES256", "EdDSA", "Ed25519", "PS256", "RS256"]

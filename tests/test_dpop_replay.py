@@ -28,7 +28,7 @@ from backends.errors import BackendUnavailable
 from tests.clock import FakeClock
 from tests.conftest import redis_url, require_service
 from tests.dpop_support import TOKEN, URL, key_for
-from webapp.errors import error_answer
+from webapp.web.errors import error_answer
 
 NOW = 1_700_000_000.0
 JKT = "j" * 43

@@ -36,7 +36,8 @@ from backends.issuance.errors import (
     UnsupportedGrantType,
 )
 from backends.issuance.grants import InvalidUserCredentials
-from webapp.errors import (
+from webapp.service.revoking import RevocationInputError
+from webapp.web.errors import (
     ERRORS,
     ApiError,
     RequestTooLarge,
@@ -45,7 +46,6 @@ from webapp.errors import (
     is_answer,
     row_for,
 )
-from webapp.revoking import RevocationInputError
 
 
 class Expected(NamedTuple):

@@ -8,7 +8,7 @@ from collections import Counter
 from unittest import mock
 
 from tests.fuzz import answers_in, never_reached, operations_in
-from webapp.logs import TextFormatter
+from webapp.service.logs import TextFormatter
 
 DOCUMENT = {
     "paths": {

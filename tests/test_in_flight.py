@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 from tests.live import live_jotguard
-from webapp.server import SHUTDOWN_GRACE_SECONDS
+from webapp.service.server import SHUTDOWN_GRACE_SECONDS
 
 HEAD = (
     "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"

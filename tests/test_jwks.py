@@ -19,7 +19,7 @@ from backends.keys.jwks.keyset import parse_key
 from backends.outbound import same_origin
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer
-from webapp.errors import error_answer
+from webapp.web.errors import error_answer
 
 RS256 = frozenset({"RS256"})
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webapp.logs import _CREDENTIALS, REDACTED, _mask, redact
+from webapp.service.logs import _CREDENTIALS, REDACTED, _mask, redact
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz"
 

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import redis_url, require_service
-from webapp.readiness import Readiness
+from webapp.service.readiness import Readiness
 
 
 def closed_port() -> int:

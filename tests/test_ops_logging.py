@@ -17,9 +17,9 @@ from tornado.httputil import HTTPHeaders
 
 from tests.helpers import ScopedHandler, app_with, signed
 from tests.live import live_jotguard
-from webapp.handler import JsonHandler
-from webapp.logs import REDACTED, JsonFormatter, LineHandler, TextFormatter, tag_worker
-from webapp.openapi import operation, text_response
+from webapp.service.logs import REDACTED, JsonFormatter, LineHandler, TextFormatter, tag_worker
+from webapp.service.openapi import operation, text_response
+from webapp.web.handler import JsonHandler
 
 
 class CrashHandler(JsonHandler):

@@ -14,8 +14,8 @@ from tornado.httpclient import AsyncHTTPClient
 from backends.telemetry import EventCounter, Sample
 from tests.helpers import ScopedHandler, app_with, signed
 from tests.live import live_jotguard
-from webapp.metrics import AUTH_OUTCOMES, Metrics
-from webapp.server import METRICS_HOST, listen, listen_metrics
+from webapp.service.metrics import AUTH_OUTCOMES, Metrics
+from webapp.service.server import METRICS_HOST, listen, listen_metrics
 
 
 @pytest.fixture

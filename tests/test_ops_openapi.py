@@ -8,10 +8,10 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from tests.helpers import ScopedHandler, app_with
-from webapp.app import JotguardApplication
-from webapp.handler import AuthenticatedHandler, JsonHandler, requires_scopes
-from webapp.openapi import form_body, operation, text_response
-from webapp.routing import app_routes, handler_methods, route_template
+from webapp.service.app import JotguardApplication
+from webapp.service.openapi import form_body, operation, text_response
+from webapp.service.routing import app_routes, handler_methods, route_template
+from webapp.web.handler import AuthenticatedHandler, JsonHandler, requires_scopes
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from webapp.cli import main
+from webapp.cli.main import main
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
 

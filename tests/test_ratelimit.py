@@ -17,8 +17,8 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.web import Application
 
 from tests.ratelimit_support import TokenEndpoint, closed_port, limited_app
-from webapp.app import routes
-from webapp.services import Services
+from webapp.service.app import routes
+from webapp.service.services import Services
 
 TIGHT = {
     "JOTGUARD_RATELIMIT_DEFAULT": "5/minute",

@@ -16,10 +16,10 @@ from backends.ratelimit.limits import LimitsRateLimit
 from tests.clock import FakeClock
 from tests.conftest import GENEROUS_LIMITS
 from tests.ratelimit_support import closed_port
-from webapp.clientip import ClientAddresses, parse_address
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
-from webapp.ratelimit import RequestLimits, is_failed_guess
+from webapp.web.clientip import ClientAddresses, parse_address
+from webapp.web.ratelimit import RequestLimits, is_failed_guess
 
 # --- settings ------------------------------------------------------------------------
 
@@ -123,7 +123,7 @@ def test_rate_limit_settings_parse(tmp_path):
 
 
 def test_cli_exits_2_with_one_line_on_a_bad_limit(tmp_path, capsys, monkeypatch):
-    from webapp.cli import main
+    from webapp.cli.main import main
 
     monkeypatch.setenv("JOTGUARD_ENV_FILE", str(tmp_path / "absent.env"))
     monkeypatch.setenv("JOTGUARD_RATELIMIT_TOKEN", "ten a minute")

@@ -25,10 +25,10 @@ from backends.auth.token_cache import VerifiedTokenCache
 from backends.keys.jwks import JWKSPolicy
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer
-from webapp.app import make_app
-from webapp.handler import AuthenticatedHandler, requires_scopes
 from webapp.handlers.basic import ProtectedHandler
-from webapp.services import Services
+from webapp.service.app import make_app
+from webapp.service.services import Services
+from webapp.web.handler import AuthenticatedHandler, requires_scopes
 
 
 class DeleteCatchphraseHandler(AuthenticatedHandler):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backends.auth.remote import RemoteIssuer
-from webapp import cli
+from webapp.cli import main as cli
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
 

@@ -23,7 +23,7 @@ from backends.auth.local import LocalIssuer
 from backends.keys.keyring import Keyring
 from backends.principal import Principal
 from backends.revocation.factory import open_store
-from webapp.cli import main
+from webapp.cli.main import main
 
 ISS = "http://jotguard.test/"
 

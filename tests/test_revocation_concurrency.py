@@ -13,8 +13,8 @@ from tornado.httpclient import AsyncHTTPClient
 from backends.principal import Principal
 from tests.conftest import TEST_ISSUER
 from tests.revocation_http_support import serving, store_url
-from webapp.app import make_app
-from webapp.services import Services
+from webapp.service.app import make_app
+from webapp.service.services import Services
 
 pytestmark = pytest.mark.redis
 

@@ -14,8 +14,8 @@ from backends.auth.compact import parse_compact
 from tests.conftest import redis_url, require_service
 from tests.revocation_http_support import Proxy, body_json, serving
 from tests.revocation_stores import reachable
-from webapp.app import make_app
-from webapp.services import Services
+from webapp.service.app import make_app
+from webapp.service.services import Services
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 DEAD_MONGO = "mongodb://127.0.0.1:1/jotguard?serverSelectionTimeoutMS=50"

@@ -27,9 +27,9 @@ from tests.clock import FakeClock
 from tests.conftest import TEST_ISSUER, redis_url, require_service
 from tests.revocation_http_support import Proxy
 from tests.revocation_stores import STORE_KINDS, delete_prefix, open_test_store, reachable
-from webapp import services as services_module
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
+from webapp.service import services as services_module
 
 
 class FlakyStore:
@@ -217,7 +217,7 @@ async def test_readiness_reports_a_mirror_behind_the_store(flaky, fetch, service
 
 
 async def test_a_store_down_at_start_gives_503_until_it_answers(monkeypatch, settings):
-    from webapp.services import Services
+    from webapp.service.services import Services
 
     original = services_module.revocation_store
     flaky: list[FlakyStore] = []

@@ -12,7 +12,7 @@ import pytest
 from backends.auth.compact import parse_compact
 from backends.issuance.base import User
 from tests.revocation_http_support import body_json
-from webapp.issuance import new_client
+from webapp.service.issuance import new_client
 
 ENDPOINTS = ["/oauth/revoke", "/oauth/introspect"]
 

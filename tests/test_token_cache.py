@@ -15,9 +15,9 @@ from backends.principal import Principal
 from tests.clock import FakeClock
 from tests.conftest import TEST_ISSUER
 from tests.forge import good_claims, sign
-from webapp import services as services_module
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
+from webapp.service import services as services_module
 
 
 @pytest.fixture

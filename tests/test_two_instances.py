@@ -12,10 +12,10 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
-from webapp import cli
-from webapp.app import make_app
+from webapp.cli import main as cli
 from webapp.config.settings import Settings
-from webapp.services import Services
+from webapp.service.app import make_app
+from webapp.service.services import Services
 
 
 @asynccontextmanager

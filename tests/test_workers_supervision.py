@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.cli import Server, cli_env, free_port, wait_until
-from webapp import workers
-from webapp.server import SHUTDOWN_GRACE_SECONDS
-from webapp.workers import MAX_EARLY_DEATHS, Supervisor
+from webapp.service import workers
+from webapp.service.server import SHUTDOWN_GRACE_SECONDS
+from webapp.service.workers import MAX_EARLY_DEATHS, Supervisor
 
 ISSUER = "http://jotguard.test/"
 

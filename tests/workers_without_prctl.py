@@ -3,8 +3,8 @@ their parent died only by watching its pid. ``python -m tests.workers_without_pr
 
 from __future__ import annotations
 
-from webapp import workers
-from webapp.cli import main
+from webapp.cli.main import main
+from webapp.service import workers
 
 
 def _unavailable(signum: int) -> bool:

@@ -1,5 +1,18 @@
-"""The Tornado side of jotguard: base handler, app factory, settings and CLI."""
+"""The Tornado side of jotguard.
 
-from webapp.handler import AuthenticatedHandler, JsonHandler, requires_any_scope, requires_scopes
+- ``web``: the library a Tornado developer imports (base handlers, scopes, the error
+  table, rate limits); what this package exports comes from there;
+- ``handlers``: the service's routes;
+- ``service``: ``jotguard serve``, the wiring that builds what its settings ask for;
+- ``config``: the settings, their parsers and cross-checks;
+- ``cli``: the ``jotguard`` command.
+"""
+
+from webapp.web.handler import (
+    AuthenticatedHandler,
+    JsonHandler,
+    requires_any_scope,
+    requires_scopes,
+)
 
 __all__ = ["AuthenticatedHandler", "JsonHandler", "requires_any_scope", "requires_scopes"]

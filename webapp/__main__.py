@@ -1,3 +1,3 @@
-from webapp.cli import main
+from webapp.cli.main import main
 
 raise SystemExit(main())

@@ -14,8 +14,8 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from backends.issuance.base import GRANT_TYPES, User
-from webapp.issuance import Issuance, new_client
-from webapp.services import Services
+from webapp.service.issuance import Issuance, new_client
+from webapp.service.services import Services
 
 READ_WRITE = ("read:catchphrases", "write:catchphrases")
 ALL_DEMO = ("read:catchphrases", "write:catchphrases", "delete:catchphrases")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TEST_ISSUER
 from tests.issuance.conftest import PASSWORD, body, deferred
-from webapp.cli import main
+from webapp.cli.main import main
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from backends.issuance.base import Client
 from tests.issuance.conftest import body
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
-from webapp.services import Services
+from webapp.service.services import Services
 
 CLIENT_ID = "tutorial-client"
 SECRET = "tutorial-secret-value"

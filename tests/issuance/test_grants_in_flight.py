@@ -17,7 +17,7 @@ import pytest
 
 import backends.auth.local
 from tests.issuance.conftest import PASSWORD, body
-from webapp import lifecycle
+from webapp.service import lifecycle
 
 LATER = 2.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.cli import main
+from webapp.cli.main import main
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backends.ratelimit import check_storage_uri
-from webapp.clientip import Network, parse_networks
 from webapp.config import parsers
 from webapp.config.fields import setting
+from webapp.web.clientip import Network, parse_networks
 
 
 @dataclass(frozen=True)

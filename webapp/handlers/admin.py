@@ -14,11 +14,11 @@ from typing import Any
 
 from backends import strict_json
 from backends.errors import InsufficientScope, InvalidInput, NotFound
-from webapp.handler import AuthenticatedHandler, require_json_media_type
-from webapp.openapi import json_body, json_response, operation
-from webapp.revoking import MAX_REASON_LENGTH, apply_request, checked_text, entry_json
-from webapp.revoking import parse_request as parse_revocation
-from webapp.services import Services
+from webapp.service.openapi import json_body, json_response, operation
+from webapp.service.revoking import MAX_REASON_LENGTH, apply_request, checked_text, entry_json
+from webapp.service.revoking import parse_request as parse_revocation
+from webapp.service.services import Services
+from webapp.web.handler import AuthenticatedHandler, require_json_media_type
 
 DEFAULT_PAGE = 50
 

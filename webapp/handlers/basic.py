@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from tornado.web import HTTPError, stream_request_body
 
-from webapp.errors import RequestTooLarge
-from webapp.handler import AuthenticatedHandler, JsonHandler
-from webapp.openapi import json_response, operation, text_response
+from webapp.service.openapi import json_response, operation, text_response
+from webapp.web.errors import RequestTooLarge
+from webapp.web.handler import AuthenticatedHandler, JsonHandler
 
 
 class UnprotectedHandler(JsonHandler):

@@ -17,10 +17,10 @@ from backends.catchphrases.base import (
     parse_fields,
 )
 from backends.errors import InvalidInput, NotFound
-from webapp.errors import RequestTooLarge
-from webapp.handler import AuthenticatedHandler, require_json_media_type, requires_scopes
-from webapp.openapi import json_body, json_response, operation
-from webapp.services import Services
+from webapp.service.openapi import json_body, json_response, operation
+from webapp.service.services import Services
+from webapp.web.errors import RequestTooLarge
+from webapp.web.handler import AuthenticatedHandler, require_json_media_type, requires_scopes
 
 READ = "read:catchphrases"
 WRITE = "write:catchphrases"

@@ -12,12 +12,12 @@ from collections.abc import Awaitable
 
 from backends.errors import NotFound
 from backends.token_exchange import ClientCredentialsExchange
-from webapp.handler import JsonHandler
 from webapp.handlers.basic import NotFoundHandler
 from webapp.handlers.get_token_local import local_get_token
-from webapp.openapi import ERROR_SCHEMA, json_response, operation
-from webapp.ratelimit import PolicyRef
-from webapp.services import Services
+from webapp.service.openapi import ERROR_SCHEMA, json_response, operation
+from webapp.service.services import Services
+from webapp.web.handler import JsonHandler
+from webapp.web.ratelimit import PolicyRef
 
 _TOKEN_SCHEMA = {
     "type": "object",

@@ -14,14 +14,14 @@ from backends.errors import AuthError
 from backends.issuance.base import Client
 from backends.issuance.errors import InvalidRequest, UnauthorizedClient
 from backends.principal import Principal
-from webapp.oauth import (
+from webapp.handlers.oauth_endpoint import (
     CLIENT_AUTH_DESCRIPTION,
     OAUTH_ERROR_RESPONSES,
     OAuthEndpointHandler,
     parse_form,
 )
-from webapp.openapi import form_body, json_response, operation
-from webapp.ratelimit import client_key
+from webapp.service.openapi import form_body, json_response, operation
+from webapp.web.ratelimit import client_key
 
 _TOKEN_FORM = form_body(
     {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.handler import JsonHandler
-from webapp.metrics import Metrics
-from webapp.openapi import json_response, operation
-from webapp.readiness import OK
-from webapp.services import Services
+from webapp.service.metrics import Metrics
+from webapp.service.openapi import json_response, operation
+from webapp.service.readiness import OK
+from webapp.service.services import Services
+from webapp.web.handler import JsonHandler
 
 READY_RETRY_AFTER = 5
 

@@ -1,7 +1,7 @@
 """The admin API's users and clients: list, disable, enable, delete, a new password or
 client secret (admin scope, each action audited with the caller as its actor).
 
-Each action is :mod:`webapp.lifecycle`, as the CLI runs it: disabling or deleting an
+Each action is :mod:`webapp.service.lifecycle`, as the CLI runs it: disabling or deleting an
 account (or changing a password) revokes its refresh-token families and writes its
 subject or client revocation entry before the answer is sent.
 """
@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 from backends.errors import InvalidInput, NotFound
 from backends.issuance.base import Client, User
-from webapp import lifecycle
-from webapp.handler import require_json_media_type
 from webapp.handlers.admin import AdminHandler, json_object
-from webapp.openapi import json_body, json_response, operation
-from webapp.revoking import entry_json
+from webapp.service import lifecycle
+from webapp.service.openapi import json_body, json_response, operation
+from webapp.service.revoking import entry_json
+from webapp.web.handler import require_json_media_type
 
 T = TypeVar("T")
 

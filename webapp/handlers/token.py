@@ -6,14 +6,14 @@ from backends.issuance.base import GRANT_TYPES, Client, parse_scopes
 from backends.issuance.errors import InvalidRequest, InvalidScope, UnsupportedGrantType
 from backends.issuance.grants import InvalidUserCredentials
 from backends.issuance.tokens import TokenGrant
-from webapp.oauth import (
+from webapp.handlers.oauth_endpoint import (
     CLIENT_AUTH_DESCRIPTION,
     OAUTH_ERROR_RESPONSES,
     OAuthEndpointHandler,
     parse_form,
 )
-from webapp.openapi import form_body, json_response, operation
-from webapp.ratelimit import client_key
+from webapp.service.openapi import form_body, json_response, operation
+from webapp.web.ratelimit import client_key
 
 _TOKEN_REQUEST = {
     "type": "object",

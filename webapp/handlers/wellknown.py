@@ -7,11 +7,11 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from backends.issuance.base import GRANT_TYPES
-from webapp.handler import JsonHandler
 from webapp.handlers.catchphrases import DEMO_SCOPES
-from webapp.oauth import CLIENT_AUTH_METHODS
-from webapp.openapi import json_response, operation
-from webapp.services import Services
+from webapp.handlers.oauth_endpoint import CLIENT_AUTH_METHODS
+from webapp.service.openapi import json_response, operation
+from webapp.service.services import Services
+from webapp.web.handler import JsonHandler
 
 _JWKS_SCHEMA = {
     "type": "object",

@@ -14,8 +14,8 @@ from typing import TextIO
 from backends.errors import BackendUnavailable
 from backends.issuance.base import GRANT_TYPES
 from webapp.handlers.catchphrases import DEMO_SCOPES
-from webapp.issuance import new_client
-from webapp.services import Services
+from webapp.service.issuance import new_client
+from webapp.service.services import Services
 
 log = logging.getLogger("jotguard.bootstrap")
 

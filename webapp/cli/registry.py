@@ -26,11 +26,11 @@ from backends.issuance.base import (
     parse_scopes,
     scope_string,
 )
-from webapp import lifecycle
 from webapp.config.settings import Settings
-from webapp.issuance import Issuance, new_client
-from webapp.revoking import cli_actor
-from webapp.services import local_issuer, local_keyring, revocation_store
+from webapp.service import lifecycle
+from webapp.service.issuance import Issuance, new_client
+from webapp.service.revoking import cli_actor
+from webapp.service.services import local_issuer, local_keyring, revocation_store
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

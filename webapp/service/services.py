@@ -23,11 +23,11 @@ from backends.revocation.mirror import RevocationMirror
 from backends.revocation.notify import notifier_for
 from backends.token_exchange import ClientCredentialsExchange
 from webapp.config.settings import Settings
-from webapp.cors import CorsPolicy
-from webapp.issuance import Issuance
-from webapp.metrics import Metrics
-from webapp.ratelimit import RequestLimits
-from webapp.readiness import Readiness
+from webapp.service.issuance import Issuance
+from webapp.service.metrics import Metrics
+from webapp.service.readiness import Readiness
+from webapp.web.cors import CorsPolicy
+from webapp.web.ratelimit import RequestLimits
 
 log = logging.getLogger("jotguard")
 
@@ -128,7 +128,7 @@ class Services:
         ``jotguard revoke``, which need not load the whole revocation list).
         ``rate_limit_clock``: the wall clock rate-limit windows count on."""
         keyring = local_keyring(settings)
-        # Made by `jotguard init` or `serve` (webapp.datadir), never as a side effect here.
+        # Made by `jotguard init` or `serve` (webapp.service.datadir), never as a side effect here.
         await asyncio.to_thread(keyring.load)
         backends: list[AuthBackend] = [
             LocalKeyBackend(

@@ -28,11 +28,11 @@ from backends.errors import (
     MissingCredentials,
 )
 from backends.principal import Principal
-from webapp.cors import CorsPolicy
-from webapp.errors import UnsupportedMediaType, error_answer, is_answer
-from webapp.ratelimit import CredentialCheck, PolicyRef, RequestLimits, is_failed_guess
-from webapp.requestid import request_id
-from webapp.routing import handler_methods
+from webapp.service.routing import handler_methods
+from webapp.web.cors import CorsPolicy
+from webapp.web.errors import UnsupportedMediaType, error_answer, is_answer
+from webapp.web.ratelimit import CredentialCheck, PolicyRef, RequestLimits, is_failed_guess
+from webapp.web.requestid import request_id
 
 # RFC 6750 §2.1 b64token.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -87,13 +87,13 @@ class JsonHandler(RequestHandler):
     """Errors as JSON ``{"error", "error_description"}``, with the headers they carry.
 
     A method raises a :class:`~backends.errors.JotguardError` (answered as the table in
-    :mod:`webapp.errors` says) or an :class:`~webapp.errors.ApiError`.
+    :mod:`webapp.web.errors` says) or an :class:`~webapp.web.errors.ApiError`.
 
     Every response carries ``X-Request-ID`` and, when the application setting
-    ``cors`` holds a :class:`~webapp.cors.CorsPolicy`, the CORS headers; both are
+    ``cors`` holds a :class:`~webapp.web.cors.CorsPolicy`, the CORS headers; both are
     set here because ``send_error`` clears headers and then calls this again.
 
-    Rate limited by the policy ``rate_limit`` names (see :mod:`webapp.ratelimit`)
+    Rate limited by the policy ``rate_limit`` names (see :mod:`webapp.web.ratelimit`)
     in ``prepare``: a subclass that overrides ``prepare`` awaits ``super().prepare()``.
     """
 

@@ -1,6 +1,6 @@
 """What the OAuth endpoints (token, revoke, introspect) share: the form body and
 client authentication (RFC 6749 §2.3.1). Their RFC 6749 §5.2 errors are answered as
-the table in :mod:`webapp.errors` says.
+the table in :mod:`webapp.web.errors` says.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from backends.issuance.base import Client
 from backends.issuance.errors import InvalidClient, InvalidRequest
 from backends.issuance.grants import TokenService
 from backends.issuance.queueing import mark_request_started
-from webapp.handler import JsonHandler
-from webapp.openapi import ERROR_SCHEMA, json_response
-from webapp.services import Services
+from webapp.service.openapi import ERROR_SCHEMA, json_response
+from webapp.service.services import Services
+from webapp.web.handler import JsonHandler
 
 log = logging.getLogger("jotguard.oauth")
 

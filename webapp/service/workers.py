@@ -34,8 +34,8 @@ from types import FrameType
 
 from webapp.config.checks import check_workers
 from webapp.config.settings import Settings
-from webapp.logs import tag_worker
-from webapp.server import SHUTDOWN_GRACE_SECONDS, listen, run_service
+from webapp.service.logs import tag_worker
+from webapp.service.server import SHUTDOWN_GRACE_SECONDS, listen, run_service
 
 log = logging.getLogger("jotguard")
 
@@ -217,6 +217,6 @@ class Supervisor:
 def serve_workers(settings: Settings) -> int:
     """Run ``settings.workers`` worker processes until SIGTERM/SIGINT; the exit status."""
     check_workers(settings)
-    # The keyring exists already (webapp.datadir.prepared, before forking).
+    # The keyring exists already (webapp.service.datadir.prepared, before forking).
     sockets = listen(settings.host, settings.port)
     return Supervisor(settings, sockets, settings.workers).run()

@@ -15,13 +15,13 @@ from typing import Any
 from backends.errors import BackendUnavailable, ConfigError
 from backends.issuance.cutoffs import refuse_if_covered
 from backends.keys.keyring import Keyring, StoredKey
-from webapp import datadir
-from webapp.cli_issuance import add_issuance_commands, run_issuance_command
+from webapp.cli.registry import add_issuance_commands, run_issuance_command
 from webapp.config.checks import check_workers
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
-from webapp.logs import configure_logging
-from webapp.services import local_issuer, local_keyring, revocation_store
+from webapp.service import datadir
+from webapp.service.logs import configure_logging
+from webapp.service.services import local_issuer, local_keyring, revocation_store
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -213,7 +213,7 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from webapp.revoking import revoke_from_cli
+    from webapp.service.revoking import revoke_from_cli
 
     # A token on the command line lands in shell history and `ps`: '-' reads it from stdin.
     token = sys.stdin.read().strip() if args.token == READ_STDIN else args.token
@@ -231,8 +231,8 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from webapp.server import ListenError, run_service
-    from webapp.workers import serve_workers
+    from webapp.service.server import ListenError, run_service
+    from webapp.service.workers import serve_workers
 
     if settings.workers > 1:
         check_workers(settings)  # before anything is created

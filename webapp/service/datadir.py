@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from backends.errors import ConfigError
 from backends.storage.files import write_atomic
 from webapp.config.settings import Settings
-from webapp.services import local_keyring
+from webapp.service.services import local_keyring
 
 log = logging.getLogger("jotguard")
 

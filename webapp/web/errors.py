@@ -105,7 +105,7 @@ class ApiError(HTTPError):
         headers: Mapping[str, str] | None = None,
         reason: str | None = None,
     ) -> None:
-        # ``reason`` is read by nothing: it goes once webapp/ratelimit.py (rewritten
+        # ``reason`` is read by nothing: it goes once webapp/web/ratelimit.py (rewritten
         # elsewhere) stops passing it.
         # log_message never carries the token: descriptions are client-safe by contract.
         super().__init__(status, "%s: %s", error, description)

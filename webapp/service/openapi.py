@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, NamedTuple, TypeVar
 
-from webapp.handler import AuthenticatedHandler
-from webapp.requestid import HEADER as REQUEST_ID_HEADER
-from webapp.routing import Route, handler_methods
+from webapp.service.routing import Route, handler_methods
+from webapp.web.handler import AuthenticatedHandler
+from webapp.web.requestid import HEADER as REQUEST_ID_HEADER
 
 Schema = Mapping[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -231,7 +231,7 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
     if described is None:
         raise ValueError(
             f"{handler.__module__}.{handler.__qualname__}.{method.lower()} serves "
-            f"{method} {route.template} but has no @operation (webapp.openapi)"
+            f"{method} {route.template} but has no @operation (webapp.service.openapi)"
         )
     errors = set(described.errors) | set(getattr(handler, "openapi_errors", ()))
     if getattr(handler, "rate_limit", None) is not None:
@@ -266,7 +266,7 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
     }
     for status in sorted(errors - set(described.responses)):
         if status not in ERROR_RESPONSES:
-            raise ValueError(f"no shared error response for {status} (webapp.openapi)")
+            raise ValueError(f"no shared error response for {status} (webapp.service.openapi)")
         responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status].name}"}
     document["responses"] = dict(sorted(responses.items()))
     return document

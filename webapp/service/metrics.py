@@ -1,4 +1,4 @@
-"""Prometheus metrics, on a registry per :class:`~webapp.services.Services`.
+"""Prometheus metrics, on a registry per :class:`~webapp.service.services.Services`.
 
 Web-side events (requests, authentication outcomes, tokens issued, rate-limit
 decisions) are counted here directly. State held by backends (a revocation

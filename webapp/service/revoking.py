@@ -17,7 +17,7 @@ from typing import Any
 from backends.errors import AuthError, BackendUnavailable, InvalidInput
 from backends.revocation.base import Revocation, RevocationKind
 from webapp.config.settings import Settings
-from webapp.services import Services
+from webapp.service.services import Services
 
 MAX_VALUE_LENGTH = 256
 MAX_REASON_LENGTH = 500

@@ -13,11 +13,11 @@ import uvloop
 from tornado.netutil import bind_sockets
 
 from backends.storage.urls import redact
-from webapp.app import make_app, make_metrics_app
-from webapp.bootstrap import bootstrap_admin_client
 from webapp.config.settings import Settings
-from webapp.connections import ConnectionServer, connection_cap, raise_open_file_limit
-from webapp.services import Services
+from webapp.service.app import make_app, make_metrics_app
+from webapp.service.bootstrap import bootstrap_admin_client
+from webapp.service.connections import ConnectionServer, connection_cap, raise_open_file_limit
+from webapp.service.services import Services
 
 log = logging.getLogger("jotguard")
 

@@ -11,7 +11,6 @@ from tornado.http1connection import HTTP1Connection
 from tornado.httputil import HTTPServerRequest
 from tornado.web import Application, RequestHandler
 
-from webapp.access import record_request
 from webapp.handlers.admin import AuditHandler, RevocationHandler, RevocationsHandler
 from webapp.handlers.basic import (
     BodyTooLargeHandler,
@@ -27,9 +26,10 @@ from webapp.handlers.ops import MetricsHandler, OpenAPIHandler, ReadinessHandler
 from webapp.handlers.registry import registry_routes
 from webapp.handlers.token import TokenHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
-from webapp.openapi import build_document
-from webapp.routing import app_routes, route_of, templates_by_handler
-from webapp.services import Services
+from webapp.service.access import record_request
+from webapp.service.openapi import build_document
+from webapp.service.routing import app_routes, route_of, templates_by_handler
+from webapp.service.services import Services
 
 
 class _CountedUntilLost(httputil.HTTPMessageDelegate):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from backends.issuance.base import Client, User
 from backends.revocation.base import Revocation
-from webapp.issuance import Issuance
+from webapp.service.issuance import Issuance
 
 audit = logging.getLogger("jotguard.audit")
 

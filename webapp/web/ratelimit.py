@@ -60,10 +60,10 @@ from backends.ratelimit import (
     StrategyName,
     open_rate_limit,
 )
-from webapp.clientip import ClientAddresses, Network
 from webapp.config.parsers import RATELIMIT_OFF
 from webapp.config.settings import Settings
-from webapp.errors import ApiError
+from webapp.web.clientip import ClientAddresses, Network
+from webapp.web.errors import ApiError
 
 PolicyRef = str | Policy | None
 Slot = tuple[Policy, str]

@@ -16,7 +16,7 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from backends.principal import Principal
-from webapp.metrics import Metrics
+from webapp.service.metrics import Metrics
 
 log = logging.getLogger("jotguard.access")
 

@@ -1,0 +1,1 @@
+"""The `jotguard` command line."""

@@ -1,0 +1,1 @@
+"""`jotguard serve`: builds the product its settings ask for and runs it."""

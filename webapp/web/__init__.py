@@ -1,0 +1,1 @@
+"""The library a Tornado developer imports: base handlers, scopes, errors, rate limits."""
