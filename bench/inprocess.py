@@ -106,10 +106,12 @@ async def measure(runs: int, requests: int, data_dir: Path, log: TextIO) -> None
     )
     from webapp.config.settings import Settings
     from webapp.service.app import make_app
+    from webapp.service.datadir import prepared
     from webapp.service.logs import configure_logging
     from webapp.service.services import Services
 
-    settings = Settings.load()
+    # As `jotguard init` would: the server never creates a keyring itself.
+    settings, _ = prepared(Settings.load())
     # The access log on, as on the embedded defaults, written where it costs no disk.
     configure_logging(settings.log_level, settings.log_format, log)
     services = await Services.start(settings)
