@@ -11,6 +11,8 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
+from joserfc import jws
+
 from backends import strict_json
 from backends.errors import InvalidToken
 
@@ -26,6 +28,17 @@ class UnverifiedToken:
     raw: str
     header: dict[str, Any]
     claims: dict[str, Any]
+    payload: bytes | None = None
+    """The payload's bytes, as decoded for ``claims``."""
+
+    def signed(self) -> jws.CompactSignature:
+        """The token as joserfc's signed object, from what was parsed here: verifying
+        it does not decode the header again (a token is parsed once)."""
+        header, payload, signature = self.raw.encode("ascii").split(b".")
+        body = self.payload if self.payload is not None else _b64decode(payload.decode())
+        obj = jws.CompactSignature(self.header, body)
+        obj.segments.update({"header": header, "payload": payload, "signature": signature})
+        return obj
 
     @property
     def kid(self) -> str | None:
@@ -53,10 +66,19 @@ def _b64decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def _json_object(segment: str, what: str) -> dict[str, Any]:
+def _b64(segment: str, what: str) -> bytes:
+    try:
+        return _b64decode(segment)
+    except (ValueError, binascii.Error):
+        raise InvalidToken(
+            f"The token {what} is not base64url-encoded UTF-8 JSON", reason="malformed"
+        ) from None
+
+
+def _json_object(segment: str, what: str, decoded: bytes | None = None) -> dict[str, Any]:
     # The one place a token's bytes become JSON: strictly (RFC 7519 §7.2, RFC 8259 §8.1).
     try:
-        value = strict_json.loads(_b64decode(segment))
+        value = strict_json.loads(_b64decode(segment) if decoded is None else decoded)
     except (ValueError, binascii.Error, RecursionError):
         raise InvalidToken(
             f"The token {what} is not base64url-encoded UTF-8 JSON", reason="malformed"
@@ -79,7 +101,8 @@ def parse_compact(token: str) -> UnverifiedToken:
     if len(parts) != 3 or not all(parts):
         raise InvalidToken("The token is not a compact JWS", reason="malformed")
     header = _json_object(parts[0], "header")
-    claims = _json_object(parts[1], "payload")
+    payload = _b64(parts[1], "payload")
+    claims = _json_object(parts[1], "payload", payload)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
         raise InvalidToken("The token algorithm is not accepted", reason="invalid_signature")
@@ -94,4 +117,4 @@ def parse_compact(token: str) -> UnverifiedToken:
         raise InvalidToken(
             "The token type is not an access token (at+jwt, or JWT)", reason="malformed"
         )
-    return UnverifiedToken(raw=token, header=header, claims=claims)
+    return UnverifiedToken(raw=token, header=header, claims=claims, payload=payload)

@@ -88,7 +88,8 @@ class JWTVerifier:
                 "The token algorithm does not match its key", reason="invalid_signature"
             )
         try:
-            jws.deserialize_compact(token.raw, key.key, algorithms=[key.alg])
+            if not jws.validate_compact(token.signed(), key.key, algorithms=[key.alg]):
+                raise BadSignatureError()
         except BadSignatureError:
             raise InvalidToken(
                 "The token signature is invalid", reason="invalid_signature"
