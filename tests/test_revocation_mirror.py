@@ -135,6 +135,10 @@ async def _is(status, expected: int) -> bool:
     return await status() == expected
 
 
+async def _revoked(mirror: RevocationMirror, victim: Principal) -> bool:
+    return await mirror.is_revoked(victim) is not None
+
+
 async def test_a_revocation_through_this_process_is_enforced_before_it_returns(
     fetch, issue_token, services
 ):
@@ -406,10 +410,7 @@ async def test_redis_announcements_wake_the_mirror_without_waiting_for_a_poll(re
         assert await mirror.is_revoked(victim) is None
         await writer.revoke_token("j1", issuer=TEST_ISSUER, expires_at=time.time() + 900)
 
-        async def revoked() -> bool:
-            return await mirror.is_revoked(victim) is not None
-
-        assert await eventually(revoked)
+        assert await eventually(lambda: _revoked(mirror, victim))
     finally:
         await mirror.close()
         await writer.close()
@@ -429,10 +430,7 @@ async def test_redis_announcements_resume_after_the_connection_drops(redis_prefi
         victim = principal("bob", "j2", iat=int(time.time()))
         await writer.revoke_token("j2", issuer=TEST_ISSUER, expires_at=time.time() + 900)
 
-        async def revoked() -> bool:
-            return await mirror.is_revoked(victim) is not None
-
-        assert await eventually(revoked)
+        assert await eventually(lambda: _revoked(mirror, victim))
     finally:
         await mirror.close()
         await writer.close()
@@ -452,10 +450,9 @@ async def test_sqlite_changes_wake_the_mirror_without_waiting_for_a_poll(tmp_pat
         assert await mirror.is_revoked(victim) is None
         await writer.revoke_subject("alice", before=time.time(), issuer=TEST_ISSUER)
 
-        async def revoked() -> bool:
-            return await mirror.is_revoked(victim) is not None
-
-        assert await eventually(revoked)  # a poll would have taken a minute
+        assert await eventually(
+            lambda: _revoked(mirror, victim)
+        )  # a poll would have taken a minute
     finally:
         await mirror.close()
         await writer.close()
