@@ -47,11 +47,11 @@ from backends.revocation.base import (
     EntryKey,
     Page,
     Revocation,
+    audit_record_from,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.mongo_docs import (
     audit_doc,
-    audit_record,
     dead_filter,
     decode,
     encode,
@@ -372,7 +372,7 @@ class MongoRevocationStore(StoreBase):
 
         docs = await self._call(find())
         page = docs[:size]
-        records = [audit_record(d) for d in page]
+        records = [audit_record_from(d) for d in page]
         return AuditPage(records, str(page[-1]["seq"]) if len(docs) > size else None)
 
     async def ping(self) -> None:
