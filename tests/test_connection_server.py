@@ -12,6 +12,7 @@ import pytest
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
+from tests.raw_http import read_head
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
 from webapp.service.connections import MAX_HEADER_BYTES, ConnectionServer, connection_cap
@@ -30,13 +31,9 @@ async def served(app: Application) -> AsyncIterator[tuple[ConnectionServer, int]
 
 
 async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], dict]:
-    status_line = await reader.readline()
-    headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode().partition(":")
-        headers[name.strip().lower()] = value.strip()
+    status, headers = await read_head(reader)
     body = await reader.readexactly(int(headers["content-length"]))
-    return int(status_line.split()[1]), headers, json.loads(body)
+    return status, headers, json.loads(body)
 
 
 async def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], dict]:

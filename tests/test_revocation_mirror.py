@@ -27,6 +27,7 @@ from tests.clock import FakeClock
 from tests.conftest import TEST_ISSUER, redis_url, require_service
 from tests.revocation_http_support import Proxy
 from tests.revocation_stores import STORE_KINDS, delete_prefix, open_test_store, reachable
+from tests.waiting import eventually
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
 from webapp.service import services as services_module
@@ -81,15 +82,6 @@ def flaky(monkeypatch):
 
 def jti_of(token: str) -> dict:
     return parse_compact(token).claims
-
-
-async def eventually(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await condition():
-            return True
-        await asyncio.sleep(0.01)
-    return False
 
 
 async def test_a_revocation_written_by_another_process_reaches_the_server(
