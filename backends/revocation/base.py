@@ -113,6 +113,13 @@ class AuditRecord:
     reason: str | None
 
 
+def audit_of(
+    action: AuditAction, entry: Revocation, now: float, actor: str | None, reason: str | None
+) -> AuditRecord:
+    """The audit record of ``action`` done to ``entry`` at ``now``."""
+    return AuditRecord(now, action, entry.id, entry.kind, entry.value, entry.issuer, actor, reason)
+
+
 class StoredRecord(Protocol):
     """A row or document read back by field name (``sqlite3.Row``, a MongoDB document)."""
 

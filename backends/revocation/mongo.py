@@ -40,13 +40,14 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from backends.errors import BackendUnavailable
 from backends.revocation.base import (
-    AuditAction,
     AuditPage,
+    AuditRecord,
     Change,
     ChangeBatch,
     EntryKey,
     Page,
     Revocation,
+    audit_of,
     audit_record_from,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
@@ -163,16 +164,9 @@ class MongoRevocationStore(StoreBase):
             await self.entries.update_one({"_id": doc_id}, {"$max": {"seq": fresh}})
         raise BackendUnavailable("The revocation store is too slow to number its changes")
 
-    async def _record(
-        self,
-        action: AuditAction,
-        entry: Revocation,
-        now: float,
-        actor: str | None,
-        reason: str | None,
-    ) -> None:
+    async def _record(self, record: AuditRecord) -> None:
         seq = await self._next_seq("audit")
-        await self.audit.insert_one(audit_doc(seq, action, entry, now, actor, reason))
+        await self.audit.insert_one(audit_doc(seq, record))
 
     # -- writes -------------------------------------------------------------------------
 
@@ -202,7 +196,7 @@ class MongoRevocationStore(StoreBase):
                     continue  # a server that answers no upserted document: look again
             await self._restamp_if_slow(doc["_id"], started)
             entry = decode(doc).entry
-            await self._record("revoke", entry, now, incoming.actor, incoming.reason)
+            await self._record(audit_of("revoke", entry, now, incoming.actor, incoming.reason))
             return entry
         raise BackendUnavailable("The revocation store is too busy; retry")
 
@@ -225,7 +219,7 @@ class MongoRevocationStore(StoreBase):
             return None  # the number stays unused: the feed does not need them dense
         await self._restamp_if_slow(doc["_id"], started)
         entry = decode(doc).entry
-        await self._record("unrevoke", entry, now, actor, reason)
+        await self._record(audit_of("unrevoke", entry, now, actor, reason))
         return entry
 
     # -- reads --------------------------------------------------------------------------
@@ -356,7 +350,7 @@ class MongoRevocationStore(StoreBase):
                 doc_id = doc["_id"]
             await self._restamp_if_slow(doc_id, started)
             if not keep.removed:
-                await self._record("restore", keep.entry, now, RESTORED_BY, None)
+                await self._record(audit_of("restore", keep.entry, now, RESTORED_BY, None))
             return True
         raise BackendUnavailable("The revocation store is too busy; retry")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from backends.revocation.base import Change, EntryKey, Origin, Revocation, entry_from
+from backends.revocation.base import AuditRecord, Change, EntryKey, Origin, Revocation, entry_from
 
 
 def key_filter(key: EntryKey) -> dict[str, Any]:
@@ -76,17 +76,15 @@ def decode(doc: dict[str, Any]) -> Change:
     return Change(doc["seq"], entry, doc["removed"], tuple(origin) if origin else None)
 
 
-def audit_doc(
-    seq: int, action: str, entry: Revocation, now: float, actor: str | None, reason: str | None
-) -> dict[str, Any]:
+def audit_doc(seq: int, record: AuditRecord) -> dict[str, Any]:
     return {
         "seq": seq,
-        "at": now,
-        "action": action,
-        "entry_id": entry.id,
-        "kind": entry.kind,
-        "value": entry.value,
-        "issuer": entry.issuer or "",
-        "actor": actor,
-        "reason": reason,
+        "at": record.at,
+        "action": record.action,
+        "entry_id": record.entry_id,
+        "kind": record.kind,
+        "value": record.value,
+        "issuer": record.issuer or "",
+        "actor": record.actor,
+        "reason": record.reason,
     }

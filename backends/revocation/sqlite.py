@@ -29,6 +29,7 @@ from backends.revocation.base import (
     EntryKey,
     Page,
     Revocation,
+    audit_of,
     audit_record_from,
     entry_from,
 )
@@ -71,7 +72,7 @@ class SQLiteRevocationStore(StoreBase):
             conn.execute("DELETE FROM revocation_entries WHERE expires_at <= ?", (now,))
             entry = merge(select_live(conn, incoming.key), incoming, now)
             put_state(conn, entry)
-            add_audit(conn, "revoke", entry, now, incoming.actor, incoming.reason)
+            add_audit(conn, audit_of("revoke", entry, now, incoming.actor, incoming.reason))
             return entry
 
         return await self._writer.write(write)
@@ -85,7 +86,7 @@ class SQLiteRevocationStore(StoreBase):
                     continue
                 put_state(conn, keep.entry, removed=keep.removed, origin=keep.origin)
                 if not keep.removed:
-                    add_audit(conn, "restore", keep.entry, now, RESTORED_BY, None)
+                    add_audit(conn, audit_of("restore", keep.entry, now, RESTORED_BY, None))
                 written += 1
             return written
 
@@ -122,7 +123,7 @@ class SQLiteRevocationStore(StoreBase):
                 "UPDATE revocation_entries SET removed = 1, seq = ? WHERE id = ?",
                 (next_seq(conn), entry_id),
             )
-            add_audit(conn, "unrevoke", entry, now, actor, reason)
+            add_audit(conn, audit_of("unrevoke", entry, now, actor, reason))
             return entry
 
         return await self._writer.write(remove)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 
-from backends.revocation.base import AuditAction, Change, EntryKey, Revocation, entry_from
+from backends.revocation.base import AuditRecord, Change, EntryKey, Revocation, entry_from
 from backends.storage.sqlite import transaction
 
 SCHEMA_VERSION = 2
@@ -92,18 +92,20 @@ def next_seq(conn: sqlite3.Connection) -> int:
     return seq
 
 
-def add_audit(
-    conn: sqlite3.Connection,
-    action: AuditAction,
-    entry: Revocation,
-    now: float,
-    actor: str | None,
-    reason: str | None,
-) -> None:
+def add_audit(conn: sqlite3.Connection, record: AuditRecord) -> None:
     conn.execute(
         "INSERT INTO revocation_audit (at, action, entry_id, kind, value, issuer, actor, reason)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (now, action, entry.id, entry.kind, entry.value, entry.issuer or "", actor, reason),
+        (
+            record.at,
+            record.action,
+            record.entry_id,
+            record.kind,
+            record.value,
+            record.issuer or "",
+            record.actor,
+            record.reason,
+        ),
     )
 
 
