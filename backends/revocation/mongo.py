@@ -62,7 +62,7 @@ from backends.revocation.mongo_docs import (
     replace_update,
 )
 from backends.revocation.writeback import RESTORED_BY, restoration
-from backends.storage.mongodb import DEFAULT_DATABASE, mongo_client
+from backends.storage.mongodb import DEFAULT_DATABASE, Indexes, mongo_client
 
 T = TypeVar("T")
 
@@ -99,8 +99,7 @@ class MongoRevocationStore(StoreBase):
         self.audit = db["revocation_audit"]
         self.counters = db["revocation_counters"]
         self.db = db
-        self._indexed = False
-        self._index_lock = asyncio.Lock()
+        self._indexes = Indexes(self._create_indexes)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MongoRevocationStore:
@@ -110,7 +109,7 @@ class MongoRevocationStore(StoreBase):
 
     async def _call(self, operation: Awaitable[T]) -> T:
         try:
-            await self._ensure_indexes()
+            await self._indexes.ensure()
             return await operation
         except PyMongoError as exc:
             raise BackendUnavailable(
@@ -121,22 +120,16 @@ class MongoRevocationStore(StoreBase):
             if inspect.iscoroutine(operation):
                 operation.close()
 
-    async def _ensure_indexes(self) -> None:
-        if self._indexed:
-            return
-        async with self._index_lock:
-            if self._indexed:
-                return
-            await self.entries.create_index(
-                [("kind", ASCENDING), ("issuer", ASCENDING), ("value", ASCENDING)],
-                unique=True,
-                name="one_entry_per_key",
-            )
-            await self.entries.create_index("id", name="by_id")
-            await self.entries.create_index("seq", name="by_seq")
-            await self.entries.create_index("ttl_at", expireAfterSeconds=0, name="ttl")
-            await self.audit.create_index("seq", name="by_seq")
-            self._indexed = True
+    async def _create_indexes(self) -> None:
+        await self.entries.create_index(
+            [("kind", ASCENDING), ("issuer", ASCENDING), ("value", ASCENDING)],
+            unique=True,
+            name="one_entry_per_key",
+        )
+        await self.entries.create_index("id", name="by_id")
+        await self.entries.create_index("seq", name="by_seq")
+        await self.entries.create_index("ttl_at", expireAfterSeconds=0, name="ttl")
+        await self.audit.create_index("seq", name="by_seq")
 
     async def _next_seq(self, name: str = "seq") -> int:
         for _ in range(COUNTER_ATTEMPTS):
@@ -290,8 +283,8 @@ class MongoRevocationStore(StoreBase):
     async def _start_epoch(self) -> str:
         """The feed's epoch, written now if it has none (first start, or data lost)."""
         # A dropped database took its indexes with it: the unique and TTL ones matter.
-        self._indexed = False
-        await self._ensure_indexes()
+        self._indexes.forget()
+        await self._indexes.ensure()
         doc = await self.counters.find_one_and_update(
             {"_id": "epoch"},
             {"$setOnInsert": {"value": secrets.token_hex(8)}},
