@@ -12,8 +12,8 @@ from tornado.httpclient import AsyncHTTPClient
 
 from backends.auth.compact import parse_compact
 from tests.conftest import redis_url, require_service
+from tests.redis_keys import reachable
 from tests.revocation_http_support import Proxy, body_json, serving
-from tests.revocation_stores import reachable
 from webapp.service.app import make_app
 from webapp.service.services import Services
 
@@ -137,7 +137,7 @@ async def test_server_starts_with_redis_down_and_recovers_by_itself(settings, da
         await services.close()
         from redis.asyncio import Redis
 
-        from tests.revocation_stores import delete_prefix
+        from tests.redis_keys import delete_prefix
 
         cleanup = Redis.from_url(redis_url())
         await delete_prefix(cleanup, prefix)

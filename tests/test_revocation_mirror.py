@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 
 import pytest
-from redis.asyncio import Redis
 
 from backends.auth.compact import parse_compact
 from backends.errors import BackendUnavailable
@@ -24,9 +22,10 @@ from backends.revocation.memory import MemoryRevocationStore
 from backends.revocation.mirror import PURGE_CHUNK, RevocationMirror
 from backends.revocation.notify import notifier_for
 from tests.clock import FakeClock
-from tests.conftest import TEST_ISSUER, redis_url, require_service
+from tests.conftest import TEST_ISSUER, redis_url
+from tests.redis_keys import own_prefix
 from tests.revocation_http_support import Proxy
-from tests.revocation_stores import STORE_KINDS, delete_prefix, open_test_store, reachable
+from tests.revocation_stores import STORE_KINDS, open_test_store
 from tests.waiting import eventually
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
@@ -377,12 +376,8 @@ async def test_the_mirror_follows_every_store(kind, tmp_path):
 
 @pytest.fixture
 async def redis_prefix():
-    require_service("Redis", reachable(redis_url()))
-    prefix = f"jotguard-test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = Redis.from_url(redis_url())
-    await delete_prefix(client, prefix)
-    await client.aclose()
+    async with own_prefix() as prefix:
+        yield prefix
 
 
 def slow_polling_mirror(url: str) -> RevocationMirror:

@@ -24,7 +24,7 @@ from tests.cli import (
     wait_until,
 )
 from tests.conftest import redis_url, require_service
-from tests.revocation_stores import reachable
+from tests.redis_keys import reachable
 from tests.settings_support import refusal
 
 pytestmark = pytest.mark.slow
