@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
-
-from tests.conftest import redis_url, require_service
-from tests.revocation_stores import delete_prefix, reachable
+from tests.conftest import redis_url
+from tests.redis_keys import own_prefix
 
 
 @contextlib.asynccontextmanager
@@ -25,13 +22,8 @@ async def store_url(kind: str, tmp_path: Any) -> AsyncIterator[str]:
     elif kind == "sqlite":
         yield f"sqlite:///{tmp_path}/revocations.sqlite3"
     elif kind == "redis":
-        url = redis_url()
-        require_service("Redis", reachable(url))
-        prefix = f"jotguard-test:{uuid.uuid4().hex}:"
-        yield f"{url}?prefix={prefix}"
-        client = Redis.from_url(url)
-        await delete_prefix(client, prefix)
-        await client.aclose()
+        async with own_prefix() as prefix:
+            yield f"{redis_url()}?prefix={prefix}"
     else:
         raise AssertionError(kind)
 

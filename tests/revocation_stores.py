@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
@@ -27,6 +25,7 @@ from backends.revocation.sqlite import SQLiteRevocationStore
 from tests.clock import FakeClock as Clock
 from tests.conftest import redis_url, require_service
 from tests.mongo_wire import mongo_uri
+from tests.redis_keys import delete_prefix, reachable
 
 LEEWAY = 30
 MAX_TTL = 3600
@@ -42,20 +41,6 @@ STORE_KINDS = [
     "mongo-mock",
     pytest.param("mongo-real", marks=pytest.mark.mongodb),
 ]
-
-
-def reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1):
-            return True
-    except OSError:
-        return False
-
-
-async def delete_prefix(client: Redis, prefix: str) -> None:
-    async for key in client.scan_iter(match=prefix + "*", count=500):
-        await client.delete(key)
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.live import live_jotguard
+from tests.raw_http import read_head
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
 
@@ -37,17 +38,13 @@ async def exchange(base_url: str, head: str, body: bytes = b"") -> tuple[int, di
 
 
 async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict, bytes]:
-    status_line = await reader.readline()
-    headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode().partition(":")
-        headers[name.strip().lower()] = value.strip()
+    status, headers = await read_head(reader)
     answer = await reader.readexactly(int(headers["content-length"]))
     try:
         rest = await reader.read()  # b"" once the server has closed the connection
     except ConnectionResetError:
         rest = b""  # closed with some of our body unread: the answer had arrived
-    return int(status_line.split()[1]), json.loads(answer), rest
+    return status, json.loads(answer), rest
 
 
 def post_head(path: str, length: int) -> str:

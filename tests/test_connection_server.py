@@ -12,8 +12,8 @@ import pytest
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
-from webapp.config.fields import SettingsError
-from webapp.config.settings import Settings
+from tests.raw_http import read_head
+from tests.settings_support import refusal
 from webapp.service.connections import MAX_HEADER_BYTES, ConnectionServer, connection_cap
 
 CAP = 3
@@ -30,13 +30,9 @@ async def served(app: Application) -> AsyncIterator[tuple[ConnectionServer, int]
 
 
 async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], dict]:
-    status_line = await reader.readline()
-    headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode().partition(":")
-        headers[name.strip().lower()] = value.strip()
+    status, headers = await read_head(reader)
     body = await reader.readexactly(int(headers["content-length"]))
-    return int(status_line.split()[1]), headers, json.loads(body)
+    return status, headers, json.loads(body)
 
 
 async def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], dict]:
@@ -141,11 +137,7 @@ async def test_stop_closes_the_listening_socket_at_once(app):
 
 @pytest.mark.parametrize("value", ["0", "-5", "many"])
 def test_a_bad_connection_cap_names_the_variable(value):
-    with pytest.raises(SettingsError) as caught:
-        Settings.load(
-            environ={"JOTGUARD_ENV_FILE": "/nonexistent", "JOTGUARD_MAX_CONNECTIONS": value}
-        )
-    assert str(caught.value).startswith("JOTGUARD_MAX_CONNECTIONS:")
+    assert str(refusal("JOTGUARD_MAX_CONNECTIONS", value)).startswith("JOTGUARD_MAX_CONNECTIONS:")
 
 
 def test_the_cap_is_three_quarters_of_the_open_file_limit_when_that_is_lower():

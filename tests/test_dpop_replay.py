@@ -6,11 +6,9 @@ import asyncio
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio
 
 from backends.dpop import (
     DPoPKeyMismatch,
@@ -26,8 +24,9 @@ from backends.dpop import (
 from backends.dpop.replay_redis import RedisReplayCache
 from backends.errors import BackendUnavailable
 from tests.clock import FakeClock
-from tests.conftest import redis_url, require_service
+from tests.conftest import redis_url
 from tests.dpop_support import TOKEN, URL, key_for
+from tests.redis_keys import own_prefix
 from webapp.web.errors import error_answer
 
 NOW = 1_700_000_000.0
@@ -84,19 +83,8 @@ async def test_memory_cache_refuses_entries_that_outlive_its_window():
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards (never FLUSHDB)."""
-    client = redis.asyncio.Redis.from_url(redis_url(), socket_connect_timeout=1)
-    try:
-        await client.ping()
-        reachable = True
-    except (redis.RedisError, OSError):
-        reachable = False
-    require_service("Redis", reachable)
-    prefix = f"jotguard-test:{uuid.uuid4().hex}:dpop:"
-    yield prefix
-    async for key in client.scan_iter(match=f"{prefix}*"):
-        await client.delete(key)
-    await client.aclose()
+    async with own_prefix("dpop:") as prefix:
+        yield prefix
 
 
 @pytest.fixture

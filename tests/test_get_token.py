@@ -9,6 +9,7 @@ import pytest
 from tornado.testing import bind_unused_port
 
 from tests.fake_issuer import FakeIssuer
+from tests.token_answers import token_answer
 
 
 @pytest.fixture
@@ -29,12 +30,7 @@ def body_of(response) -> dict:
 
 async def test_returns_the_upstream_token_which_the_api_accepts(fetch, fake_issuer):
     response = await fetch("/get-token")
-    assert response.code == 200
-    assert response.headers["Cache-Control"] == "no-store"
-    assert response.headers["Pragma"] == "no-cache"
-    token = body_of(response)
-    assert token["token_type"] == "Bearer"
-    assert token["expires_in"] == 3600
+    token = token_answer(response, expires_in=3600)
     assert fake_issuer.last_token_form == {
         "grant_type": "client_credentials",
         "client_id": fake_issuer.client_id,

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import redis_url, require_service
+from tests.redis_keys import reachable
 from webapp.service.readiness import Readiness
 
 
@@ -24,13 +25,8 @@ def closed_port() -> int:
 
 @pytest.fixture
 async def live_redis() -> AsyncIterator[aioredis.Redis]:
+    require_service("Redis", reachable(redis_url()))
     client = aioredis.Redis.from_url(redis_url(), socket_connect_timeout=0.5)
-    try:
-        await client.ping()
-        reachable = True
-    except (aioredis.ConnectionError, OSError):
-        reachable = False
-    require_service("Redis", reachable)
     yield client
     await client.aclose()
 

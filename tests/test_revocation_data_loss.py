@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +32,16 @@ from backends.revocation.redis import RedisRevocationStore
 from backends.revocation.sqlite import SQLiteRevocationStore
 from backends.revocation.writeback import REASONS
 from tests.redis_server import own_redis
+from tests.waiting import eventually
 
 ISS = "http://jotguard.test/"
 LIFETIMES = {"leeway": 30, "max_token_ttl": 3600}
 POLL = 0.05
-DEADLINE = 10.0
 
 
 def principal(sub: str, jti: str = "j", *, client: str = "app") -> Principal:
     now = int(time.time())
     return Principal(sub, ISS, jti, now + 600, now - 5, client)
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = DEADLINE) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await condition():
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 class Losing:

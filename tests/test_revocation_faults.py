@@ -12,8 +12,8 @@ from tornado.httpclient import AsyncHTTPClient
 
 from backends.auth.compact import parse_compact
 from tests.conftest import redis_url, require_service
+from tests.redis_keys import reachable
 from tests.revocation_http_support import Proxy, body_json, serving
-from tests.revocation_stores import reachable
 from webapp.service.app import make_app
 from webapp.service.services import Services
 
@@ -29,6 +29,17 @@ def assert_unavailable(response):
     assert "WWW-Authenticate" not in response.headers  # not "your token is dead"
 
 
+async def revoke_bob(fetch, issue_token):
+    """The admin API's answer to revoking subject bob."""
+    return await fetch(
+        "/admin/revocations",
+        method="POST",
+        body=json.dumps({"sub": "bob"}),
+        headers=JSON,
+        token=issue_token("root", scopes=["admin"]),
+    )
+
+
 @pytest.mark.parametrize(
     "settings_overrides",
     [{"JOTGUARD_REVOCATION_STORE": DEAD_REDIS}, {"JOTGUARD_REVOCATION_STORE": DEAD_MONGO}],
@@ -36,15 +47,7 @@ def assert_unavailable(response):
 )
 async def test_store_down_is_503_for_protected_and_admin_requests(fetch, issue_token):
     assert_unavailable(await fetch("/test-auth", token=issue_token("alice")))
-    admin = issue_token("root", scopes=["admin"])
-    post = await fetch(
-        "/admin/revocations",
-        method="POST",
-        body=json.dumps({"sub": "bob"}),
-        headers=JSON,
-        token=admin,
-    )
-    assert_unavailable(post)
+    assert_unavailable(await revoke_bob(fetch, issue_token))
     assert (await fetch("/test")).code == 200  # unprotected routes do not need the store
 
 
@@ -66,15 +69,7 @@ async def test_fail_open_lets_tokens_through_and_logs_each(fetch, issue_token, c
     assert message.isprintable()  # no newline, no escape sequence: escaped
     assert "sub='alice\\n2030-01-01" in message
     # Writes still need the store: nothing is claimed that was not stored.
-    admin = issue_token("root", scopes=["admin"])
-    post = await fetch(
-        "/admin/revocations",
-        method="POST",
-        body=json.dumps({"sub": "bob"}),
-        headers=JSON,
-        token=admin,
-    )
-    assert_unavailable(post)
+    assert_unavailable(await revoke_bob(fetch, issue_token))
 
 
 @pytest.mark.redis
@@ -142,7 +137,7 @@ async def test_server_starts_with_redis_down_and_recovers_by_itself(settings, da
         await services.close()
         from redis.asyncio import Redis
 
-        from tests.revocation_stores import delete_prefix
+        from tests.redis_keys import delete_prefix
 
         cleanup = Redis.from_url(redis_url())
         await delete_prefix(cleanup, prefix)

@@ -3,12 +3,14 @@ audit; and every way an admin request can be refused."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
 import pytest
 
 from backends.auth.compact import parse_compact
+from tests.json_requests import json_request
 from tests.revocation_http_support import body_json, store_url
 
 STORES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
@@ -38,16 +40,7 @@ def admin_token(issue_token):
 def admin(fetch, admin_token):
     """``await admin("POST", "/admin/revocations", {...})`` with the admin token."""
 
-    async def call(method, path, payload=None, *, token=admin_token, raw=None):
-        kwargs = {"method": method}
-        if payload is not None or raw is not None:
-            kwargs["body"] = raw if raw is not None else json.dumps(payload)
-            kwargs["headers"] = {"Content-Type": "application/json"}
-        elif method in {"POST", "PUT"}:
-            kwargs["body"] = ""
-        return await fetch(path, token=token, **kwargs)
-
-    return call
+    return functools.partial(json_request, fetch, token=admin_token)
 
 
 def jti_of(token):

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 
 import pytest
-from redis.asyncio import Redis
 
 from backends.auth.compact import parse_compact
 from backends.errors import BackendUnavailable
@@ -24,9 +22,11 @@ from backends.revocation.memory import MemoryRevocationStore
 from backends.revocation.mirror import PURGE_CHUNK, RevocationMirror
 from backends.revocation.notify import notifier_for
 from tests.clock import FakeClock
-from tests.conftest import TEST_ISSUER, redis_url, require_service
+from tests.conftest import TEST_ISSUER, redis_url
+from tests.redis_keys import own_prefix
 from tests.revocation_http_support import Proxy
-from tests.revocation_stores import STORE_KINDS, delete_prefix, open_test_store, reachable
+from tests.revocation_stores import STORE_KINDS, open_test_store
+from tests.waiting import eventually
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
 from webapp.service import services as services_module
@@ -83,15 +83,6 @@ def jti_of(token: str) -> dict:
     return parse_compact(token).claims
 
 
-async def eventually(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await condition():
-            return True
-        await asyncio.sleep(0.01)
-    return False
-
-
 async def test_a_revocation_written_by_another_process_reaches_the_server(
     fetch, issue_token, services, settings
 ):
@@ -133,6 +124,10 @@ async def test_an_unrevocation_elsewhere_lets_the_token_back_in(
 
 async def _is(status, expected: int) -> bool:
     return await status() == expected
+
+
+async def _revoked(mirror: RevocationMirror, victim: Principal) -> bool:
+    return await mirror.is_revoked(victim) is not None
 
 
 async def test_a_revocation_through_this_process_is_enforced_before_it_returns(
@@ -381,12 +376,8 @@ async def test_the_mirror_follows_every_store(kind, tmp_path):
 
 @pytest.fixture
 async def redis_prefix():
-    require_service("Redis", reachable(redis_url()))
-    prefix = f"jotguard-test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = Redis.from_url(redis_url())
-    await delete_prefix(client, prefix)
-    await client.aclose()
+    async with own_prefix() as prefix:
+        yield prefix
 
 
 def slow_polling_mirror(url: str) -> RevocationMirror:
@@ -406,10 +397,7 @@ async def test_redis_announcements_wake_the_mirror_without_waiting_for_a_poll(re
         assert await mirror.is_revoked(victim) is None
         await writer.revoke_token("j1", issuer=TEST_ISSUER, expires_at=time.time() + 900)
 
-        async def revoked() -> bool:
-            return await mirror.is_revoked(victim) is not None
-
-        assert await eventually(revoked)
+        assert await eventually(lambda: _revoked(mirror, victim))
     finally:
         await mirror.close()
         await writer.close()
@@ -429,10 +417,7 @@ async def test_redis_announcements_resume_after_the_connection_drops(redis_prefi
         victim = principal("bob", "j2", iat=int(time.time()))
         await writer.revoke_token("j2", issuer=TEST_ISSUER, expires_at=time.time() + 900)
 
-        async def revoked() -> bool:
-            return await mirror.is_revoked(victim) is not None
-
-        assert await eventually(revoked)
+        assert await eventually(lambda: _revoked(mirror, victim))
     finally:
         await mirror.close()
         await writer.close()
@@ -452,10 +437,9 @@ async def test_sqlite_changes_wake_the_mirror_without_waiting_for_a_poll(tmp_pat
         assert await mirror.is_revoked(victim) is None
         await writer.revoke_subject("alice", before=time.time(), issuer=TEST_ISSUER)
 
-        async def revoked() -> bool:
-            return await mirror.is_revoked(victim) is not None
-
-        assert await eventually(revoked)  # a poll would have taken a minute
+        assert await eventually(
+            lambda: _revoked(mirror, victim)
+        )  # a poll would have taken a minute
     finally:
         await mirror.close()
         await writer.close()

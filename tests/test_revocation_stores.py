@@ -30,7 +30,8 @@ from backends.revocation.redis_layout import key_member
 from backends.revocation.sqlite import SQLiteRevocationStore
 from backends.storage.urls import redact
 from tests.conftest import redis_url, require_service
-from tests.revocation_stores import Clock, open_test_store, reachable
+from tests.redis_keys import reachable
+from tests.revocation_stores import Clock, open_test_store
 
 ISS = "http://jotguard.test/"
 

@@ -36,7 +36,7 @@ from backends.issuance.mongo_docs import (
     token_from,
     user_from,
 )
-from backends.storage.mongodb import mongo_errors
+from backends.storage.mongodb import Indexes, mongo_errors
 
 # A chain of superseded successors grows by one per failed retry: a few suffice.
 _SUCCESSOR_HOPS = 4
@@ -53,25 +53,17 @@ class MongoIssuanceStore:
         self.users = database["users"]
         self.tokens = database["refresh_tokens"]
         self.families = database["refresh_families"]
-        self._indexed = False
-        self._index_lock = asyncio.Lock()
+        self._indexes = Indexes(self._create_indexes)
 
-    async def _ready(self) -> None:
-        # Lazily, so the service starts while MongoDB is down and recovers when it is back.
-        if self._indexed:
-            return
-        async with self._index_lock:
-            if self._indexed:
-                return
-            with mongo_errors("issuance"):
-                await self.clients.create_index("name", unique=True)
-                await self.users.create_index("username", unique=True)
-                await self.tokens.create_index("family_id")
-                await self.tokens.create_index("purge_at", expireAfterSeconds=0)
-                await self.families.create_index("subject")
-                await self.families.create_index("client_id")
-                await self.families.create_index("purge_at", expireAfterSeconds=0)
-            self._indexed = True
+    async def _create_indexes(self) -> None:
+        with mongo_errors("issuance"):
+            await self.clients.create_index("name", unique=True)
+            await self.users.create_index("username", unique=True)
+            await self.tokens.create_index("family_id")
+            await self.tokens.create_index("purge_at", expireAfterSeconds=0)
+            await self.families.create_index("subject")
+            await self.families.create_index("client_id")
+            await self.families.create_index("purge_at", expireAfterSeconds=0)
 
     # -- clients ----------------------------------------------------------------------
 
@@ -87,7 +79,7 @@ class MongoIssuanceStore:
         }
 
     async def add_client(self, client: Client) -> None:
-        await self._ready()
+        await self._indexes.ensure()
         try:
             with mongo_errors("issuance"):
                 await self.clients.insert_one(self._client_doc(client))
@@ -95,7 +87,7 @@ class MongoIssuanceStore:
             raise AlreadyExists(f"a client named {client.name!r} exists") from None
 
     async def add_first_client(self, client: Client) -> bool:
-        await self._ready()
+        await self._indexes.ensure()
         try:
             with mongo_errors("issuance"):
                 if await self.clients.count_documents({}, limit=1):
@@ -106,19 +98,19 @@ class MongoIssuanceStore:
         return True
 
     async def get_client(self, client_id: str) -> Client | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.clients.find_one({"_id": client_id})
         return None if doc is None else client_from(doc)
 
     async def list_clients(self) -> list[Client]:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             docs = [d async for d in self.clients.find({}).sort([("created_at", 1), ("name", 1)])]
         return [client_from(d) for d in docs]
 
     async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             result = await self.clients.update_one(
                 {"_id": client_id, "secret_hash": old}, {"$set": {"secret_hash": new}}
@@ -126,13 +118,13 @@ class MongoIssuanceStore:
         return bool(result.modified_count)
 
     async def get_client_by_name(self, name: str) -> Client | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.clients.find_one({"name": name})
         return None if doc is None else client_from(doc)
 
     async def _set_client(self, client_id: str, fields: dict[str, Any]) -> Client | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.clients.find_one_and_update(
                 {"_id": client_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
@@ -146,7 +138,7 @@ class MongoIssuanceStore:
         return await self._set_client(client_id, {"secret_hash": secret_hash})
 
     async def delete_client(self, client_id: str) -> Client | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.clients.find_one_and_delete({"_id": client_id})
         return None if doc is None else client_from(doc)
@@ -154,7 +146,7 @@ class MongoIssuanceStore:
     # -- users ------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:
-        await self._ready()
+        await self._indexes.ensure()
         doc = {
             "_id": user.user_id,
             "username": user.username,
@@ -170,25 +162,25 @@ class MongoIssuanceStore:
             raise AlreadyExists(f"a user named {user.username!r} exists") from None
 
     async def get_user(self, user_id: str) -> User | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.users.find_one({"_id": user_id})
         return None if doc is None else user_from(doc)
 
     async def get_user_by_name(self, username: str) -> User | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.users.find_one({"username": username})
         return None if doc is None else user_from(doc)
 
     async def list_users(self) -> list[User]:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             docs = [d async for d in self.users.find({}).sort("username", 1)]
         return [user_from(d) for d in docs]
 
     async def set_user_disabled(self, username: str, disabled: bool) -> User | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.users.find_one_and_update(
                 {"username": username},
@@ -198,14 +190,14 @@ class MongoIssuanceStore:
         return None if doc is None else user_from(doc)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             await self.users.update_one(
                 {"_id": user_id}, {"$set": {"password_hash": password_hash}}
             )
 
     async def delete_user(self, user_id: str) -> User | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.users.find_one_and_delete({"_id": user_id})
         return None if doc is None else user_from(doc)
@@ -213,7 +205,7 @@ class MongoIssuanceStore:
     # -- refresh-token families -------------------------------------------------------
 
     async def start_family(self, family: Family, token: RefreshToken, access: AccessRecord) -> None:
-        await self._ready()
+        await self._indexes.ensure()
         doc = {
             "_id": family.family_id,
             "client_id": family.client_id,
@@ -230,7 +222,7 @@ class MongoIssuanceStore:
             await self.tokens.insert_one(token_doc(token))
 
     async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Family] | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             doc = await self.tokens.find_one({"_id": token_hash})
             if doc is None:
@@ -241,7 +233,7 @@ class MongoIssuanceStore:
     async def rotate(
         self, old_hash: str, new: RefreshToken, access: AccessRecord, *, now: float
     ) -> Rotation:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             old = await self.tokens.find_one({"_id": old_hash})
             if old is None:
@@ -337,7 +329,7 @@ class MongoIssuanceStore:
     async def add_to_family(
         self, family_id: str, new: RefreshToken, access: AccessRecord, *, now: float
     ) -> Rotation:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             family = await self.families.find_one({"_id": family_id})
             if family is None:
@@ -350,7 +342,7 @@ class MongoIssuanceStore:
         return Rotation.ROTATED if recorded else Rotation.FAMILY_REVOKED
 
     async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             await self.families.update_one(
                 {"_id": family_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
@@ -359,7 +351,7 @@ class MongoIssuanceStore:
         return None if doc is None else family_from(doc)
 
     async def revoke_families_of(self, subject: str, *, now: float) -> list[Family]:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             await self.families.update_many(
                 {"subject": subject, "revoked_at": None}, {"$set": {"revoked_at": now}}
@@ -368,7 +360,7 @@ class MongoIssuanceStore:
         return [family_from(d) for d in docs]
 
     async def revoke_families_of_client(self, client_id: str, *, now: float) -> list[Family]:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             await self.families.update_many(
                 {"client_id": client_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
@@ -377,12 +369,12 @@ class MongoIssuanceStore:
         return [family_from(d) for d in docs]
 
     async def mark_access_revoked(self, family_id: str) -> None:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             await self.families.update_one({"_id": family_id}, {"$set": {"access_revoked": True}})
 
     async def purge_expired(self, *, now: float) -> int:
-        await self._ready()
+        await self._indexes.ensure()
         with mongo_errors("issuance"):
             tokens = await self.tokens.delete_many({"expires_at": {"$lte": now}})
             families = await self.families.delete_many({"expires_at": {"$lte": now}})

@@ -285,28 +285,21 @@ class SQLiteIssuanceStore:
         return await self.db.write(revoke)
 
     async def revoke_families_of(self, subject: str, *, now: float) -> list[Family]:
-        def revoke(db: sqlite3.Connection) -> list[Family]:
-            db.execute(
-                "UPDATE refresh_families SET revoked_at = ? "
-                "WHERE subject = ? AND revoked_at IS NULL",
-                (now, subject),
-            )
-            ids = db.execute(
-                "SELECT family_id FROM refresh_families WHERE subject = ?", (subject,)
-            ).fetchall()
-            return [f for (i,) in ids if (f := select_family(db, i)) is not None]
-
-        return await self.db.write(revoke)
+        return await self._revoke_families_where("subject", subject, now)
 
     async def revoke_families_of_client(self, client_id: str, *, now: float) -> list[Family]:
+        return await self._revoke_families_where("client_id", client_id, now)
+
+    async def _revoke_families_where(self, column: str, value: str, now: float) -> list[Family]:
         def revoke(db: sqlite3.Connection) -> list[Family]:
             db.execute(
-                "UPDATE refresh_families SET revoked_at = ? "
-                "WHERE client_id = ? AND revoked_at IS NULL",
-                (now, client_id),
+                "UPDATE refresh_families SET revoked_at = ? "  # noqa: S608 - column is ours
+                f"WHERE {column} = ? AND revoked_at IS NULL",
+                (now, value),
             )
             ids = db.execute(
-                "SELECT family_id FROM refresh_families WHERE client_id = ?", (client_id,)
+                f"SELECT family_id FROM refresh_families WHERE {column} = ?",  # noqa: S608
+                (value,),
             ).fetchall()
             return [f for (i,) in ids if (f := select_family(db, i)) is not None]
 

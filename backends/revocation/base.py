@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from backends.principal import Principal
 
@@ -111,6 +111,51 @@ class AuditRecord:
     issuer: str | None
     actor: str | None
     reason: str | None
+
+
+def audit_of(
+    action: AuditAction, entry: Revocation, now: float, actor: str | None, reason: str | None
+) -> AuditRecord:
+    """The audit record of ``action`` done to ``entry`` at ``now``."""
+    return AuditRecord(now, action, entry.id, entry.kind, entry.value, entry.issuer, actor, reason)
+
+
+class StoredRecord(Protocol):
+    """A row or document read back by field name (``sqlite3.Row``, a MongoDB document)."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+# The SQLite and MongoDB stores keep "no issuer" as "" (a key part cannot be NULL there).
+
+
+def entry_from(record: StoredRecord) -> Revocation:
+    """The entry a SQLite row or MongoDB document stores."""
+    return Revocation(
+        id=record["id"],
+        kind=record["kind"],
+        value=record["value"],
+        issuer=record["issuer"] or None,
+        cutoff=record["cutoff"],
+        expires_at=record["expires_at"],
+        created_at=record["created_at"],
+        reason=record["reason"],
+        actor=record["actor"],
+    )
+
+
+def audit_record_from(record: StoredRecord) -> AuditRecord:
+    """The audit record a SQLite row or MongoDB document stores."""
+    return AuditRecord(
+        record["at"],
+        record["action"],
+        record["entry_id"],
+        record["kind"],
+        record["value"],
+        record["issuer"] or None,
+        record["actor"],
+        record["reason"],
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from backends.revocation.base import (
-    AuditAction,
     AuditPage,
     AuditRecord,
     Change,
@@ -19,6 +18,7 @@ from backends.revocation.base import (
     EntryKey,
     Page,
     Revocation,
+    audit_of,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.policy import Denylist, merge
@@ -39,23 +39,11 @@ class MemoryRevocationStore(StoreBase):
         self._seq += 1
         return self._seq
 
-    def _record(
-        self,
-        action: AuditAction,
-        entry: Revocation,
-        now: float,
-        actor: str | None,
-        reason: str | None,
-    ) -> None:
-        self._audit.append(
-            AuditRecord(now, action, entry.id, entry.kind, entry.value, entry.issuer, actor, reason)
-        )
-
     async def _write(self, incoming: Revocation, now: float) -> Revocation:
         self._denylist.purge(now)
         entry = merge(self._denylist.live(incoming.key, now), incoming, now)
         self._denylist.apply(Change(self._next_seq(), entry))
-        self._record("revoke", entry, now, incoming.actor, incoming.reason)
+        self._audit.append(audit_of("revoke", entry, now, incoming.actor, incoming.reason))
         return entry
 
     async def _restore(self, states: list[Change], origin: str, now: float) -> int:
@@ -66,7 +54,7 @@ class MemoryRevocationStore(StoreBase):
                 continue
             self._denylist.apply(Change(self._next_seq(), keep.entry, keep.removed, keep.origin))
             if not keep.removed:
-                self._record("restore", keep.entry, now, RESTORED_BY, None)
+                self._audit.append(audit_of("restore", keep.entry, now, RESTORED_BY, None))
             written += 1
         return written
 
@@ -82,7 +70,7 @@ class MemoryRevocationStore(StoreBase):
             entry = change.entry
             if entry.id == entry_id and self._denylist.live(entry.key, now) is not None:
                 self._denylist.apply(Change(self._next_seq(), entry, removed=True))
-                self._record("unrevoke", entry, now, actor, reason)
+                self._audit.append(audit_of("unrevoke", entry, now, actor, reason))
                 return entry
         return None
 

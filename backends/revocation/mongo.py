@@ -40,18 +40,19 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from backends.errors import BackendUnavailable
 from backends.revocation.base import (
-    AuditAction,
     AuditPage,
+    AuditRecord,
     Change,
     ChangeBatch,
     EntryKey,
     Page,
     Revocation,
+    audit_of,
+    audit_record_from,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.mongo_docs import (
     audit_doc,
-    audit_record,
     dead_filter,
     decode,
     encode,
@@ -61,7 +62,7 @@ from backends.revocation.mongo_docs import (
     replace_update,
 )
 from backends.revocation.writeback import RESTORED_BY, restoration
-from backends.storage.mongodb import DEFAULT_DATABASE, mongo_client
+from backends.storage.mongodb import DEFAULT_DATABASE, Indexes, mongo_client
 
 T = TypeVar("T")
 
@@ -98,8 +99,7 @@ class MongoRevocationStore(StoreBase):
         self.audit = db["revocation_audit"]
         self.counters = db["revocation_counters"]
         self.db = db
-        self._indexed = False
-        self._index_lock = asyncio.Lock()
+        self._indexes = Indexes(self._create_indexes)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MongoRevocationStore:
@@ -109,7 +109,7 @@ class MongoRevocationStore(StoreBase):
 
     async def _call(self, operation: Awaitable[T]) -> T:
         try:
-            await self._ensure_indexes()
+            await self._indexes.ensure()
             return await operation
         except PyMongoError as exc:
             raise BackendUnavailable(
@@ -120,22 +120,16 @@ class MongoRevocationStore(StoreBase):
             if inspect.iscoroutine(operation):
                 operation.close()
 
-    async def _ensure_indexes(self) -> None:
-        if self._indexed:
-            return
-        async with self._index_lock:
-            if self._indexed:
-                return
-            await self.entries.create_index(
-                [("kind", ASCENDING), ("issuer", ASCENDING), ("value", ASCENDING)],
-                unique=True,
-                name="one_entry_per_key",
-            )
-            await self.entries.create_index("id", name="by_id")
-            await self.entries.create_index("seq", name="by_seq")
-            await self.entries.create_index("ttl_at", expireAfterSeconds=0, name="ttl")
-            await self.audit.create_index("seq", name="by_seq")
-            self._indexed = True
+    async def _create_indexes(self) -> None:
+        await self.entries.create_index(
+            [("kind", ASCENDING), ("issuer", ASCENDING), ("value", ASCENDING)],
+            unique=True,
+            name="one_entry_per_key",
+        )
+        await self.entries.create_index("id", name="by_id")
+        await self.entries.create_index("seq", name="by_seq")
+        await self.entries.create_index("ttl_at", expireAfterSeconds=0, name="ttl")
+        await self.audit.create_index("seq", name="by_seq")
 
     async def _next_seq(self, name: str = "seq") -> int:
         for _ in range(COUNTER_ATTEMPTS):
@@ -163,16 +157,9 @@ class MongoRevocationStore(StoreBase):
             await self.entries.update_one({"_id": doc_id}, {"$max": {"seq": fresh}})
         raise BackendUnavailable("The revocation store is too slow to number its changes")
 
-    async def _record(
-        self,
-        action: AuditAction,
-        entry: Revocation,
-        now: float,
-        actor: str | None,
-        reason: str | None,
-    ) -> None:
+    async def _record(self, record: AuditRecord) -> None:
         seq = await self._next_seq("audit")
-        await self.audit.insert_one(audit_doc(seq, action, entry, now, actor, reason))
+        await self.audit.insert_one(audit_doc(seq, record))
 
     # -- writes -------------------------------------------------------------------------
 
@@ -202,7 +189,7 @@ class MongoRevocationStore(StoreBase):
                     continue  # a server that answers no upserted document: look again
             await self._restamp_if_slow(doc["_id"], started)
             entry = decode(doc).entry
-            await self._record("revoke", entry, now, incoming.actor, incoming.reason)
+            await self._record(audit_of("revoke", entry, now, incoming.actor, incoming.reason))
             return entry
         raise BackendUnavailable("The revocation store is too busy; retry")
 
@@ -225,7 +212,7 @@ class MongoRevocationStore(StoreBase):
             return None  # the number stays unused: the feed does not need them dense
         await self._restamp_if_slow(doc["_id"], started)
         entry = decode(doc).entry
-        await self._record("unrevoke", entry, now, actor, reason)
+        await self._record(audit_of("unrevoke", entry, now, actor, reason))
         return entry
 
     # -- reads --------------------------------------------------------------------------
@@ -296,8 +283,8 @@ class MongoRevocationStore(StoreBase):
     async def _start_epoch(self) -> str:
         """The feed's epoch, written now if it has none (first start, or data lost)."""
         # A dropped database took its indexes with it: the unique and TTL ones matter.
-        self._indexed = False
-        await self._ensure_indexes()
+        self._indexes.forget()
+        await self._indexes.ensure()
         doc = await self.counters.find_one_and_update(
             {"_id": "epoch"},
             {"$setOnInsert": {"value": secrets.token_hex(8)}},
@@ -356,7 +343,7 @@ class MongoRevocationStore(StoreBase):
                 doc_id = doc["_id"]
             await self._restamp_if_slow(doc_id, started)
             if not keep.removed:
-                await self._record("restore", keep.entry, now, RESTORED_BY, None)
+                await self._record(audit_of("restore", keep.entry, now, RESTORED_BY, None))
             return True
         raise BackendUnavailable("The revocation store is too busy; retry")
 
@@ -372,7 +359,7 @@ class MongoRevocationStore(StoreBase):
 
         docs = await self._call(find())
         page = docs[:size]
-        records = [audit_record(d) for d in page]
+        records = [audit_record_from(d) for d in page]
         return AuditPage(records, str(page[-1]["seq"]) if len(docs) > size else None)
 
     async def ping(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from backends.revocation.base import AuditRecord, Change, EntryKey, Origin, Revocation
+from backends.revocation.base import AuditRecord, Change, EntryKey, Origin, Revocation, entry_from
 
 
 def key_filter(key: EntryKey) -> dict[str, Any]:
@@ -71,45 +71,20 @@ def replace_update(entry: Revocation, seq: int) -> dict[str, Any]:
 
 
 def decode(doc: dict[str, Any]) -> Change:
-    entry = Revocation(
-        id=doc["id"],
-        kind=doc["kind"],
-        value=doc["value"],
-        issuer=doc["issuer"] or None,
-        cutoff=doc["cutoff"],
-        expires_at=doc["expires_at"],
-        created_at=doc["created_at"],
-        reason=doc["reason"],
-        actor=doc["actor"],
-    )
+    entry = entry_from(doc)
     origin = doc.get("origin")  # absent from documents written before origins existed
     return Change(doc["seq"], entry, doc["removed"], tuple(origin) if origin else None)
 
 
-def audit_doc(
-    seq: int, action: str, entry: Revocation, now: float, actor: str | None, reason: str | None
-) -> dict[str, Any]:
+def audit_doc(seq: int, record: AuditRecord) -> dict[str, Any]:
     return {
         "seq": seq,
-        "at": now,
-        "action": action,
-        "entry_id": entry.id,
-        "kind": entry.kind,
-        "value": entry.value,
-        "issuer": entry.issuer or "",
-        "actor": actor,
-        "reason": reason,
+        "at": record.at,
+        "action": record.action,
+        "entry_id": record.entry_id,
+        "kind": record.kind,
+        "value": record.value,
+        "issuer": record.issuer or "",
+        "actor": record.actor,
+        "reason": record.reason,
     }
-
-
-def audit_record(doc: dict[str, Any]) -> AuditRecord:
-    return AuditRecord(
-        doc["at"],
-        doc["action"],
-        doc["entry_id"],
-        doc["kind"],
-        doc["value"],
-        doc["issuer"] or None,
-        doc["actor"],
-        doc["reason"],
-    )

@@ -24,12 +24,14 @@ from typing import Any
 
 from backends.revocation.base import (
     AuditPage,
-    AuditRecord,
     Change,
     ChangeBatch,
     EntryKey,
     Page,
     Revocation,
+    audit_of,
+    audit_record_from,
+    entry_from,
 )
 from backends.revocation.core import StoreBase, clamp_limit, parse_cursor
 from backends.revocation.policy import merge
@@ -37,7 +39,6 @@ from backends.revocation.sqlite_schema import (
     COLUMNS,
     STATE_COLUMNS,
     add_audit,
-    entry_of,
     next_seq,
     prepare,
     put_state,
@@ -55,19 +56,15 @@ class SQLiteRevocationStore(StoreBase):
     def __init__(self, path: Path, *, busy_timeout: float = 5.0, **options: Any) -> None:
         super().__init__(**options)
         self.path = path
-        self._reader = SQLiteRunner(
-            path,
-            setup=prepare,
-            busy_timeout=busy_timeout,
-            name="revocation store",
-            thread_name="jotguard-sqlite-read",
-        )
-        self._writer = SQLiteRunner(
-            path,
-            setup=prepare,
-            busy_timeout=busy_timeout,
-            name="revocation store",
-            thread_name="jotguard-sqlite-write",
+        self._reader, self._writer = (
+            SQLiteRunner(
+                path,
+                setup=prepare,
+                busy_timeout=busy_timeout,
+                name="revocation store",
+                thread_name=f"jotguard-sqlite-{role}",
+            )
+            for role in ("read", "write")
         )
 
     async def _write(self, incoming: Revocation, now: float) -> Revocation:
@@ -75,7 +72,7 @@ class SQLiteRevocationStore(StoreBase):
             conn.execute("DELETE FROM revocation_entries WHERE expires_at <= ?", (now,))
             entry = merge(select_live(conn, incoming.key), incoming, now)
             put_state(conn, entry)
-            add_audit(conn, "revoke", entry, now, incoming.actor, incoming.reason)
+            add_audit(conn, audit_of("revoke", entry, now, incoming.actor, incoming.reason))
             return entry
 
         return await self._writer.write(write)
@@ -89,7 +86,7 @@ class SQLiteRevocationStore(StoreBase):
                     continue
                 put_state(conn, keep.entry, removed=keep.removed, origin=keep.origin)
                 if not keep.removed:
-                    add_audit(conn, "restore", keep.entry, now, RESTORED_BY, None)
+                    add_audit(conn, audit_of("restore", keep.entry, now, RESTORED_BY, None))
                 written += 1
             return written
 
@@ -104,7 +101,7 @@ class SQLiteRevocationStore(StoreBase):
                 f"SELECT {COLUMNS} FROM revocation_entries WHERE removed = 0 AND ({where})",
                 params,
             ).fetchall()
-            return [entry_of(row) for row in rows]
+            return [entry_from(row) for row in rows]
 
         return await self._reader.read(fetch)
 
@@ -121,12 +118,12 @@ class SQLiteRevocationStore(StoreBase):
             ).fetchone()
             if row is None:
                 return None
-            entry = entry_of(row)
+            entry = entry_from(row)
             conn.execute(
                 "UPDATE revocation_entries SET removed = 1, seq = ? WHERE id = ?",
                 (next_seq(conn), entry_id),
             )
-            add_audit(conn, "unrevoke", entry, now, actor, reason)
+            add_audit(conn, audit_of("unrevoke", entry, now, actor, reason))
             return entry
 
         return await self._writer.write(remove)
@@ -146,7 +143,7 @@ class SQLiteRevocationStore(StoreBase):
         rows = await self._reader.read(select)
         page = rows[:size]
         more = len(rows) > size
-        return Page([entry_of(r) for r in page], str(page[-1]["seq"]) if more else None)
+        return Page([entry_from(r) for r in page], str(page[-1]["seq"]) if more else None)
 
     async def changes(self, cursor: int = 0, *, limit: int = 500) -> ChangeBatch:
         Read = tuple[list[sqlite3.Row], dict[str, int], sqlite3.Row | None]
@@ -190,19 +187,7 @@ class SQLiteRevocationStore(StoreBase):
 
         rows = await self._reader.read(select)
         page = rows[:size]
-        records = [
-            AuditRecord(
-                r["at"],
-                r["action"],
-                r["entry_id"],
-                r["kind"],
-                r["value"],
-                r["issuer"] or None,
-                r["actor"],
-                r["reason"],
-            )
-            for r in page
-        ]
+        records = [audit_record_from(r) for r in page]
         return AuditPage(records, str(page[-1]["seq"]) if len(rows) > size else None)
 
     async def ping(self) -> None:

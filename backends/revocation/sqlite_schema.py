@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 
-from backends.revocation.base import AuditAction, Change, EntryKey, Revocation
+from backends.revocation.base import AuditRecord, Change, EntryKey, Revocation, entry_from
 from backends.storage.sqlite import transaction
 
 SCHEMA_VERSION = 2
@@ -56,23 +56,9 @@ COLUMNS = "id, kind, value, issuer, cutoff, expires_at, created_at, reason, acto
 STATE_COLUMNS = COLUMNS + ", origin, origin_seq"
 
 
-def entry_of(row: sqlite3.Row) -> Revocation:
-    return Revocation(
-        id=row["id"],
-        kind=row["kind"],
-        value=row["value"],
-        issuer=row["issuer"] or None,
-        cutoff=row["cutoff"],
-        expires_at=row["expires_at"],
-        created_at=row["created_at"],
-        reason=row["reason"],
-        actor=row["actor"],
-    )
-
-
 def state_of(row: sqlite3.Row) -> Change:
     origin = (row["origin"], row["origin_seq"]) if row["origin"] is not None else None
-    return Change(row["seq"], entry_of(row), bool(row["removed"]), origin)
+    return Change(row["seq"], entry_from(row), bool(row["removed"]), origin)
 
 
 def prepare(conn: sqlite3.Connection) -> None:
@@ -106,18 +92,20 @@ def next_seq(conn: sqlite3.Connection) -> int:
     return seq
 
 
-def add_audit(
-    conn: sqlite3.Connection,
-    action: AuditAction,
-    entry: Revocation,
-    now: float,
-    actor: str | None,
-    reason: str | None,
-) -> None:
+def add_audit(conn: sqlite3.Connection, record: AuditRecord) -> None:
     conn.execute(
         "INSERT INTO revocation_audit (at, action, entry_id, kind, value, issuer, actor, reason)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (now, action, entry.id, entry.kind, entry.value, entry.issuer or "", actor, reason),
+        (
+            record.at,
+            record.action,
+            record.entry_id,
+            record.kind,
+            record.value,
+            record.issuer or "",
+            record.actor,
+            record.reason,
+        ),
     )
 
 
@@ -161,10 +149,5 @@ def select_state(conn: sqlite3.Connection, key: EntryKey) -> Change | None:
 
 
 def select_live(conn: sqlite3.Connection, key: EntryKey) -> Revocation | None:
-    kind, issuer, value = key
-    row = conn.execute(
-        f"SELECT {COLUMNS} FROM revocation_entries"
-        " WHERE kind = ? AND issuer = ? AND value = ? AND removed = 0",
-        (kind, issuer or "", value),
-    ).fetchone()
-    return entry_of(row) if row is not None else None
+    state = select_state(conn, key)
+    return state.entry if state is not None and not state.removed else None

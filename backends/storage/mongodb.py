@@ -11,8 +11,9 @@ Motor database (the same awaitable API), so tests can hand in mongomock-motor.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -68,3 +69,26 @@ def mongo_errors(what: str) -> Iterator[None]:
         raise BackendUnavailable(
             f"The MongoDB {what} store cannot answer ({type(exc).__name__})"
         ) from exc
+
+
+class Indexes:
+    """A store's indexes, created on first use rather than at start (so the service starts
+    while MongoDB is down), once however many requests arrive together; tried again
+    after a failure, and after :meth:`forget` (a dropped database takes them along)."""
+
+    def __init__(self, create: Callable[[], Awaitable[None]]) -> None:
+        self._create = create
+        self._made = False
+        self._lock = asyncio.Lock()
+
+    async def ensure(self) -> None:
+        if self._made:
+            return
+        async with self._lock:
+            if self._made:
+                return
+            await self._create()
+            self._made = True
+
+    def forget(self) -> None:
+        self._made = False

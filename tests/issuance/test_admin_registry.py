@@ -3,11 +3,13 @@ audited with the caller as actor; and ``{"username": ...}`` revocations."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
 
 from tests.issuance.conftest import PASSWORD, body, deferred
+from tests.json_requests import json_request
 
 
 @pytest.fixture
@@ -17,19 +19,8 @@ def admin(issue_token):
 
 @pytest.fixture
 def call(fetch, admin):
-    """``await call("POST", "/admin/...", json_body=None, token=admin)``."""
-
-    async def send(method, path, json_body=None, *, token=admin, headers=None):
-        sent = dict(headers or {})
-        kwargs = {}
-        if json_body is not None:
-            kwargs["body"] = json.dumps(json_body)
-            sent.setdefault("Content-Type", "application/json")
-        elif method in {"POST", "PUT"}:
-            kwargs["body"] = ""
-        return await fetch(path, method=method, token=token, headers=sent, **kwargs)
-
-    return send
+    """``await call("POST", "/admin/...", payload=None, token=admin)``."""
+    return functools.partial(json_request, fetch, token=admin)
 
 
 @pytest.fixture

@@ -56,19 +56,27 @@ async def interleave(monkeypatch, gate: Gate, request, disable) -> object:
     return await asyncio.wait_for(in_flight, 30)
 
 
-async def test_a_login_in_flight_across_users_disable_gets_no_token(
-    monkeypatch, issuance, make_client, make_user, password_grant, fetch
-):
-    client = await make_client()
-    await make_user()
-    gate = Gate(monkeypatch, issuance.store, "get_user_by_name")
+@pytest.fixture
+def login_across(monkeypatch, issuance, make_client, make_user, password_grant):
+    """``await login_across(change)``: alice's password grant, held once it read her
+    account while ``change(issuance, "alice", actor=...)`` runs; its response."""
 
-    response = await interleave(
-        monkeypatch,
-        gate,
-        password_grant(client),
-        lambda: lifecycle.disable_user(issuance, "alice", actor="test"),
-    )
+    async def run(change) -> object:
+        client = await make_client()
+        await make_user()
+        gate = Gate(monkeypatch, issuance.store, "get_user_by_name")
+        return await interleave(
+            monkeypatch,
+            gate,
+            password_grant(client),
+            lambda: change(issuance, "alice", actor="test"),
+        )
+
+    return run
+
+
+async def test_a_login_in_flight_across_users_disable_gets_no_token(issuance, login_across):
+    response = await login_across(lifecycle.disable_user)
 
     assert response.code == 400, response.body
     assert body(response)["error"] == "invalid_grant"
@@ -123,19 +131,8 @@ async def test_a_client_credentials_grant_in_flight_across_clients_disable_gets_
     assert response.headers["WWW-Authenticate"].startswith("Basic ")
 
 
-async def test_a_login_in_flight_across_users_delete_gets_no_token(
-    monkeypatch, issuance, make_client, make_user, password_grant
-):
-    client = await make_client()
-    await make_user()
-    gate = Gate(monkeypatch, issuance.store, "get_user_by_name")
-
-    response = await interleave(
-        monkeypatch,
-        gate,
-        password_grant(client),
-        lambda: lifecycle.delete_user(issuance, "alice", actor="test"),
-    )
+async def test_a_login_in_flight_across_users_delete_gets_no_token(login_across):
+    response = await login_across(lifecycle.delete_user)
 
     assert response.code == 400
     assert body(response)["error"] == "invalid_grant"

@@ -66,26 +66,33 @@ async def mongo(kind):
         yield None
 
 
+# Each store's classes for the memory, SQLite and MongoDB kinds.
+STORE_CLASSES = {
+    "issuance": (MemoryIssuanceStore, SQLiteIssuanceStore, MongoIssuanceStore),
+    "catchphrases": (MemoryCatchphraseStore, SQLiteCatchphraseStore, MongoCatchphraseStore),
+}
+
+
+def of_kind(store: str, kind, mongo, tmp_path):
+    """The ``store`` of ``kind``; SQLite in ``<store>.sqlite3`` under ``tmp_path``."""
+    memory_class, sqlite_class, mongo_class = STORE_CLASSES[store]
+    if kind == "memory":
+        return memory_class()
+    if kind == "sqlite":
+        return sqlite_class(tmp_path / f"{store}.sqlite3")
+    return mongo_class(mongo)
+
+
 @pytest.fixture
 async def store(kind, mongo, tmp_path):
-    if kind == "memory":
-        made = MemoryIssuanceStore()
-    elif kind == "sqlite":
-        made = SQLiteIssuanceStore(tmp_path / "issuance.sqlite3")
-    else:
-        made = MongoIssuanceStore(mongo)
+    made = of_kind("issuance", kind, mongo, tmp_path)
     yield made
     await made.close()
 
 
 @pytest.fixture
 async def phrases(kind, mongo, tmp_path):
-    if kind == "memory":
-        made = MemoryCatchphraseStore()
-    elif kind == "sqlite":
-        made = SQLiteCatchphraseStore(tmp_path / "catchphrases.sqlite3")
-    else:
-        made = MongoCatchphraseStore(mongo)
+    made = of_kind("catchphrases", kind, mongo, tmp_path)
     yield made
     await made.close()
 

@@ -205,6 +205,14 @@ async def _client_action(issuance: Issuance, args: argparse.Namespace) -> None:
         print(json.dumps({"client_id": client_id, "client_secret": change.secret}))
 
 
+_COMMANDS: dict[tuple[str, str], Callable[[Issuance, argparse.Namespace], Awaitable[None]]] = {
+    ("clients", "add"): _add_client,
+    ("clients", "list"): _list_clients,
+    ("users", "add"): _add_user,
+    ("users", "list"): _list_users,
+}
+
+
 async def _run(settings: Settings, args: argparse.Namespace) -> None:
     revocations = revocation_store(settings)
     issuance = Issuance.open(settings, local_issuer(settings, local_keyring(settings)), revocations)
@@ -223,21 +231,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
                 " tokens could not be revoked on any server. Configure a shared store.",
                 EXIT_USAGE,
             )
-        action: Awaitable[None]
-        if args.command == "clients":
-            if verb == "add":
-                action = _add_client(issuance, args)
-            elif verb == "list":
-                action = _list_clients(issuance, args)
-            else:
-                action = _client_action(issuance, args)
-        elif verb == "add":
-            action = _add_user(issuance, args)
-        elif verb == "list":
-            action = _list_users(issuance, args)
-        else:
-            action = _user_action(issuance, args)
-        await action
+        # Every other verb (enable, disable, delete, ...) goes to the command's action.
+        other = _client_action if args.command == "clients" else _user_action
+        await _COMMANDS.get((args.command, verb), other)(issuance, args)
     finally:
         await issuance.close()
         await revocations.close()
