@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
+
+from backends import strict_json
 
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
@@ -33,25 +34,10 @@ def b64url_decode(segment: str) -> bytes:
     return raw
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    value = dict(pairs)
-    if len(value) != len(pairs):
-        raise ValueError("duplicate member name")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# One decoder for every proof: json.loads with hooks builds a new one per call.
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
-
-
 def json_object(raw: bytes) -> dict[str, Any]:
-    """A JSON object from UTF-8 bytes; ``json.loads(bytes)`` would also take UTF-16/32."""
+    """A JSON object from UTF-8 bytes, read by the one strict decoder tokens use too."""
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
+        value = strict_json.loads(raw)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     if not isinstance(value, dict):
