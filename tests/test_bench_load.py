@@ -91,7 +91,8 @@ def run(
 
 @pytest.mark.parametrize("kind", generators())
 def test_each_prepared_entry_is_sent_once_in_order(kind: str, recorder: Recorder) -> None:
-    result = run(kind, recorder, proofs(1_000_000), 1.0)
+    # 100,000: twenty times what this single-threaded recorder answers in a second.
+    result = run(kind, recorder, proofs(100_000), 1.0)
 
     assert result.valid, result.problems()
     assert result.reused == 0

@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from backends.catchphrases.mongo import MongoCatchphraseStore
+from backends.catchphrases.factory import open_catchphrase_store
 from backends.errors import BackendUnavailable
 from backends.issuance.base import AccessRecord, Client, Family, RefreshToken, Rotation
+from backends.issuance.factory import open_issuance_store
 from backends.issuance.mongo import MongoIssuanceStore
 from backends.principal import Principal
 from backends.revocation.mongo import MongoRevocationStore
@@ -297,19 +298,21 @@ async def test_every_store_client_has_socket_connect_and_selection_timeouts() ->
 async def test_a_hung_find_is_bounded_by_the_default_socket_timeout(
     proxy: WireProxy, database: str
 ) -> None:
-    client, _ = mongo_client(proxy.url(database))  # the defaults: nothing in the URL
-    store = MongoIssuanceStore(client[database], client=client)
-    phrases = MongoCatchphraseStore(client[database], client=client)
+    # Each store as its factory opens it, with the defaults: nothing in the URL.
+    store = open_issuance_store(proxy.url(database))
+    phrases = open_catchphrase_store(proxy.url(database))
     try:
         await store.add_client(
             Client("c1", "app", "hash", frozenset({"client_credentials"}), frozenset(), 0.0)
         )
-        proxy.stall(b"find", b"clients")
-        # Socket timeout 2 s, and the driver retries a read once.
-        await unavailable_within(6.0, store.get_client("c1"))
-        proxy.release()
-        proxy.stall(b"find", b"catchphrases")
-        await unavailable_within(6.0, phrases.list(limit=10))
+        await phrases.list(limit=10)
+        proxy.stall(b"find")
+        # Socket timeout 2 s, and the driver retries a read once: both at once.
+        await asyncio.gather(
+            unavailable_within(6.0, store.get_client("c1")),
+            unavailable_within(6.0, phrases.list(limit=10)),
+        )
     finally:
         proxy.release()
         await store.close()
+        await phrases.close()
