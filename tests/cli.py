@@ -66,13 +66,13 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes, Message]:
         return exc.code, exc.read(), exc.headers
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; whether it held."""
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:
+    """Poll ``condition`` every ``step`` until it holds or ``timeout`` passes; whether it held."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return True
-        time.sleep(0.02)
+        time.sleep(step)
     return condition()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.cli import (
 from tests.conftest import redis_url, require_service
 from tests.redis_keys import reachable
 from tests.settings_support import refusal
+from webapp.service.server import SHUTDOWN_GRACE_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +96,24 @@ def test_a_dead_worker_is_replaced(env):
     assert code == 0
     assert f"(pid {victim}) exited with -9 " in err
     assert "; starting another" in err
+
+
+def test_a_stop_while_a_replacement_worker_starts_is_not_lost(env):
+    # The replacement is signalled before it can have installed its own handlers: it
+    # must stop at once, not sit out the supervisor's grace and margin until a kill.
+    server = Server(env, free_port(), "--workers", "2")
+    try:
+        first = children(server.process.pid)
+        for victim in first:  # both: two replacements starting make the window wider
+            os.kill(victim, signal.SIGKILL)
+        assert wait_until(lambda: bool(children(server.process.pid) - first), 10, step=0.001)
+        started = time.monotonic()
+        code, _, err = server.stop()
+    finally:
+        server.process.kill()
+    assert code == 0, err
+    assert time.monotonic() - started < SHUTDOWN_GRACE_SECONDS
+    assert "did not stop" not in err
 
 
 def test_workers_refuse_the_memory_store(env, data_dir):

@@ -120,15 +120,28 @@ class Supervisor:
 
     def _spawn(self, number: int) -> None:
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the worker: never return into the parent's code
-            code = 1
-            try:
-                die_with_parent(parent)
-                code = self.worker(self.settings, self.sockets, number)
-            finally:
-                logging.shutdown()
-                os._exit(code)
+        # A worker must not inherit the supervisor's handlers, which only set a flag in
+        # the worker's copy of this object: a SIGTERM during its start would be lost and
+        # the stop would wait for the kill. Blocked across the fork, so none slips in
+        # before the worker is back on the default action (stop at once: it serves
+        # nothing yet) until its server installs the graceful one.
+        stops = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker: never return into the parent's code
+                code = 1
+                try:
+                    for signum in stops:
+                        signal.signal(signum, signal.SIG_DFL)
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+                    die_with_parent(parent)
+                    code = self.worker(self.settings, self.sockets, number)
+                finally:
+                    logging.shutdown()
+                    os._exit(code)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
         self.children[pid] = number
         self.started[pid] = time.monotonic()
 
