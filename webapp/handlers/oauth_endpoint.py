@@ -164,7 +164,7 @@ class OAuthEndpointHandler(JsonHandler):
         """The client the request authenticates as, its check holding a failed-auth slot.
 
         :raises InvalidClient: missing, malformed or wrong credentials (a failure).
-        :raises ApiError: 429 when the address has no failed-auth budget left.
+        :raises RateLimited: the address has no failed-auth budget left.
         """
         check = await self.client_check()
         try:

@@ -117,7 +117,10 @@ class JsonHandler(RequestHandler):
         return limits
 
     async def limit_request(self, *, authenticating: bool) -> None:
-        """Charge this request before authentication (429/503 ``ApiError`` when refused)."""
+        """Charge this request before authentication.
+
+        :raises RateLimited: refused; :raises ApiError: 503, the limiter fails closed.
+        """
         if self.rate_limits is not None:
             admission = await self.rate_limits.before_auth(
                 self.request, self.rate_limit, authenticating=authenticating
@@ -158,7 +161,7 @@ class JsonHandler(RequestHandler):
         return await limits.client_check(self.request)
 
     async def limit_verified(self, key: str) -> None:
-        """Charge the route's policy to a verified key (429 ``ApiError`` when refused)."""
+        """Charge the route's policy to a verified key (``RateLimited`` when refused)."""
         limits = self.rate_limits
         if limits is not None:
             self._set_rate_limit_headers(await limits.for_verified(self.rate_limit, key))

@@ -50,7 +50,7 @@ from urllib.parse import quote
 
 from tornado.httputil import HTTPServerRequest
 
-from backends.errors import AuthError, InvalidToken
+from backends.errors import AuthError, InvalidToken, RateLimited
 from backends.principal import Principal
 from backends.ratelimit import (
     Decision,
@@ -222,8 +222,8 @@ class RequestLimits:
         """Stage 1; ``authenticating``: credentials will be checked next (a bearer token,
         or an OAuth client's), so the guards apply and the route counts after the check.
 
-        :raises ApiError: 429 over a limit, 503 when the storage is down and
-            limiting fails closed.
+        :raises RateLimited: over a limit (429).
+        :raises ApiError: 503 when the storage is down and limiting fails closed.
         """
         if ref is None:
             return Admission()
@@ -256,7 +256,7 @@ class RequestLimits:
         """Stage 2: the handler's policy for the authenticated ``principal``.
 
         :returns: the rate-limit headers for the response.
-        :raises ApiError: as :meth:`before_auth`.
+        :raises RateLimited, ApiError: as :meth:`before_auth`.
         """
         return await self.for_verified(ref, _principal_key(principal.issuer, principal.subject))
 
@@ -264,7 +264,7 @@ class RequestLimits:
         """The handler's policy for a verified ``key`` (see :func:`client_key`).
 
         :returns: the rate-limit headers for the response.
-        :raises ApiError: as :meth:`before_auth`.
+        :raises RateLimited, ApiError: as :meth:`before_auth`.
         """
         policy = self.policy(ref)
         if policy is None:
@@ -300,7 +300,8 @@ class RequestLimits:
         Each budget must have room for its recorded failures plus every check in
         flight, this one included; otherwise nothing is held or charged.
 
-        :raises ApiError: 429 when a budget has no room, 503 as :meth:`before_auth`.
+        :raises RateLimited: a budget has no room.
+        :raises ApiError: 503 as :meth:`before_auth`.
         """
         held = tuple((policy, key) for policy, key in slots if policy is not None)
         for slot in held:
@@ -327,14 +328,15 @@ class RequestLimits:
         """Credential-check slots held now (for tests and metrics)."""
         return sum(self._in_flight.values())
 
-    async def _refusal(self, policy: Policy, key: str, decision: Decision) -> ApiError:
+    async def _refusal(
+        self, policy: Policy, key: str, decision: Decision
+    ) -> ApiError | RateLimited:
         if decision.storage_failed:
             return ApiError(
                 503,
                 "temporarily_unavailable",
                 "Rate limiting is unavailable; retry later",
                 headers={"Retry-After": str(_FAIL_CLOSED_RETRY_AFTER)},
-                reason="ratelimit_unavailable",
             )
         quotas = decision.quotas
         if quotas is None:
@@ -347,12 +349,10 @@ class RequestLimits:
         else:
             retry_after = policy.items[index].window
         retry_after = max(1, retry_after)
-        return ApiError(
-            429,
-            "rate_limited",
+        return RateLimited(
             f"Too many requests; retry in {retry_after} seconds",
-            headers={"Retry-After": str(retry_after), **_headers(quotas)},
-            reason="rate_limited",
+            retry_after=retry_after,
+            headers=_headers(quotas),
         )
 
 
