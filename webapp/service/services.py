@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient
 
@@ -208,16 +207,6 @@ class Services:
         for backend in self.remote_backends:
             kids.update((backend.issuer, kid) for kid in backend.status().key_ids)
         return kids
-
-    def tornado_settings(self) -> dict[str, Any]:
-        return {
-            "authenticator": self.authenticator,
-            "services": self,
-            "metrics": self.metrics,
-            "cors": self.cors,
-            "rate_limits": self.rate_limits,
-            "max_body_bytes": self.settings.max_body_bytes,
-        }
 
     async def close(self) -> None:
         for task in self._tasks:

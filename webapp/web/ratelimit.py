@@ -137,8 +137,8 @@ class CredentialCheck:
 class RequestLimits:
     """The policies of an application, the limiter that counts them, and how keys are made.
 
-    Put it in the Tornado application settings as ``rate_limits``; without it,
-    nothing is limited. ``off`` names configured policies that count nothing.
+    Give it to each route as its ``rate_limits`` keyword; without it, nothing is
+    limited. ``off`` names configured policies that count nothing.
     """
 
     def __init__(
