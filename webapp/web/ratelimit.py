@@ -42,9 +42,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -57,11 +56,7 @@ from backends.ratelimit import (
     Policy,
     Quota,
     RateLimitBackend,
-    StrategyName,
-    open_rate_limit,
 )
-from webapp.config.parsers import RATELIMIT_OFF
-from webapp.config.settings import Settings
 from webapp.web.clientip import ClientAddresses, Network
 from webapp.web.errors import ApiError
 
@@ -165,40 +160,6 @@ class RequestLimits:
         self.addresses = ClientAddresses(trusted_proxies, ipv6_prefix, client_ip_header)
         # Checks in flight per slot: entries live only while a check runs.
         self._in_flight: Counter[Slot] = Counter()
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, clock: Callable[[], float] = time.time
-    ) -> RequestLimits:
-        """The configured policies, counted where the settings say; in-process windows on
-        ``clock`` (tests pass one they move)."""
-        limiter = open_rate_limit(
-            settings.ratelimit_storage,
-            key_prefix=settings.ratelimit_key_prefix,
-            timeout=settings.ratelimit_timeout,
-            fail_closed=settings.ratelimit_fail_closed,
-            max_keys=settings.ratelimit_max_keys,
-            clock=clock,
-        )
-        routes = {
-            "default": configured("default", settings.ratelimit_default),
-            "token": configured("token", settings.ratelimit_token, "moving-window"),
-            "introspect": configured("introspect", settings.ratelimit_introspect),
-            "admin": configured("admin", settings.ratelimit_admin),
-            "api": configured("api", settings.ratelimit_api),
-        }
-        return cls(
-            limiter,
-            [policy for policy in routes.values() if policy is not None],
-            off=[name for name, policy in routes.items() if policy is None],
-            failed_auth=configured("failed-auth", settings.ratelimit_failed_auth, "moving-window"),
-            preauth=configured("preauth", settings.ratelimit_preauth),
-            password=configured("password", settings.ratelimit_password, "moving-window"),
-            password_ip=configured("password-ip", settings.ratelimit_password_ip, "moving-window"),
-            trusted_proxies=settings.trusted_proxies,
-            ipv6_prefix=settings.ratelimit_ipv6_prefix,
-            client_ip_header=settings.client_ip_header,
-        )
 
     def policy(self, ref: PolicyRef) -> Policy | None:
         """The policy a handler's ``rate_limit`` attribute names (None: never, or off).
@@ -360,13 +321,6 @@ class RequestLimits:
 def _principal_key(issuer: str, subject: str) -> str:
     # Cached: the same few users send most requests, and quoting is dear per request.
     return f"sub:{_key_part(issuer)}|{_key_part(subject)}"
-
-
-def configured(
-    name: str, limits: str, strategy: StrategyName = "sliding-window-counter"
-) -> Policy | None:
-    """The policy a setting describes; None when it is ``off``."""
-    return None if limits == RATELIMIT_OFF else Policy(name, limits, strategy)
 
 
 def _key_part(value: str) -> str:
