@@ -220,11 +220,11 @@ def garbage_tokens(valid: str, count: int) -> list[str]:
 def signature_checks(monkeypatch, services) -> dict[str, int]:
     """Counts signature verifications and calls into the authenticator."""
     counts = {"signatures": 0, "authentications": 0}
-    deserialize = jws.deserialize_compact
+    validate = jws.validate_compact
 
-    def counting_deserialize(*args, **kwargs):
+    def counting_validate(*args, **kwargs):
         counts["signatures"] += 1
-        return deserialize(*args, **kwargs)
+        return validate(*args, **kwargs)
 
     authenticate = services.authenticator.authenticate
 
@@ -232,7 +232,7 @@ def signature_checks(monkeypatch, services) -> dict[str, int]:
         counts["authentications"] += 1
         return await authenticate(token)
 
-    monkeypatch.setattr(jws, "deserialize_compact", counting_deserialize)
+    monkeypatch.setattr(jws, "validate_compact", counting_validate)
     monkeypatch.setattr(services.authenticator, "authenticate", counting_authenticate)
     return counts
 
