@@ -95,6 +95,26 @@ class BackendUnavailable(JotguardError):
         self.reason = reason
 
 
+# --- the caller has spent its budget ------------------------------------------------- #
+
+
+class RateLimited(JotguardError):
+    """Over a rate limit: retry in ``retry_after`` seconds.
+
+    ``headers`` are the quota's ``RateLimit`` fields, carried here because Tornado's
+    ``send_error`` clears the headers set before the refusal was raised.
+    """
+
+    error = "rate_limited"
+
+    def __init__(
+        self, description: str, *, retry_after: int, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+
 # --- the request itself --------------------------------------------------------------- #
 
 

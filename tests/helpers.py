@@ -7,8 +7,7 @@ from typing import Any
 from joserfc import jwt
 from tornado.web import RequestHandler
 
-from webapp.handlers.basic import NotFoundHandler
-from webapp.service.app import JotguardApplication, metrics_routes, routes
+from webapp.service.app import JotguardApplication, make_app, protected, web
 from webapp.service.openapi import operation, text_response
 from webapp.service.services import Services
 from webapp.web.handler import AuthenticatedHandler, requires_any_scope, requires_scopes
@@ -28,12 +27,14 @@ class ScopedHandler(AuthenticatedHandler):
 
 def app_with(services: Services, *extra: tuple[str, type[RequestHandler]]) -> JotguardApplication:
     """The service's application with ``extra`` routes in front of its own."""
-    return JotguardApplication(
-        [*extra, *routes(), *metrics_routes(services)],
-        default_handler_class=NotFoundHandler,
-        xsrf_cookies=False,
-        **services.tornado_settings(),
-    )
+    return make_app(services, [(path, handler, deps(services, handler)) for path, handler in extra])
+
+
+def deps(services: Services, handler: type[RequestHandler]) -> dict[str, Any]:
+    """What a test's handler takes: the authenticator too when it is a protected one."""
+    if issubclass(handler, AuthenticatedHandler):
+        return protected(services)
+    return web(services)
 
 
 def signed(services: Services, claims: dict[str, Any], **header: Any) -> str:

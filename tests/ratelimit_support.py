@@ -19,9 +19,10 @@ from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 from tests.clock import mid_minute_clock
+from tests.helpers import deps
 from webapp.config.settings import Settings
 from webapp.handlers.basic import NotFoundHandler
-from webapp.service.app import routes
+from webapp.service.app import routes, web
 from webapp.service.services import Services
 from webapp.web.errors import ApiError
 from webapp.web.handler import AuthenticatedHandler, JsonHandler
@@ -82,10 +83,11 @@ def limited_app(services: Services) -> Application:
     # A plain Tornado Application, as a library user builds one: jotguard's own
     # application insists on documented, literal routes, which these stand-ins are not.
     return Application(
-        TEST_ROUTES + routes(),
+        [(path, handler, deps(services, handler)) for path, handler in TEST_ROUTES]
+        + routes(services, {}),
         default_handler_class=NotFoundHandler,
+        default_handler_args=web(services),
         xsrf_cookies=False,
-        **services.tornado_settings(),
     )
 
 

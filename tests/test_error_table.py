@@ -25,6 +25,7 @@ from backends.errors import (
     MalformedRequest,
     MissingCredentials,
     NotFound,
+    RateLimited,
 )
 from backends.issuance.errors import (
     InvalidClient,
@@ -76,6 +77,8 @@ EXPECTED: list[tuple[JotguardError, Expected]] = [
         BackendUnavailable("down", retry_after=7),
         Expected(503, "temporarily_unavailable", None, True),
     ),
+    # RFC 6585 §4 + RFC 9110 §10.2.3.
+    (RateLimited("slow", retry_after=3), Expected(429, "rate_limited", None, True)),
     # RFC 6749 §5.2, also for RFC 7009 §2.2.1 and RFC 7662 §2.3: 400, except
     # invalid_client: 401 with the Basic challenge (RFC 9110 §15.5.2, RFC 7617).
     (OAuthError("x"), Expected(400, "invalid_request", None, False)),
@@ -162,6 +165,12 @@ def test_the_bearer_challenge_carries_what_rfc_6750_asks():
 
 def test_retry_after_is_the_outages_own():
     assert error_answer(BackendUnavailable("down", retry_after=42)).headers == {"Retry-After": "42"}
+
+
+def test_a_rate_limit_refusal_reports_its_quota_after_retry_after():
+    quota = {"RateLimit-Policy": '"token";q=5;w=60', "RateLimit": '"token";r=0;t=42'}
+    answer = error_answer(RateLimited("slow", retry_after=42, headers=quota))
+    assert list(answer.headers.items()) == [("Retry-After", "42"), *quota.items()]
 
 
 def test_every_401_row_has_a_challenge():

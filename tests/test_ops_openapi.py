@@ -155,10 +155,8 @@ def test_request_bodies_and_extra_errors_are_documented(services):
     class Limited(Revoke):
         rate_limit = "token"
 
-    app = JotguardApplication(
-        [(r"/revoke", Revoke), (r"/limited", Limited)], **services.tornado_settings()
-    )
-    document = app.settings["openapi"]
+    app = JotguardApplication([(r"/revoke", Revoke), (r"/limited", Limited)])
+    document = app.openapi
     OpenAPIV31SpecValidator(document).validate()
     post = document["paths"]["/revoke"]["post"]
     assert post["requestBody"]["required"] is True
@@ -174,7 +172,7 @@ def test_an_undocumented_handler_method_stops_the_application(services):
             pass
 
     with pytest.raises(ValueError, match=r"Undocumented\.delete serves DELETE /things"):
-        JotguardApplication([(r"/things", Undocumented)], **services.tornado_settings())
+        JotguardApplication([(r"/things", Undocumented)])
 
 
 def test_an_error_status_without_a_shared_response_is_refused(services):
@@ -184,7 +182,7 @@ def test_an_error_status_without_a_shared_response_is_refused(services):
             pass
 
     with pytest.raises(ValueError, match="418"):
-        JotguardApplication([(r"/tea", Teapot)], **services.tornado_settings())
+        JotguardApplication([(r"/tea", Teapot)])
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,7 @@ async def test_path_variants_of_one_route_share_one_budget(fetch):
 
 def test_every_jotguard_route_names_a_configured_policy(services):
     # A typo such as rate_limit = "tokens" would otherwise surface as a 500 at request time.
-    for _, handler in routes():
+    for _, handler, _ in routes(services, {}):
         services.rate_limits.policy(handler.rate_limit)
 
 
@@ -497,7 +497,7 @@ async def test_readme_library_example_works(services, http_client, issue_token):
         status = [await http_client.fetch(base + "/status", raise_error=False) for _ in range(40)]
     finally:
         server.stop()
-        await app.settings["rate_limits"].limiter.aclose()
+        await app.wildcard_router.rules[0].target_kwargs["rate_limits"].limiter.aclose()
 
     assert [a.code for a in search] == [200] * 30 + [429]
     assert search[0].headers["RateLimit-Policy"] == '"search-60s";q=30;w=60'

@@ -18,8 +18,9 @@ from tests.conftest import GENEROUS_LIMITS
 from tests.ratelimit_support import closed_port
 from webapp.config.fields import SettingsError
 from webapp.config.settings import Settings
+from webapp.service.services import request_limits
 from webapp.web.clientip import ClientAddresses, parse_address
-from webapp.web.ratelimit import RequestLimits, is_failed_guess
+from webapp.web.ratelimit import is_failed_guess
 
 # --- settings ------------------------------------------------------------------------
 
@@ -67,7 +68,7 @@ POLICY_VARIABLES = list(GENEROUS_LIMITS)
 @pytest.mark.parametrize("variable", POLICY_VARIABLES)
 def test_every_policy_can_be_turned_off_by_name_alone(tmp_path, variable):
     environ = {"JOTGUARD_ENV_FILE": str(tmp_path / "absent.env"), variable: " OFF "}
-    limits = RequestLimits.from_settings(Settings.load(environ=environ))
+    limits = request_limits(Settings.load(environ=environ))
     configured = {
         **limits.policies,
         "preauth": limits.preauth,
@@ -88,7 +89,7 @@ def test_a_bad_limit_says_off_is_allowed(tmp_path):
 def test_client_address_defaults(tmp_path):
     settings = Settings.load(environ={"JOTGUARD_ENV_FILE": str(tmp_path / "absent.env")})
     assert (settings.client_ip_header, settings.ratelimit_ipv6_prefix) == ("x-forwarded-for", 56)
-    limits = RequestLimits.from_settings(settings)
+    limits = request_limits(settings)
     assert limits.addresses.ipv6_prefix == 56
     assert "no trusted proxies" in limits.addresses.describe()
     behind = Settings.load(
@@ -98,7 +99,7 @@ def test_client_address_defaults(tmp_path):
             "JOTGUARD_CLIENT_IP_HEADER": "Forwarded",
         }
     )
-    described = RequestLimits.from_settings(behind).addresses.describe()
+    described = request_limits(behind).addresses.describe()
     assert described == "Forwarded from the trusted proxies 10.0.0.0/8, else the peer"
 
 

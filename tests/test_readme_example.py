@@ -21,20 +21,15 @@ def readme_example() -> str:
 
 
 @pytest.fixture
-async def app(data_dir, monkeypatch):
-    monkeypatch.setenv("JOTGUARD_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("JOTGUARD_ISSUER", "http://jotguard.test/")
-    monkeypatch.setenv("JOTGUARD_ENV_FILE", str(data_dir / "absent.env"))
+def app(services):
     namespace: dict = {}
     exec(compile(readme_example(), "README.md", "exec"), namespace)  # noqa: S102
-    application = await namespace["make_app"]()
-    yield application
-    await application.settings["services"].close()
+    return namespace["make_app"](services.authenticator)
 
 
 @pytest.fixture
-def issue(app):
-    issuer = app.settings["services"].issuer
+def issue(services):
+    issuer = services.issuer
 
     def make(scopes):
         return issuer.sign(issuer.claims_for("alice", scopes=scopes)).token

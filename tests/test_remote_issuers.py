@@ -26,7 +26,7 @@ from backends.keys.jwks import JWKSPolicy
 from tests.clock import FakeClock
 from tests.fake_issuer import FakeIssuer
 from webapp.handlers.basic import ProtectedHandler
-from webapp.service.app import make_app
+from webapp.service.app import make_app, protected
 from webapp.service.services import Services
 from webapp.web.handler import AuthenticatedHandler, requires_scopes
 
@@ -53,7 +53,7 @@ def settings_overrides(fake_issuer: FakeIssuer) -> dict[str, str]:
 @pytest.fixture
 def app(services: Services) -> Application:
     application = make_app(services)
-    application.add_handlers(r".*", EXTRA_ROUTES)
+    application.add_handlers(r".*", [(path, h, protected(services)) for path, h in EXTRA_ROUTES])
     return application
 
 
@@ -405,9 +405,9 @@ class TestStoppedAfterFirstFetch:
             policy=JWKSPolicy(max_age=self.MAX_AGE, max_stale=self.MAX_STALE, timeout=0.5),
             clock=clock,
         )
+        deps = {"authenticator": Authenticator([backend], token_cache=token_cache)}
         return Application(
-            [(r"/test-auth", ProtectedHandler), *EXTRA_ROUTES],
-            authenticator=Authenticator([backend], token_cache=token_cache),
+            [(path, h, deps) for path, h in [(r"/test-auth", ProtectedHandler), *EXTRA_ROUTES]]
         )
 
     async def test_valid_tokens_pass_for_max_stale_then_503(self, fetch, fake_issuer, clock):

@@ -8,6 +8,7 @@ import pytest
 from tornado.web import Application
 
 from webapp import AuthenticatedHandler, requires_any_scope, requires_scopes
+from webapp.service.app import protected
 
 
 class AllOf(AuthenticatedHandler):
@@ -47,16 +48,14 @@ class OptionalScoped(AuthenticatedHandler):
 
 @pytest.fixture
 def app(services):
-    return Application(
-        [
-            (r"/all", AllOf),
-            (r"/any", AnyOf),
-            (r"/optional", Optional),
-            (r"/optional-principal", OptionalUsingPrincipal),
-            (r"/scoped", OptionalScoped),
-        ],
-        **services.tornado_settings(),
-    )
+    handlers = [
+        (r"/all", AllOf),
+        (r"/any", AnyOf),
+        (r"/optional", Optional),
+        (r"/optional-principal", OptionalUsingPrincipal),
+        (r"/scoped", OptionalScoped),
+    ]
+    return Application([(path, handler, protected(services)) for path, handler in handlers])
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,22 @@ records the token's subject as the actor of every change.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict
 from typing import Any
 
 from backends import strict_json
 from backends.errors import InsufficientScope, InvalidInput, NotFound
+from backends.revocation.base import RevocationStore
 from webapp.service.openapi import json_body, json_response, operation
-from webapp.service.revoking import MAX_REASON_LENGTH, apply_request, checked_text, entry_json
+from webapp.service.revoking import (
+    MAX_REASON_LENGTH,
+    Revoker,
+    apply_request,
+    checked_text,
+    entry_json,
+)
 from webapp.service.revoking import parse_request as parse_revocation
-from webapp.service.services import Services
 from webapp.web.handler import AuthenticatedHandler, require_json_media_type
 
 DEFAULT_PAGE = 50
@@ -85,18 +92,19 @@ class AdminHandler(AuthenticatedHandler):
     openapi_scopes = ("admin",)  # the default JOTGUARD_ADMIN_SCOPE
     rate_limit = "admin"
 
-    @property
-    def services(self) -> Services:
-        services: Services = self.settings["services"]
-        return services
+    def initialize(
+        self, *, admin_scope: str, admin_issuers: Collection[str], **protected: Any
+    ) -> None:
+        self.admin_scope = admin_scope
+        self.admin_issuers = admin_issuers
+        super().initialize(**protected)
 
     async def prepare(self) -> None:
         await super().prepare()
         if self.request.method == "OPTIONS":
             return
-        settings = self.services.settings
-        scope = settings.admin_scope
-        if self.principal.issuer not in settings.admin_issuer_urls:
+        scope = self.admin_scope
+        if self.principal.issuer not in self.admin_issuers:
             self.refuse(
                 InsufficientScope(
                     (scope,),
@@ -122,7 +130,19 @@ class AdminHandler(AuthenticatedHandler):
         return limit, self.single_argument("cursor")
 
 
-class RevocationsHandler(AdminHandler):
+class RevocationHandlerBase(AdminHandler):
+    """An admin route over the revocation store."""
+
+    def initialize(self, *, revocations: RevocationStore, **admin: Any) -> None:  # type: ignore[override]
+        self.revocations = revocations
+        super().initialize(**admin)
+
+
+class RevocationsHandler(RevocationHandlerBase):
+    def initialize(self, *, revoker: Revoker, **admin: Any) -> None:  # type: ignore[override]
+        self.revoker = revoker
+        super().initialize(**admin)
+
     @operation(
         "Revoke a token (jti or whole token), a subject, a client or a local user",
         request_body=json_body(_REVOKE_REQUEST),
@@ -133,7 +153,7 @@ class RevocationsHandler(AdminHandler):
     async def post(self) -> None:
         require_json_media_type(self.request)
         request = parse_revocation(json_object(self.request.body))
-        entry = await apply_request(self.services, request, actor=self.principal.subject)
+        entry = await apply_request(self.revoker, request, actor=self.principal.subject)
         self.set_status(201)
         self.set_header("Location", f"/admin/revocations/{entry.id}")
         self.finish(entry_json(entry))
@@ -146,7 +166,7 @@ class RevocationsHandler(AdminHandler):
     async def get(self) -> None:
         limit, cursor = self.page_arguments()
         try:
-            page = await self.services.revocations.list_entries(limit=limit, cursor=cursor)
+            page = await self.revocations.list_entries(limit=limit, cursor=cursor)
         except ValueError as exc:
             raise InvalidInput(f"'cursor': {exc}") from None
         self.finish(
@@ -157,7 +177,7 @@ class RevocationsHandler(AdminHandler):
         )
 
 
-class RevocationHandler(AdminHandler):
+class RevocationHandler(RevocationHandlerBase):
     @operation(
         "Un-revoke: remove a revocation entry (to undo a mistake)",
         responses={204: {"description": "Removed."}},
@@ -168,7 +188,7 @@ class RevocationHandler(AdminHandler):
         reason = self.single_argument("reason")
         if reason is not None:
             reason = checked_text("reason", reason, MAX_REASON_LENGTH)
-        removed = await self.services.revocations.unrevoke(
+        removed = await self.revocations.unrevoke(
             entry_id, reason=reason, actor=self.principal.subject
         )
         if removed is None:
@@ -177,7 +197,7 @@ class RevocationHandler(AdminHandler):
         self.finish()
 
 
-class AuditHandler(AdminHandler):
+class AuditHandler(RevocationHandlerBase):
     @operation(
         "The audit log of admin actions, newest first",
         responses={200: json_response("One page.", _page_of("audit", {"type": "object"}))},
@@ -186,7 +206,7 @@ class AuditHandler(AdminHandler):
     async def get(self) -> None:
         limit, cursor = self.page_arguments()
         try:
-            page = await self.services.revocations.audit_log(limit=limit, cursor=cursor)
+            page = await self.revocations.audit_log(limit=limit, cursor=cursor)
         except ValueError as exc:
             raise InvalidInput(f"'cursor': {exc}") from None
         records = []

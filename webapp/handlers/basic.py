@@ -3,6 +3,8 @@ path, a body over the size limit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tornado.web import HTTPError, stream_request_body
 
 from webapp.service.openapi import json_response, operation, text_response
@@ -70,9 +72,13 @@ class BodyTooLargeHandler(JsonHandler):
     """413 for a request whose Content-Length is over ``max_body_bytes``, sent once the
     headers are read: Tornado discards the body while it goes out, then closes."""
 
+    def initialize(self, *, max_body_bytes: int, **web: Any) -> None:
+        self.max_body_bytes = max_body_bytes
+        super().initialize(**web)
+
     async def prepare(self) -> None:
         await self.limit_request(authenticating=False)
-        limit = self.settings["max_body_bytes"]
+        limit = self.max_body_bytes
         raise RequestTooLarge(f"The body is larger than the {limit} bytes accepted")
 
     def data_received(self, chunk: bytes) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from backends.catchphrases.base import (
     MAX_PAGE,
@@ -18,7 +19,6 @@ from backends.catchphrases.base import (
 )
 from backends.errors import InvalidInput, NotFound
 from webapp.service.openapi import json_body, json_response, operation
-from webapp.service.services import Services
 from webapp.web.errors import RequestTooLarge
 from webapp.web.handler import AuthenticatedHandler, require_json_media_type, requires_scopes
 
@@ -72,10 +72,9 @@ _NOT_FOUND = "No catchphrase has this id"
 class CatchphraseBase(AuthenticatedHandler):
     rate_limit = "api"
 
-    @property
-    def store(self) -> CatchphraseStore:
-        services: Services = self.settings["services"]
-        return services.issuance.catchphrases
+    def initialize(self, *, catchphrases: CatchphraseStore, **protected: Any) -> None:
+        self.store = catchphrases
+        super().initialize(**protected)
 
     def _json_fields(self) -> CatchphraseFields:
         require_json_media_type(self.request)

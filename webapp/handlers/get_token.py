@@ -9,13 +9,14 @@ both at once; unconfigured, the route does not exist (404).
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import Any
 
 from backends.errors import NotFound
+from backends.issuance.exchange import LocalTokenExchange
 from backends.token_exchange import ClientCredentialsExchange
 from webapp.handlers.basic import NotFoundHandler
 from webapp.handlers.get_token_local import local_get_token
 from webapp.service.openapi import ERROR_SCHEMA, json_response, operation
-from webapp.service.services import Services
 from webapp.web.handler import JsonHandler
 from webapp.web.ratelimit import PolicyRef
 
@@ -47,13 +48,19 @@ class GetTokenHandler(JsonHandler):
 
     rate_limit: PolicyRef = "token"
 
-    @property
-    def services(self) -> Services:
-        services: Services = self.settings["services"]
-        return services
+    def initialize(
+        self,
+        *,
+        token_exchange: ClientCredentialsExchange | None,
+        get_token_local: LocalTokenExchange | None,
+        **web: Any,
+    ) -> None:
+        self.token_exchange = token_exchange
+        self.get_token_local = get_token_local
+        super().initialize(**web)
 
     def prepare(self) -> Awaitable[None] | None:
-        if self.services.token_exchange is None and self.services.issuance.get_token_local is None:
+        if self.token_exchange is None and self.get_token_local is None:
             # Off, the route is an unknown path: counted as those are, not as token issuance.
             self.rate_limit = NotFoundHandler.rate_limit
         return super().prepare()
@@ -75,11 +82,11 @@ class GetTokenHandler(JsonHandler):
         tags=["tokens"],
     )
     async def get(self) -> None:
-        exchange = self.services.token_exchange
+        exchange = self.token_exchange
         if exchange is not None:
             await self._auth0_exchange(exchange)
             return
-        local = self.services.issuance.get_token_local
+        local = self.get_token_local
         if local is None:
             raise NotFound("GET /get-token is not enabled on this server")
         self.set_header("Pragma", "no-cache")

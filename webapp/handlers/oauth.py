@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.auth import Authenticator
 from backends.errors import AuthError
 from backends.issuance.base import Client
 from backends.issuance.errors import InvalidRequest, UnauthorizedClient
 from backends.principal import Principal
+from backends.revocation.base import RevocationStore
 from webapp.handlers.oauth_endpoint import (
     CLIENT_AUTH_DESCRIPTION,
     OAUTH_ERROR_RESPONSES,
@@ -61,6 +63,13 @@ class TokenEndpointHandler(OAuthEndpointHandler):
 
     rate_limit = "introspect"
 
+    def initialize(  # type: ignore[override]
+        self, *, authenticator: Authenticator, revocations: RevocationStore, **oauth: Any
+    ) -> None:
+        self.authenticator = authenticator
+        self.revocations = revocations
+        super().initialize(**oauth)
+
     async def post(self) -> None:
         form = parse_form(self.request)
         token = form.get("token")
@@ -80,7 +89,7 @@ class TokenEndpointHandler(OAuthEndpointHandler):
         :raises BackendUnavailable: a key source needed to tell is down.
         """
         try:
-            return await self.services.authenticator.verify(token)
+            return await self.authenticator.verify(token)
         except AuthError:
             return None
 
@@ -115,7 +124,7 @@ class RevokeHandler(TokenEndpointHandler):
             return False
         if principal.client_id != client.client_id:
             raise UnauthorizedClient("The token was not issued to this client")
-        await self.services.revocations.revoke_token(
+        await self.revocations.revoke_token(
             principal.token_id,
             issuer=principal.issuer,
             expires_at=principal.expires_at,
@@ -131,6 +140,10 @@ _INACTIVE = {"active": False}
 class IntrospectHandler(TokenEndpointHandler):
     """RFC 7662: ``{"active": false}`` for revoked, expired, foreign or garbled tokens,
     and for tokens of another client unless the caller holds the admin scope."""
+
+    def initialize(self, *, admin_scope: str, **endpoint: Any) -> None:  # type: ignore[override]
+        self.admin_scope = admin_scope
+        super().initialize(**endpoint)
 
     @operation(
         "RFC 7662: is this token active, and what does it carry",
@@ -165,7 +178,7 @@ class IntrospectHandler(TokenEndpointHandler):
             return _INACTIVE
         try:
             # Always fail closed here: an unchecked "active" would be a false statement.
-            await self.services.authenticator.check_revocation(principal, fail_open=False)
+            await self.authenticator.check_revocation(principal, fail_open=False)
         except AuthError:
             return _INACTIVE
         return introspection(principal)
@@ -190,10 +203,7 @@ class IntrospectHandler(TokenEndpointHandler):
         }
 
     def _may_inspect(self, client: Client, token_client_id: str | None) -> bool:
-        return (
-            token_client_id == client.client_id
-            or self.services.settings.admin_scope in client.scopes
-        )
+        return token_client_id == client.client_id or self.admin_scope in client.scopes
 
 
 def introspection(principal: Principal) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from backends.issuance.errors import InvalidClient, InvalidRequest
 from backends.issuance.grants import TokenService
 from backends.issuance.queueing import mark_request_started
 from webapp.service.openapi import ERROR_SCHEMA, json_response
-from webapp.service.services import Services
 from webapp.web.handler import JsonHandler
 
 log = logging.getLogger("jotguard.oauth")
@@ -138,14 +137,9 @@ class OAuthEndpointHandler(JsonHandler):
 
     rate_limit = "token"
 
-    @property
-    def services(self) -> Services:
-        services: Services = self.settings["services"]
-        return services
-
-    @property
-    def tokens(self) -> TokenService:
-        return self.services.issuance.tokens
+    def initialize(self, *, tokens: TokenService, **web: Any) -> None:
+        self.tokens = tokens
+        super().initialize(**web)
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
@@ -164,7 +158,7 @@ class OAuthEndpointHandler(JsonHandler):
         """The client the request authenticates as, its check holding a failed-auth slot.
 
         :raises InvalidClient: missing, malformed or wrong credentials (a failure).
-        :raises ApiError: 429 when the address has no failed-auth budget left.
+        :raises RateLimited: the address has no failed-auth budget left.
         """
         check = await self.client_check()
         try:

@@ -6,8 +6,7 @@ from typing import Any
 
 from webapp.service.metrics import Metrics
 from webapp.service.openapi import json_response, operation
-from webapp.service.readiness import OK
-from webapp.service.services import Services
+from webapp.service.readiness import OK, Readiness
 from webapp.web.handler import JsonHandler
 
 READY_RETRY_AFTER = 5
@@ -28,6 +27,10 @@ _NOTES_SCHEMA = {
 class ReadinessHandler(JsonHandler):
     quiet_access_log = True
     rate_limit = None  # probes are never limited
+
+    def initialize(self, *, readiness: Readiness, **web: Any) -> None:
+        self.readiness = readiness
+        super().initialize(**web)
 
     @operation(
         "Readiness: every dependency a request may need answers",
@@ -66,8 +69,7 @@ class ReadinessHandler(JsonHandler):
         tags=["operations"],
     )
     async def get(self) -> None:
-        services: Services = self.settings["services"]
-        checks = await services.readiness.run()
+        checks = await self.readiness.run()
         down = [name for name, result in checks.items() if result != OK]
         body: dict[str, Any] = {"status": "ready", "checks": checks}
         if down:
@@ -80,7 +82,7 @@ class ReadinessHandler(JsonHandler):
                 "error_description": "Not ready: " + ", ".join(down),
                 "checks": checks,
             }
-        notes = services.readiness.notes()
+        notes = self.readiness.notes()
         if notes:
             body["notes"] = notes
         self.write(body)
@@ -89,6 +91,10 @@ class ReadinessHandler(JsonHandler):
 class MetricsHandler(JsonHandler):
     quiet_access_log = True
     rate_limit = None  # scrapes are never limited
+
+    def initialize(self, *, metrics: Metrics, **web: Any) -> None:
+        self.metrics = metrics
+        super().initialize(**web)
 
     @operation(
         "Prometheus metrics",
@@ -106,13 +112,16 @@ class MetricsHandler(JsonHandler):
         tags=["operations"],
     )
     def get(self) -> None:
-        metrics: Metrics = self.settings["metrics"]
-        body, content_type = metrics.exposition(self.request.headers.get("Accept", ""))
+        body, content_type = self.metrics.exposition(self.request.headers.get("Accept", ""))
         self.set_header("Content-Type", content_type)
         self.write(body)
 
 
 class OpenAPIHandler(JsonHandler):
+    def initialize(self, *, document: dict[str, Any], **web: Any) -> None:
+        self.document = document
+        super().initialize(**web)
+
     @operation(
         "This document",
         responses={
@@ -124,4 +133,4 @@ class OpenAPIHandler(JsonHandler):
         tags=["operations"],
     )
     def get(self) -> None:
-        self.write(self.settings["openapi"])
+        self.write(self.document)

@@ -15,6 +15,7 @@ from backends.errors import InvalidInput, NotFound
 from backends.issuance.base import Client, User
 from webapp.handlers.admin import AdminHandler, json_object
 from webapp.service import lifecycle
+from webapp.service.issuance import Issuance
 from webapp.service.openapi import json_body, json_response, operation
 from webapp.service.revoking import entry_json
 from webapp.web.handler import require_json_media_type
@@ -85,6 +86,12 @@ def client_json(client: Client) -> dict[str, Any]:
 
 
 class RegistryHandler(AdminHandler):
+    """An admin route over the local issuer's users and clients."""
+
+    def initialize(self, *, issuance: Issuance, **admin: Any) -> None:  # type: ignore[override]
+        self.issuance = issuance
+        super().initialize(**admin)
+
     async def call(self, action: Awaitable[T]) -> T:
         """``action``'s result; 404 for an unknown account."""
         try:
@@ -134,7 +141,7 @@ class UsersHandler(RegistryHandler):
         tags=["admin"],
     )
     async def get(self) -> None:
-        users = await self.call(self.services.issuance.store.list_users())
+        users = await self.call(self.issuance.store.list_users())
         self.finish({"users": [user_json(u) for u in users]})
 
 
@@ -143,7 +150,7 @@ class UserHandler(RegistryHandler):
         "One user", responses={200: json_response("The user.", _USER)}, errors=[404], tags=["admin"]
     )
     async def get(self, username: str) -> None:
-        user = await self.call(self.services.issuance.store.get_user_by_name(username))
+        user = await self.call(self.issuance.store.get_user_by_name(username))
         if user is None:
             raise NotFound(f"No user named {username!r}")
         self.finish(user_json(user))
@@ -155,7 +162,7 @@ class UserHandler(RegistryHandler):
         tags=["admin"],
     )
     async def delete(self, username: str) -> None:
-        issuance = self.services.issuance
+        issuance = self.issuance
         self.answer_user(
             await self.call(lifecycle.delete_user(issuance, username, actor=self.actor))
         )
@@ -169,7 +176,7 @@ class UserDisableHandler(RegistryHandler):
         tags=["admin"],
     )
     async def post(self, username: str) -> None:
-        issuance = self.services.issuance
+        issuance = self.issuance
         self.answer_user(
             await self.call(lifecycle.disable_user(issuance, username, actor=self.actor))
         )
@@ -183,7 +190,7 @@ class UserEnableHandler(RegistryHandler):
         tags=["admin"],
     )
     async def post(self, username: str) -> None:
-        issuance = self.services.issuance
+        issuance = self.issuance
         self.answer_user(
             await self.call(lifecycle.enable_user(issuance, username, actor=self.actor))
         )
@@ -220,9 +227,7 @@ class UserPasswordHandler(RegistryHandler):
     )
     async def put(self, username: str) -> None:
         password = _new_password(self)
-        change = lifecycle.set_password(
-            self.services.issuance, username, password, actor=self.actor
-        )
+        change = lifecycle.set_password(self.issuance, username, password, actor=self.actor)
         self.answer_user(await self.call(change))
 
 
@@ -245,7 +250,7 @@ class ClientsHandler(RegistryHandler):
         tags=["admin"],
     )
     async def get(self) -> None:
-        clients = await self.call(self.services.issuance.store.list_clients())
+        clients = await self.call(self.issuance.store.list_clients())
         self.finish({"clients": [client_json(c) for c in clients]})
 
 
@@ -257,7 +262,7 @@ class ClientHandler(RegistryHandler):
         tags=["admin"],
     )
     async def get(self, client_id: str) -> None:
-        client = await self.call(self.services.issuance.store.get_client(client_id))
+        client = await self.call(self.issuance.store.get_client(client_id))
         if client is None:
             raise NotFound(f"No client {client_id!r}")
         self.finish(client_json(client))
@@ -269,7 +274,7 @@ class ClientHandler(RegistryHandler):
         tags=["admin"],
     )
     async def delete(self, client_id: str) -> None:
-        issuance = self.services.issuance
+        issuance = self.issuance
         self.answer_client(
             await self.call(lifecycle.delete_client(issuance, client_id, actor=self.actor))
         )
@@ -283,7 +288,7 @@ class ClientDisableHandler(RegistryHandler):
         tags=["admin"],
     )
     async def post(self, client_id: str) -> None:
-        issuance = self.services.issuance
+        issuance = self.issuance
         self.answer_client(
             await self.call(lifecycle.disable_client(issuance, client_id, actor=self.actor))
         )
@@ -297,7 +302,7 @@ class ClientEnableHandler(RegistryHandler):
         tags=["admin"],
     )
     async def post(self, client_id: str) -> None:
-        issuance = self.services.issuance
+        issuance = self.issuance
         self.answer_client(
             await self.call(lifecycle.enable_client(issuance, client_id, actor=self.actor))
         )
@@ -323,7 +328,7 @@ class ClientSecretHandler(RegistryHandler):
         tags=["admin"],
     )
     async def post(self, client_id: str) -> None:
-        issuance = self.services.issuance
+        issuance = self.issuance
         change = await self.call(
             lifecycle.rotate_client_secret(issuance, client_id, actor=self.actor)
         )

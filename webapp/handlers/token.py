@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from backends.issuance.base import GRANT_TYPES, Client, parse_scopes
 from backends.issuance.errors import InvalidRequest, InvalidScope, UnsupportedGrantType
 from backends.issuance.grants import InvalidUserCredentials
@@ -12,6 +14,7 @@ from webapp.handlers.oauth_endpoint import (
     OAuthEndpointHandler,
     parse_form,
 )
+from webapp.service.metrics import Metrics
 from webapp.service.openapi import form_body, json_response, operation
 from webapp.web.ratelimit import client_key
 
@@ -71,6 +74,10 @@ def _grant_type(form: dict[str, str]) -> str:
 
 
 class TokenHandler(OAuthEndpointHandler):
+    def initialize(self, *, metrics: Metrics, **oauth: Any) -> None:  # type: ignore[override]
+        self.metrics = metrics
+        super().initialize(**oauth)
+
     @operation(
         "RFC 6749 token endpoint: client_credentials, password, refresh_token",
         description=CLIENT_AUTH_DESCRIPTION + " Every refresh returns a new refresh token; "
@@ -85,7 +92,7 @@ class TokenHandler(OAuthEndpointHandler):
         scopes = requested_scopes(form)
         client = await self.authenticate_client(form)
         grant = await self._grant(grant_type, client, form, scopes)
-        self.services.metrics.token_issued(grant_type)
+        self.metrics.token_issued(grant_type)
         self.write(grant.response())
 
     async def _grant(

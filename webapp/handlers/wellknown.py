@@ -7,10 +7,10 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from backends.issuance.base import GRANT_TYPES
+from backends.keys.keyring import Keyring
 from webapp.handlers.catchphrases import DEMO_SCOPES
 from webapp.handlers.oauth_endpoint import CLIENT_AUTH_METHODS
 from webapp.service.openapi import json_response, operation
-from webapp.service.services import Services
 from webapp.web.handler import JsonHandler
 
 _JWKS_SCHEMA = {
@@ -44,11 +44,6 @@ _DISCOVERY_SCHEMA = {
 
 
 class WellKnownHandler(JsonHandler):
-    @property
-    def services(self) -> Services:
-        services: Services = self.settings["services"]
-        return services
-
     def set_default_headers(self) -> None:
         super().set_default_headers()
         # Short caching: a rotation must reach verifiers within a minute.
@@ -60,6 +55,10 @@ class WellKnownHandler(JsonHandler):
 
 
 class JWKSHandler(WellKnownHandler):
+    def initialize(self, *, keyring: Keyring, **web: Any) -> None:
+        self.keyring = keyring
+        super().initialize(**web)
+
     @operation(
         "The local issuer's public keys: next (signs soon), current and retired (accepted)",
         responses={
@@ -72,15 +71,14 @@ class JWKSHandler(WellKnownHandler):
     )
     async def get(self) -> None:
         # A stat: a key `jotguard keys rotate` just published is listed at once.
-        await self.services.keyring.reload_if_changed()
-        self.write(self.services.keyring.public_jwks())
+        await self.keyring.reload_if_changed()
+        self.write(self.keyring.public_jwks())
         # After write(): writing a dict sets application/json.
         self.set_header("Content-Type", "application/jwk-set+json")
 
 
-def issuance_metadata(services: Services) -> dict[str, Any]:
+def issuance_metadata(issuer: str, admin_scope: str) -> dict[str, Any]:
     """RFC 8414 fields of the token, revocation and introspection endpoints."""
-    issuer = services.settings.issuer_url
     auth_methods = list(CLIENT_AUTH_METHODS)
     return {
         "token_endpoint": issuer + "oauth/token",
@@ -90,26 +88,30 @@ def issuance_metadata(services: Services) -> dict[str, Any]:
         "introspection_endpoint": issuer + "oauth/introspect",
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "grant_types_supported": list(GRANT_TYPES),
-        "scopes_supported": [services.settings.admin_scope, *DEMO_SCOPES],
+        "scopes_supported": [admin_scope, *DEMO_SCOPES],
     }
 
 
-def discovery_document(services: Services) -> dict[str, Any]:
-    issuer = services.settings.issuer_url
+def discovery_document(issuer: str, *, admin_scope: str, alg: str) -> dict[str, Any]:
+    """The metadata of the local issuer ``issuer`` (its URL, ending in ``/``)."""
     return {
         "issuer": issuer,
         "jwks_uri": issuer + ".well-known/jwks.json",
-        "id_token_signing_alg_values_supported": [services.keyring.alg],
-        "token_endpoint_auth_signing_alg_values_supported": [services.keyring.alg],
-        **issuance_metadata(services),
+        "id_token_signing_alg_values_supported": [alg],
+        "token_endpoint_auth_signing_alg_values_supported": [alg],
+        **issuance_metadata(issuer, admin_scope),
     }
 
 
 class DiscoveryHandler(WellKnownHandler):
+    def initialize(self, *, document: dict[str, Any], **web: Any) -> None:
+        self.document = document  # fixed once the keyring's algorithm is
+        super().initialize(**web)
+
     @operation(
         "The local issuer's metadata (OpenID Connect discovery / RFC 8414)",
         responses={200: json_response("Issuer metadata.", _DISCOVERY_SCHEMA)},
         tags=["issuer"],
     )
     def get(self) -> None:
-        self.write(discovery_document(self.services))
+        self.write(self.document)

@@ -1,9 +1,14 @@
-"""The application factory: jotguard's route table and Tornado settings."""
+"""The application factory: jotguard's route table, each route given what it uses.
+
+Handlers get their collaborators as ``initialize()`` keywords, the third element of a
+route tuple (see :mod:`webapp.web.handler`): :func:`web` for every JSON route (rate
+limits, CORS), :func:`protected` for an authenticated one, plus each route's own.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from tornado import httputil
@@ -25,11 +30,15 @@ from webapp.handlers.oauth import IntrospectHandler, RevokeHandler
 from webapp.handlers.ops import MetricsHandler, OpenAPIHandler, ReadinessHandler
 from webapp.handlers.registry import registry_routes
 from webapp.handlers.token import TokenHandler
-from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler
+from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler, discovery_document
 from webapp.service.access import record_request
+from webapp.service.metrics import Metrics
 from webapp.service.openapi import build_document
+from webapp.service.revoking import Revoker
 from webapp.service.routing import app_routes, route_of, templates_by_handler
 from webapp.service.services import Services
+
+Route = tuple[str, type[RequestHandler], dict[str, Any]]
 
 
 class _CountedUntilLost(httputil.HTTPMessageDelegate):
@@ -75,21 +84,34 @@ class JotguardApplication(Application):
     A request is in flight from its headers until its handler is logged, or until its
     connection is lost first (an aborted upload never reaches a handler).
 
-    The OpenAPI document is built here from the route table, so a handler method
-    without ``@operation`` fails at start-up, not in production.
+    The OpenAPI document (``openapi``) is built here from the route table, so a handler
+    method without ``@operation`` fails at start-up, not in production.
+
+    A declared body over ``max_body_bytes`` is answered by ``BodyTooLargeHandler``,
+    given ``web`` (the keywords of every JSON route), as the default handler is.
     """
 
     _idle: asyncio.Event | None = None
 
-    def __init__(self, handlers: Any = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        handlers: Any = None,
+        *,
+        metrics: Metrics | None = None,
+        max_body_bytes: int | None = None,
+        web: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
         # Requests, not a count: a request lost after its handler answered is let go
         # twice (log_request, then the lost connection) and must count once.
         self._in_flight: set[HTTPServerRequest] = set()
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self._web = web or {}
         super().__init__(handlers, **settings)
         self.routes = app_routes(self)
         self._templates = templates_by_handler(self.routes)
-        self.settings["openapi"] = build_document(self.routes)
-        metrics = self.settings.get("metrics")
+        self.openapi = build_document(self.routes)
         if metrics is not None:
             metrics.in_flight.set_function(lambda: self.in_flight)
 
@@ -118,14 +140,16 @@ class JotguardApplication(Application):
         self, request: Any, target_class: Any, *args: Any, **kwargs: Any
     ) -> Any:
         self._in_flight.add(request)
-        limit = self.settings.get("max_body_bytes")
+        limit = self.max_body_bytes
         declared = declared_length(request)
         if limit is not None and declared is not None and declared > limit:
             if isinstance(request.connection, HTTP1Connection):
                 # Else Tornado's own check refuses the length and closes under the client
                 # before the 413 is read; raised, it discards the body while the 413 goes out.
                 request.connection.set_max_body_size(declared)
-            delegate = super().get_handler_delegate(request, BodyTooLargeHandler)
+            delegate = super().get_handler_delegate(
+                request, BodyTooLargeHandler, {**self._web, "max_body_bytes": limit}
+            )
         else:
             delegate = super().get_handler_delegate(request, target_class, *args, **kwargs)
         return _CountedUntilLost(self, request, delegate)
@@ -133,7 +157,7 @@ class JotguardApplication(Application):
     def log_request(self, handler: RequestHandler) -> None:
         self.request_done(handler.request)
         route = self._templates.get(type(handler)) or route_of(self.routes, handler.request)
-        record_request(handler, route, self.settings.get("metrics"))
+        record_request(handler, route, self.metrics)
 
 
 def declared_length(request: HTTPServerRequest) -> int | None:
@@ -145,50 +169,107 @@ def declared_length(request: HTTPServerRequest) -> int | None:
     return int(values[0])
 
 
-def routes() -> list[tuple[str, type[RequestHandler]]]:
+def web(services: Services) -> dict[str, Any]:
+    """What every JSON route takes: the rate limits and the CORS policy."""
+    return {"rate_limits": services.rate_limits, "cors": services.cors}
+
+
+def protected(services: Services) -> dict[str, Any]:
+    """What an ``AuthenticatedHandler`` route takes: :func:`web` and the authenticator."""
+    return {**web(services), "authenticator": services.authenticator}
+
+
+def routes(services: Services, openapi: dict[str, Any]) -> list[Route]:
+    """The service's routes; ``openapi`` is filled with the document once the
+    application has built it from them."""
+    settings = services.settings
+    issuance = services.issuance
+    plain = web(services)
+    auth = protected(services)
+    admin = {
+        **auth,
+        "admin_scope": settings.admin_scope,
+        "admin_issuers": settings.admin_issuer_urls,
+    }
+    revocations = {**admin, "revocations": services.revocations}
+    revoker = Revoker(settings, services.revocations, services.authenticator, issuance)
+    oauth = {**plain, "tokens": issuance.tokens}
+    token_endpoint = {
+        **oauth,
+        "authenticator": services.authenticator,
+        "revocations": services.revocations,
+    }
+    discovery = {
+        **plain,
+        "document": discovery_document(
+            settings.issuer_url, admin_scope=settings.admin_scope, alg=services.keyring.alg
+        ),
+    }
+    catchphrases = {**auth, "catchphrases": issuance.catchphrases}
     return [
-        (r"/test", UnprotectedHandler),
-        (r"/test-auth", ProtectedHandler),
-        (r"/healthz", HealthHandler),
-        (r"/\.well-known/jwks\.json", JWKSHandler),
-        (r"/\.well-known/openid-configuration", DiscoveryHandler),
-        (r"/\.well-known/oauth-authorization-server", DiscoveryHandler),
-        (r"/get-token", GetTokenHandler),
-        (r"/readyz", ReadinessHandler),
-        (r"/openapi\.json", OpenAPIHandler),
+        (r"/test", UnprotectedHandler, plain),
+        (r"/test-auth", ProtectedHandler, auth),
+        (r"/healthz", HealthHandler, plain),
+        (r"/\.well-known/jwks\.json", JWKSHandler, {**plain, "keyring": services.keyring}),
+        (r"/\.well-known/openid-configuration", DiscoveryHandler, discovery),
+        (r"/\.well-known/oauth-authorization-server", DiscoveryHandler, discovery),
+        (
+            r"/get-token",
+            GetTokenHandler,
+            {
+                **plain,
+                "token_exchange": services.token_exchange,
+                "get_token_local": issuance.get_token_local,
+            },
+        ),
+        (r"/readyz", ReadinessHandler, {**plain, "readiness": services.readiness}),
+        (r"/openapi\.json", OpenAPIHandler, {**plain, "document": openapi}),
         # -- revocation --
-        (r"/admin/revocations", RevocationsHandler),
-        (r"/admin/revocations/(?P<entry_id>[A-Za-z0-9_-]{1,64})", RevocationHandler),
-        (r"/admin/audit", AuditHandler),
-        *registry_routes(),
-        (r"/oauth/revoke", RevokeHandler),
-        (r"/oauth/introspect", IntrospectHandler),
+        (r"/admin/revocations", RevocationsHandler, {**revocations, "revoker": revoker}),
+        (r"/admin/revocations/(?P<entry_id>[A-Za-z0-9_-]{1,64})", RevocationHandler, revocations),
+        (r"/admin/audit", AuditHandler, revocations),
+        *[(path, handler, {**admin, "issuance": issuance}) for path, handler in registry_routes()],
+        (r"/oauth/revoke", RevokeHandler, token_endpoint),
+        (
+            r"/oauth/introspect",
+            IntrospectHandler,
+            {**token_endpoint, "admin_scope": settings.admin_scope},
+        ),
         # -- token issuance --
-        (r"/oauth/token", TokenHandler),
-        (r"/api/catchphrases", CatchphrasesHandler),
-        (r"/api/catchphrases/(?P<item_id>[^/]{1,64})", CatchphraseHandler),
+        (r"/oauth/token", TokenHandler, {**oauth, "metrics": services.metrics}),
+        (r"/api/catchphrases", CatchphrasesHandler, catchphrases),
+        (r"/api/catchphrases/(?P<item_id>[^/]{1,64})", CatchphraseHandler, catchphrases),
     ]
 
 
-def metrics_routes(services: Services) -> list[tuple[str, type[RequestHandler]]]:
+def metrics_routes(services: Services) -> list[Route]:
     """``/metrics`` on the service port, when JOTGUARD_METRICS=same."""
-    return [(r"/metrics", MetricsHandler)] if services.settings.metrics == "same" else []
+    if services.settings.metrics != "same":
+        return []
+    return [(r"/metrics", MetricsHandler, {**web(services), "metrics": services.metrics})]
 
 
-def make_app(services: Services) -> JotguardApplication:
-    return JotguardApplication(
-        routes() + metrics_routes(services),
+def make_app(services: Services, extra: Iterable[Route] = ()) -> JotguardApplication:
+    """The service's application, with ``extra`` routes (a test's, say) in front of its own."""
+    openapi: dict[str, Any] = {}
+    app = JotguardApplication(
+        [*extra, *routes(services, openapi), *metrics_routes(services)],
         default_handler_class=NotFoundHandler,
+        default_handler_args=web(services),
         xsrf_cookies=False,
-        **services.tornado_settings(),
+        metrics=services.metrics,
+        max_body_bytes=services.settings.max_body_bytes,
+        web=web(services),
     )
+    openapi.update(app.openapi)
+    return app
 
 
 def make_metrics_app(services: Services) -> Application:
     """``/metrics`` alone, for a listener of its own (JOTGUARD_METRICS=<port>); not logged."""
     return Application(
-        [(r"/metrics", MetricsHandler)],
+        [(r"/metrics", MetricsHandler, {**web(services), "metrics": services.metrics})],
         default_handler_class=NotFoundHandler,
+        default_handler_args=web(services),
         log_function=lambda handler: None,
-        **services.tornado_settings(),
     )

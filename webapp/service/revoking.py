@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from backends.auth import Authenticator
 from backends.errors import AuthError, BackendUnavailable, InvalidInput
-from backends.revocation.base import Revocation, RevocationKind
+from backends.revocation.base import Revocation, RevocationKind, RevocationStore
 from webapp.config.settings import Settings
+from webapp.service.issuance import Issuance
 from webapp.service.services import Services
 
 MAX_VALUE_LENGTH = 256
@@ -27,6 +29,17 @@ OPTIONAL_FIELDS = ("reason", "exp", "iss")
 
 class RevocationInputError(InvalidInput):
     """The request cannot be turned into a revocation; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revoker:
+    """What writing a revocation needs: the store, the verifier of whole tokens, the
+    local users, and the settings bounding how long an accepted token lives."""
+
+    settings: Settings
+    revocations: RevocationStore
+    authenticator: Authenticator
+    issuance: Issuance
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,21 +94,21 @@ def parse_request(body: Mapping[str, Any]) -> RevocationRequest:
 
 
 async def apply_request(
-    services: Services, request: RevocationRequest, *, actor: str | None
+    revoker: Revoker, request: RevocationRequest, *, actor: str | None
 ) -> Revocation:
     """Write the revocation; returns once the store confirmed it.
 
     :raises RevocationInputError: the request cannot be honoured as asked.
     :raises BackendUnavailable: the store (or a key source for ``token``) is down.
     """
-    settings = services.settings
-    store = services.revocations
+    settings = revoker.settings
+    store = revoker.revocations
     now = time.time()
     # Nothing accepted lives longer than this (see Authenticator.max_token_lifetime).
     longest = now + settings.max_token_ttl + settings.leeway
     if request.field == "token":
         try:
-            principal = await services.authenticator.verify(request.value)
+            principal = await revoker.authenticator.verify(request.value)
         except AuthError as exc:
             raise RevocationInputError(f"the token cannot be verified: {exc.description}") from None
         if principal.token_id is None:
@@ -111,7 +124,7 @@ async def apply_request(
         )
     if request.field == "username":
         # A password user's tokens carry its user id as sub, not its name.
-        issuance = services.issuance
+        issuance = revoker.issuance
         user = await issuance.store.get_user_by_name(request.value)
         if user is None:
             raise RevocationInputError(f"no local user named {request.value!r}")
@@ -184,7 +197,8 @@ async def revoke_from_cli(settings: Settings, fields: Mapping[str, Any]) -> int:
         )
         return 2
     try:
-        entry = await apply_request(services, request, actor=cli_actor())
+        revoker = Revoker(settings, services.revocations, services.authenticator, services.issuance)
+        entry = await apply_request(revoker, request, actor=cli_actor())
     except RevocationInputError as exc:
         print(f"jotguard revoke: {exc}", file=sys.stderr)
         return 2

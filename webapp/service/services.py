@@ -1,4 +1,10 @@
-"""Everything a running jotguard holds: built from settings inside the loop, closed on exit."""
+"""The service's wiring: ``Services``, everything a running jotguard holds, built from
+settings inside the loop and closed on exit.
+
+Each part has a small builder reading only the settings it needs, and a part the
+settings do not ask for is not built (no outbound HTTP client without a remote issuer
+or token exchange, no mirror in front of the in-process memory store).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient
 
@@ -17,11 +22,13 @@ from backends.auth.local import LocalIssuer, LocalKeyBackend
 from backends.auth.remote import RemoteIssuerBackend
 from backends.auth.token_cache import VerifiedTokenCache
 from backends.keys.keyring import Keyring
+from backends.ratelimit import Policy, StrategyName, open_rate_limit
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
 from backends.revocation.mirror import RevocationMirror
 from backends.revocation.notify import notifier_for
 from backends.token_exchange import ClientCredentialsExchange
+from webapp.config.parsers import RATELIMIT_OFF
 from webapp.config.settings import Settings
 from webapp.service.issuance import Issuance
 from webapp.service.metrics import Metrics
@@ -38,6 +45,22 @@ def local_keyring(settings: Settings) -> Keyring:
     return Keyring(settings.keyring_path, settings.signing_alg, retention=settings.key_retention)
 
 
+async def loaded_keyring(settings: Settings) -> Keyring:
+    """The local issuer's keyring, read off the loop. Made by `jotguard init` or `serve`
+    (webapp.service.datadir), never as a side effect here."""
+    keyring = local_keyring(settings)
+    await asyncio.to_thread(keyring.load)
+    return keyring
+
+
+def outbound_client(settings: Settings) -> AsyncHTTPClient | None:
+    """One client for every call to a remote issuer, closed with the services; None when
+    no remote issuer or token exchange is configured."""
+    if not settings.remote_issuer_configs and settings.auth0_client_credentials is None:
+        return None
+    return AsyncHTTPClient(force_instance=True)
+
+
 def remote_backends(settings: Settings, http: AsyncHTTPClient) -> list[RemoteIssuerBackend]:
     """One backend per remote issuer (Auth0 and JOTGUARD_REMOTE_ISSUERS), not yet started."""
     return [
@@ -48,9 +71,11 @@ def remote_backends(settings: Settings, http: AsyncHTTPClient) -> list[RemoteIss
     ]
 
 
-def token_exchange(settings: Settings, http: AsyncHTTPClient) -> ClientCredentialsExchange | None:
+def token_exchange(
+    settings: Settings, http: AsyncHTTPClient | None
+) -> ClientCredentialsExchange | None:
     credentials = settings.auth0_client_credentials
-    if credentials is None:
+    if credentials is None or http is None:
         return None
     return ClientCredentialsExchange(
         credentials, http_client=http, timeout=settings.auth0_token_timeout
@@ -76,6 +101,65 @@ def revocation_store(settings: Settings) -> RevocationStore:
 def token_cache(settings: Settings) -> VerifiedTokenCache | None:
     size = settings.token_cache_size
     return VerifiedTokenCache(size) if size > 0 else None
+
+
+def authenticator(
+    settings: Settings,
+    keyring: Keyring,
+    remote: list[RemoteIssuerBackend],
+    revocations: RevocationStore,
+) -> Authenticator:
+    """Tokens of the local issuer, then of each remote one, checked against ``revocations``."""
+    local = LocalKeyBackend(
+        keyring, issuer=settings.issuer_url, audience=settings.audience, leeway=settings.leeway
+    )
+    backends: list[AuthBackend] = [local, *remote]
+    return Authenticator(
+        backends,
+        revocations=revocations,
+        fail_open=settings.revocation_fail_open,
+        max_token_lifetime=settings.max_token_ttl + settings.leeway,
+        token_cache=token_cache(settings),
+    )
+
+
+def configured(
+    name: str, limits: str, strategy: StrategyName = "sliding-window-counter"
+) -> Policy | None:
+    """The policy a setting describes; None when it is ``off``."""
+    return None if limits == RATELIMIT_OFF else Policy(name, limits, strategy)
+
+
+def request_limits(settings: Settings, *, clock: Callable[[], float] = time.time) -> RequestLimits:
+    """The configured policies, counted where the settings say; in-process windows on
+    ``clock`` (tests pass one they move)."""
+    limiter = open_rate_limit(
+        settings.ratelimit_storage,
+        key_prefix=settings.ratelimit_key_prefix,
+        timeout=settings.ratelimit_timeout,
+        fail_closed=settings.ratelimit_fail_closed,
+        max_keys=settings.ratelimit_max_keys,
+        clock=clock,
+    )
+    routes = {
+        "default": configured("default", settings.ratelimit_default),
+        "token": configured("token", settings.ratelimit_token, "moving-window"),
+        "introspect": configured("introspect", settings.ratelimit_introspect),
+        "admin": configured("admin", settings.ratelimit_admin),
+        "api": configured("api", settings.ratelimit_api),
+    }
+    return RequestLimits(
+        limiter,
+        [policy for policy in routes.values() if policy is not None],
+        off=[name for name, policy in routes.items() if policy is None],
+        failed_auth=configured("failed-auth", settings.ratelimit_failed_auth, "moving-window"),
+        preauth=configured("preauth", settings.ratelimit_preauth),
+        password=configured("password", settings.ratelimit_password, "moving-window"),
+        password_ip=configured("password-ip", settings.ratelimit_password_ip, "moving-window"),
+        trusted_proxies=settings.trusted_proxies,
+        ipv6_prefix=settings.ratelimit_ipv6_prefix,
+        client_ip_header=settings.client_ip_header,
+    )
 
 
 async def followed(settings: Settings, store: RevocationStore) -> RevocationStore:
@@ -127,21 +211,9 @@ class Services:
         """``mirror=False``: check and write the store directly (one-shot commands such as
         ``jotguard revoke``, which need not load the whole revocation list).
         ``rate_limit_clock``: the wall clock rate-limit windows count on."""
-        keyring = local_keyring(settings)
-        # Made by `jotguard init` or `serve` (webapp.service.datadir), never as a side effect here.
-        await asyncio.to_thread(keyring.load)
-        backends: list[AuthBackend] = [
-            LocalKeyBackend(
-                keyring,
-                issuer=settings.issuer_url,
-                audience=settings.audience,
-                leeway=settings.leeway,
-            )
-        ]
-        # One client for every call to a remote issuer, closed with the services.
-        outbound_http = AsyncHTTPClient(force_instance=True)
-        remote = remote_backends(settings, outbound_http)
-        backends.extend(remote)
+        keyring = await loaded_keyring(settings)
+        outbound_http = outbound_client(settings)
+        remote = remote_backends(settings, outbound_http) if outbound_http is not None else []
         revocations = revocation_store(settings)
         if mirror:
             revocations = await followed(settings, revocations)
@@ -158,32 +230,32 @@ class Services:
             outbound_http=outbound_http,
             readiness=Readiness(settings.ready_timeout),
             cors=CorsPolicy.from_origins(settings.cors_origins),
-            authenticator=Authenticator(
-                backends,
-                revocations=revocations,
-                fail_open=settings.revocation_fail_open,
-                max_token_lifetime=settings.max_token_ttl + settings.leeway,
-                token_cache=token_cache(settings),
-            ),
+            authenticator=authenticator(settings, keyring, remote, revocations),
             revocations=revocations,
-            rate_limits=RequestLimits.from_settings(settings, clock=rate_limit_clock),
+            rate_limits=request_limits(settings, clock=rate_limit_clock),
             issuance=issuance,
         )
-        services._tasks.append(asyncio.create_task(services._follow_keyring()))
-        issuance.start_background()
-        services.metrics.watch(keyring)
-        services.readiness.add("revocation_store", revocations.ping)
-        if isinstance(revocations, RevocationMirror):
-            services.metrics.watch(revocations)
-            services.readiness.note("revocation_store", revocations.loss_note)
-        services.metrics.watch(services.rate_limits.limiter)
-        if not settings.ratelimit_storage.startswith("memory://"):
-            services.readiness.add("ratelimit_storage", services.rate_limits.limiter.ping)
-        for backend in remote:
-            backend.start()
-            services.metrics.watch(backend)
-            services.readiness.add(f"jwks:{backend.issuer}", backend.ready)
+        services._run()
         return services
+
+    def _run(self) -> None:
+        """Start the background work, and register what /readyz and /metrics report."""
+        self._tasks.append(asyncio.create_task(self._follow_keyring()))
+        self.issuance.start_background()
+        self.metrics.watch(self.keyring)
+        revocations = self.revocations
+        self.readiness.add("revocation_store", revocations.ping)
+        if isinstance(revocations, RevocationMirror):
+            self.metrics.watch(revocations)
+            self.readiness.note("revocation_store", revocations.loss_note)
+        limiter = self.rate_limits.limiter
+        self.metrics.watch(limiter)
+        if not self.settings.ratelimit_storage.startswith("memory://"):
+            self.readiness.add("ratelimit_storage", limiter.ping)
+        for backend in self.remote_backends:
+            backend.start()
+            self.metrics.watch(backend)
+            self.readiness.add(f"jwks:{backend.issuer}", backend.ready)
 
     async def _follow_keyring(self) -> None:
         # Picks up `jotguard keys rotate` run beside the server: signing moves to the new key.
@@ -208,16 +280,6 @@ class Services:
         for backend in self.remote_backends:
             kids.update((backend.issuer, kid) for kid in backend.status().key_ids)
         return kids
-
-    def tornado_settings(self) -> dict[str, Any]:
-        return {
-            "authenticator": self.authenticator,
-            "services": self,
-            "metrics": self.metrics,
-            "cors": self.cors,
-            "rate_limits": self.rate_limits,
-            "max_body_bytes": self.settings.max_body_bytes,
-        }
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -28,6 +28,7 @@ from backends.errors import (
     JotguardError,
     MalformedRequest,
     NotFound,
+    RateLimited,
 )
 from backends.issuance.errors import InvalidClient, OAuthError
 
@@ -65,6 +66,8 @@ ERRORS: Mapping[type[JotguardError], ErrorRow] = {
     InsufficientScope: ErrorRow(403, Challenge.BEARER),
     # jotguard cannot decide now: never a 401, which clients take for "token dead".
     BackendUnavailable: ErrorRow(503, retry_after=True),
+    # Over a rate limit: the quota's RateLimit fields ride on the exception.
+    RateLimited: ErrorRow(429, retry_after=True),
     # The OAuth endpoints (RFC 6749 §5.2; RFC 7009 §2.2.1 and RFC 7662 §2.3 use the same).
     OAuthError: ErrorRow(400),
     # RFC 6749 §5.2: 401 with the challenge of the scheme the client used; sent also when
@@ -93,7 +96,7 @@ _GENERIC_ERRORS = {
 class ApiError(HTTPError):
     """An answer whose status, ``error`` and headers the raiser chooses itself.
 
-    For answers outside the table (a library user's own, the rate limit's 429).
+    For answers outside the table (a library user's own, the rate limiter's fail-closed 503).
     """
 
     def __init__(
@@ -103,10 +106,7 @@ class ApiError(HTTPError):
         description: str,
         *,
         headers: Mapping[str, str] | None = None,
-        reason: str | None = None,
     ) -> None:
-        # ``reason`` is read by nothing: it goes once webapp/web/ratelimit.py (rewritten
-        # elsewhere) stops passing it.
         # log_message never carries the token: descriptions are client-safe by contract.
         super().__init__(status, "%s: %s", error, description)
         self.error = error
@@ -165,8 +165,10 @@ def _table_answer(exc: JotguardError, row: ErrorRow) -> ErrorAnswer:
         headers["WWW-Authenticate"] = bearer_challenge(exc)
     elif row.challenge is Challenge.BASIC:
         headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
-    if row.retry_after and isinstance(exc, BackendUnavailable):
+    if row.retry_after and isinstance(exc, BackendUnavailable | RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, RateLimited):
+        headers.update(exc.headers)
     # A bare challenge has no RFC 6750 code; the JSON body still needs one.
     return ErrorAnswer(row.status, exc.error or "unauthorized", exc.description, headers)
 

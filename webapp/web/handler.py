@@ -4,6 +4,16 @@
 ``AuthenticatedHandler`` authenticates the bearer token in its async
 ``prepare()`` (``get_current_user`` cannot be a coroutine) and exposes the
 verified :class:`~backends.principal.Principal` as ``self.current_user``.
+
+Collaborators come the Tornado way, as keyword arguments of ``initialize()``: the
+third element of a route tuple (``(r"/hello", HelloHandler, {"authenticator": a})``).
+``AuthenticatedHandler`` needs an ``authenticator`` and nothing else; both handlers
+take an optional ``rate_limits`` (:class:`~webapp.web.ratelimit.RequestLimits`) and
+``cors`` (:class:`~webapp.web.cors.CorsPolicy`). A subclass with collaborators of its
+own takes them as keywords too and passes the rest to ``super().initialize()``.
+(``initialize`` is typed ``Callable[..., None]`` here, as Tornado types it, so a direct
+subclass may add required keywords; deeper overrides in jotguard's own handlers mark
+theirs ``type: ignore[override]`` for the same reason.)
 """
 
 from __future__ import annotations
@@ -89,9 +99,9 @@ class JsonHandler(RequestHandler):
     A method raises a :class:`~backends.errors.JotguardError` (answered as the table in
     :mod:`webapp.web.errors` says) or an :class:`~webapp.web.errors.ApiError`.
 
-    Every response carries ``X-Request-ID`` and, when the application setting
-    ``cors`` holds a :class:`~webapp.web.cors.CorsPolicy`, the CORS headers; both are
-    set here because ``send_error`` clears headers and then calls this again.
+    Every response carries ``X-Request-ID`` and, given a ``cors`` policy, the CORS
+    headers; both are set in ``set_default_headers`` because ``send_error`` clears
+    headers and then calls it again.
 
     Rate limited by the policy ``rate_limit`` names (see :mod:`webapp.web.ratelimit`)
     in ``prepare``: a subclass that overrides ``prepare`` awaits ``super().prepare()``.
@@ -107,17 +117,32 @@ class JsonHandler(RequestHandler):
 
     rate_limit: PolicyRef = "default"
     _rate_limit_headers: dict[str, str] = {}  # replaced per request, never mutated
+    # Class-level defaults: Tornado's __init__ calls clear() (and so
+    # set_default_headers) before initialize() has set them.
+    rate_limits: RequestLimits | None = None
+    cors: CorsPolicy | None = None
+
+    def _initialize(
+        self, *, rate_limits: RequestLimits | None = None, cors: CorsPolicy | None = None
+    ) -> None:
+        self.rate_limits = rate_limits
+        if cors is not None:
+            self.cors = cors
+            # The first clear() ran without the policy: cleared again, the CORS headers
+            # take the place they have had in every response (before a subclass's own).
+            self.clear()
+
+    # Typed as Tornado types it, so subclasses may take collaborators of their own.
+    initialize: Callable[..., None] = _initialize
 
     def prepare(self) -> Awaitable[None] | None:
         return self.limit_request(authenticating=False)
 
-    @property
-    def rate_limits(self) -> RequestLimits | None:
-        limits: RequestLimits | None = self.settings.get("rate_limits")
-        return limits
-
     async def limit_request(self, *, authenticating: bool) -> None:
-        """Charge this request before authentication (429/503 ``ApiError`` when refused)."""
+        """Charge this request before authentication.
+
+        :raises RateLimited: refused; :raises ApiError: 503, the limiter fails closed.
+        """
         if self.rate_limits is not None:
             admission = await self.rate_limits.before_auth(
                 self.request, self.rate_limit, authenticating=authenticating
@@ -158,7 +183,7 @@ class JsonHandler(RequestHandler):
         return await limits.client_check(self.request)
 
     async def limit_verified(self, key: str) -> None:
-        """Charge the route's policy to a verified key (429 ``ApiError`` when refused)."""
+        """Charge the route's policy to a verified key (``RateLimited`` when refused)."""
         limits = self.rate_limits
         if limits is not None:
             self._set_rate_limit_headers(await limits.for_verified(self.rate_limit, key))
@@ -176,7 +201,10 @@ class JsonHandler(RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("X-Request-ID", self.request_id)
-        cors: CorsPolicy | None = self.settings.get("cors")
+        self._set_cors_headers()
+
+    def _set_cors_headers(self) -> None:
+        cors = self.cors
         if cors is not None:
             for name, value in cors.response_headers(self.request.headers.get("Origin")).items():
                 self.set_header(name, value)
@@ -203,7 +231,7 @@ class JsonHandler(RequestHandler):
         """
         methods = [*handler_methods(type(self)), "OPTIONS"]
         self.set_header("Allow", ", ".join(methods))
-        cors: CorsPolicy | None = self.settings.get("cors")
+        cors = self.cors
         if cors is not None:
             origin = self.request.headers.get("Origin")
             for name, value in cors.preflight_headers(origin, methods).items():
@@ -255,18 +283,30 @@ class AuthenticatedHandler(JsonHandler):
     """Requires a valid bearer token on every method except ``OPTIONS``.
 
     Set ``auth_required = False`` to let anonymous requests through while still
-    refusing a bad token. The authenticator comes from the application setting
-    ``authenticator``.
+    refusing a bad token. The ``authenticator`` is the one collaborator it needs.
     """
 
     auth_required: bool = True
     current_user: Principal | None
+    authenticator: Authenticator
+
+    def _initialize(  # type: ignore[override]
+        self,
+        *,
+        authenticator: Authenticator,
+        rate_limits: RequestLimits | None = None,
+        cors: CorsPolicy | None = None,
+    ) -> None:
+        self.authenticator = authenticator
+        super()._initialize(rate_limits=rate_limits, cors=cors)
+
+    initialize: Callable[..., None] = _initialize
 
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             await self.limit_request(authenticating=False)
             return
-        authenticator: Authenticator = self.settings["authenticator"]
+        authenticator = self.authenticator
         try:
             self.refuse_unsupported_method()
             token = bearer_token(self.request)

@@ -42,26 +42,21 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from tornado.httputil import HTTPServerRequest
 
-from backends.errors import AuthError, InvalidToken
+from backends.errors import AuthError, InvalidToken, RateLimited
 from backends.principal import Principal
 from backends.ratelimit import (
     Decision,
     Policy,
     Quota,
     RateLimitBackend,
-    StrategyName,
-    open_rate_limit,
 )
-from webapp.config.parsers import RATELIMIT_OFF
-from webapp.config.settings import Settings
 from webapp.web.clientip import ClientAddresses, Network
 from webapp.web.errors import ApiError
 
@@ -137,8 +132,8 @@ class CredentialCheck:
 class RequestLimits:
     """The policies of an application, the limiter that counts them, and how keys are made.
 
-    Put it in the Tornado application settings as ``rate_limits``; without it,
-    nothing is limited. ``off`` names configured policies that count nothing.
+    Give it to each route as its ``rate_limits`` keyword; without it, nothing is
+    limited. ``off`` names configured policies that count nothing.
     """
 
     def __init__(
@@ -166,40 +161,6 @@ class RequestLimits:
         # Checks in flight per slot: entries live only while a check runs.
         self._in_flight: Counter[Slot] = Counter()
 
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, clock: Callable[[], float] = time.time
-    ) -> RequestLimits:
-        """The configured policies, counted where the settings say; in-process windows on
-        ``clock`` (tests pass one they move)."""
-        limiter = open_rate_limit(
-            settings.ratelimit_storage,
-            key_prefix=settings.ratelimit_key_prefix,
-            timeout=settings.ratelimit_timeout,
-            fail_closed=settings.ratelimit_fail_closed,
-            max_keys=settings.ratelimit_max_keys,
-            clock=clock,
-        )
-        routes = {
-            "default": configured("default", settings.ratelimit_default),
-            "token": configured("token", settings.ratelimit_token, "moving-window"),
-            "introspect": configured("introspect", settings.ratelimit_introspect),
-            "admin": configured("admin", settings.ratelimit_admin),
-            "api": configured("api", settings.ratelimit_api),
-        }
-        return cls(
-            limiter,
-            [policy for policy in routes.values() if policy is not None],
-            off=[name for name, policy in routes.items() if policy is None],
-            failed_auth=configured("failed-auth", settings.ratelimit_failed_auth, "moving-window"),
-            preauth=configured("preauth", settings.ratelimit_preauth),
-            password=configured("password", settings.ratelimit_password, "moving-window"),
-            password_ip=configured("password-ip", settings.ratelimit_password_ip, "moving-window"),
-            trusted_proxies=settings.trusted_proxies,
-            ipv6_prefix=settings.ratelimit_ipv6_prefix,
-            client_ip_header=settings.client_ip_header,
-        )
-
     def policy(self, ref: PolicyRef) -> Policy | None:
         """The policy a handler's ``rate_limit`` attribute names (None: never, or off).
 
@@ -222,8 +183,8 @@ class RequestLimits:
         """Stage 1; ``authenticating``: credentials will be checked next (a bearer token,
         or an OAuth client's), so the guards apply and the route counts after the check.
 
-        :raises ApiError: 429 over a limit, 503 when the storage is down and
-            limiting fails closed.
+        :raises RateLimited: over a limit (429).
+        :raises ApiError: 503 when the storage is down and limiting fails closed.
         """
         if ref is None:
             return Admission()
@@ -256,7 +217,7 @@ class RequestLimits:
         """Stage 2: the handler's policy for the authenticated ``principal``.
 
         :returns: the rate-limit headers for the response.
-        :raises ApiError: as :meth:`before_auth`.
+        :raises RateLimited, ApiError: as :meth:`before_auth`.
         """
         return await self.for_verified(ref, _principal_key(principal.issuer, principal.subject))
 
@@ -264,7 +225,7 @@ class RequestLimits:
         """The handler's policy for a verified ``key`` (see :func:`client_key`).
 
         :returns: the rate-limit headers for the response.
-        :raises ApiError: as :meth:`before_auth`.
+        :raises RateLimited, ApiError: as :meth:`before_auth`.
         """
         policy = self.policy(ref)
         if policy is None:
@@ -300,7 +261,8 @@ class RequestLimits:
         Each budget must have room for its recorded failures plus every check in
         flight, this one included; otherwise nothing is held or charged.
 
-        :raises ApiError: 429 when a budget has no room, 503 as :meth:`before_auth`.
+        :raises RateLimited: a budget has no room.
+        :raises ApiError: 503 as :meth:`before_auth`.
         """
         held = tuple((policy, key) for policy, key in slots if policy is not None)
         for slot in held:
@@ -327,14 +289,15 @@ class RequestLimits:
         """Credential-check slots held now (for tests and metrics)."""
         return sum(self._in_flight.values())
 
-    async def _refusal(self, policy: Policy, key: str, decision: Decision) -> ApiError:
+    async def _refusal(
+        self, policy: Policy, key: str, decision: Decision
+    ) -> ApiError | RateLimited:
         if decision.storage_failed:
             return ApiError(
                 503,
                 "temporarily_unavailable",
                 "Rate limiting is unavailable; retry later",
                 headers={"Retry-After": str(_FAIL_CLOSED_RETRY_AFTER)},
-                reason="ratelimit_unavailable",
             )
         quotas = decision.quotas
         if quotas is None:
@@ -347,12 +310,10 @@ class RequestLimits:
         else:
             retry_after = policy.items[index].window
         retry_after = max(1, retry_after)
-        return ApiError(
-            429,
-            "rate_limited",
+        return RateLimited(
             f"Too many requests; retry in {retry_after} seconds",
-            headers={"Retry-After": str(retry_after), **_headers(quotas)},
-            reason="rate_limited",
+            retry_after=retry_after,
+            headers=_headers(quotas),
         )
 
 
@@ -360,13 +321,6 @@ class RequestLimits:
 def _principal_key(issuer: str, subject: str) -> str:
     # Cached: the same few users send most requests, and quoting is dear per request.
     return f"sub:{_key_part(issuer)}|{_key_part(subject)}"
-
-
-def configured(
-    name: str, limits: str, strategy: StrategyName = "sliding-window-counter"
-) -> Policy | None:
-    """The policy a setting describes; None when it is ``off``."""
-    return None if limits == RATELIMIT_OFF else Policy(name, limits, strategy)
 
 
 def _key_part(value: str) -> str:
