@@ -1,4 +1,5 @@
-"""``import webapp, backends`` loads no store driver: each backend imports its own when built."""
+"""``import webapp, backends`` loads no store driver (each backend imports its own when
+built), and the library (``webapp.web``) loads neither the service nor its configuration."""
 
 from __future__ import annotations
 
@@ -28,3 +29,25 @@ def test_importing_the_library_loads_no_store_driver():
     library, with_redis_backend = result.stdout.split("\n")[:2]
     assert library == "-"
     assert with_redis_backend == "limits redis"  # so the probe sees drivers when they load
+
+
+LAYERS = """
+import sys
+import webapp
+print(" ".join(sorted(m for m in sys.modules if m.startswith(("webapp.", "dotenv")))))
+"""
+
+
+def test_the_library_imports_neither_the_service_nor_its_configuration():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", LAYERS],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    loaded = result.stdout.split()
+    assert loaded, "the probe saw no webapp module at all"
+    assert all(m.startswith("webapp.web") for m in loaded), loaded

@@ -10,8 +10,9 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from tests.helpers import ScopedHandler, app_with
 from webapp.service.app import JotguardApplication
 from webapp.service.openapi import form_body, operation, text_response
-from webapp.service.routing import app_routes, handler_methods, route_template
+from webapp.service.routing import app_routes, route_template
 from webapp.web.handler import AuthenticatedHandler, JsonHandler, requires_scopes
+from webapp.web.methods import handler_methods
 
 
 @pytest.fixture

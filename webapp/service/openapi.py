@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, NamedTuple, TypeVar
 
-from webapp.service.routing import Route, handler_methods
+from webapp.service.routing import Route
 from webapp.web.handler import AuthenticatedHandler
+from webapp.web.methods import handler_methods
 from webapp.web.requestid import HEADER as REQUEST_ID_HEADER
 
 Schema = Mapping[str, Any]

@@ -38,9 +38,9 @@ from backends.errors import (
     MissingCredentials,
 )
 from backends.principal import Principal
-from webapp.service.routing import handler_methods
 from webapp.web.cors import CorsPolicy
 from webapp.web.errors import UnsupportedMediaType, error_answer, is_answer
+from webapp.web.methods import handler_methods
 from webapp.web.ratelimit import CredentialCheck, PolicyRef, RequestLimits, is_failed_guess
 from webapp.web.requestid import request_id
 
