@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -92,14 +93,29 @@ def _load_record(record: dict[str, Any]) -> StoredKey:
     return StoredKey(record["kid"], alg, created, record["retired_at"], key, activates)
 
 
+# Keyrings parsed in this process, by the SHA-256 of the file's bytes: importing an RSA
+# private key validates it (tens of ms), and the same bytes always give the same keys.
+# A few entries: one per keyring file version a process meets.
+_PARSED: dict[bytes, tuple[StoredKey, ...]] = {}
+_PARSED_MAX = 8
+
+
 def read_keys(path: Path) -> list[StoredKey]:
     try:
-        document = json.loads(path.read_bytes())
-        return [_load_record(record) for record in document["keys"]]
+        raw = path.read_bytes()
     except FileNotFoundError:
         return []
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"keyring {path} is unreadable: {exc}") from None
+    digest = hashlib.sha256(raw).digest()
+    parsed = _PARSED.get(digest)
+    if parsed is None:
+        try:
+            parsed = tuple(_load_record(record) for record in json.loads(raw)["keys"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"keyring {path} is unreadable: {exc}") from None
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[digest] = parsed
+    return list(parsed)
 
 
 def _write_keys(path: Path, keys: list[StoredKey]) -> None:
