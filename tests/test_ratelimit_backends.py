@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import secrets
 import types
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
@@ -29,7 +28,6 @@ from unittest import mock
 import limits.aio.storage.memory
 import limits.aio.strategies
 import pytest
-import redis.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from limits import parse_many
@@ -40,7 +38,8 @@ from backends.ratelimit import Decision, Policy, RateLimitBackend, open_rate_lim
 from backends.ratelimit.limits import LimitsRateLimit
 from backends.ratelimit.memory import MemoryRateLimit
 from tests.clock import FakeClock
-from tests.conftest import redis_url, require_service
+from tests.conftest import redis_url
+from tests.redis_keys import own_prefix
 
 STRATEGIES = ("sliding-window-counter", "moving-window", "fixed-window")
 NOTATIONS = ("3/10 seconds", "2/10 seconds;5/minute", "4/second;6/5 seconds")
@@ -193,20 +192,10 @@ def test_the_notation_accepts_what_limits_accepts():
 @pytest.fixture
 async def redis_limiter() -> AsyncIterator[RateLimitBackend]:
     """A Redis backend under a key prefix of its own, deleted afterwards (never a flush)."""
-    client = redis.asyncio.Redis.from_url(redis_url(), socket_connect_timeout=1)
-    try:
-        await client.ping()
-        reachable = True
-    except (redis.RedisError, OSError):
-        reachable = False
-    require_service("Redis", reachable)
-    prefix = f"jotguard-test:{secrets.token_hex(8)}"
-    limiter = open_rate_limit(redis_url(), key_prefix=prefix, timeout=5)
-    yield limiter
-    await limiter.aclose()
-    async for key in client.scan_iter(match=f"{prefix}:*"):
-        await client.delete(key)
-    await client.aclose()
+    async with own_prefix() as prefix:
+        limiter = open_rate_limit(redis_url(), key_prefix=prefix, timeout=5)
+        yield limiter
+        await limiter.aclose()
 
 
 async def refused_requests_charge_nothing(limiter: RateLimitBackend, strategy: str) -> None:

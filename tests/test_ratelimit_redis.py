@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,8 +12,9 @@ import pytest
 import redis.asyncio
 from tornado.httpclient import AsyncHTTPClient
 
-from tests.conftest import TEST_ISSUER, redis_url, require_service
+from tests.conftest import TEST_ISSUER, redis_url
 from tests.ratelimit_support import TokenEndpoint, running_instance
+from tests.redis_keys import own_prefix
 from webapp.config.settings import Settings
 
 pytestmark = pytest.mark.redis
@@ -23,18 +23,8 @@ pytestmark = pytest.mark.redis
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards (never FLUSHDB)."""
-    client = redis.asyncio.Redis.from_url(redis_url(), socket_connect_timeout=1)
-    try:
-        await client.ping()
-        reachable = True
-    except (redis.RedisError, OSError):
-        reachable = False
-    require_service("Redis", reachable)
-    prefix = f"jotguard-test:{uuid.uuid4().hex}"
-    yield prefix
-    async for key in client.scan_iter(match=f"{prefix}:*"):
-        await client.delete(key)
-    await client.aclose()
+    async with own_prefix() as prefix:
+        yield prefix
 
 
 @pytest.fixture

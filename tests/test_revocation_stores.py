@@ -418,3 +418,12 @@ def test_ci_fails_rather_than_skips_the_mongo_suites_without_a_server(tmp_path):
     )
     assert run.returncode == 1, run.stdout[-2000:]
     assert "required in CI" in run.stdout
+
+
+async def test_mongo_epoch_upsert_reply_without_a_document_reads_what_it_left(tmp_path):
+    async with open_test_store("mongo-mock", tmp_path, Clock()) as store:
+        assert isinstance(store, MongoRevocationStore)
+        store.counters = _Forgetful(store.counters, misses=1)
+        first = await store.changes(0)
+        assert first.epoch  # read back from the counter the upsert wrote
+        assert (await store.changes(0)).epoch == first.epoch
