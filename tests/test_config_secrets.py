@@ -40,6 +40,7 @@ NOT_SECRET = {
     "JOTGUARD_PASSWORD_HASH_PER_ADDRESS": "a count",
     "JOTGUARD_GET_TOKEN_CLIENT_ID": "a client id names the client; its secret authenticates",
     "JOTGUARD_RATELIMIT_KEY_PREFIX": "a Redis key prefix",
+    "JOTGUARD_DPOP_NONCE": "on or off; the nonces' secret is JOTGUARD_DPOP_NONCE_SECRET",
     "JOTGUARD_RATELIMIT_MAX_KEYS": "a count",
     "JOTGUARD_RATELIMIT_TOKEN": "rate limits",
     "JOTGUARD_RATELIMIT_PASSWORD": "rate limits",
@@ -51,6 +52,7 @@ SECRET_VALUES = {
     "JOTGUARD_REVOCATION_STORE": f"redis://:{SENTINEL}@127.0.0.1:6379/0",
     "JOTGUARD_ISSUANCE_STORE": f"mongodb://jotguard:{SENTINEL}@127.0.0.1/jotguard",
     "JOTGUARD_RATELIMIT_STORAGE": f"rediss://:{SENTINEL}@127.0.0.1:6380/0",
+    "JOTGUARD_DPOP_NONCE_SECRET": SENTINEL * 4,
 }
 # What the secrets need beside them for the settings to be consistent.
 COMPANIONS = {

@@ -37,6 +37,10 @@ class ReplayCache(Protocol):
         """
         ...
 
+    async def aclose(self) -> None:
+        """Release the connections the cache holds."""
+        ...
+
 
 class MemoryReplayCache:
     """One process's proof ids, in two rotating generations (see the module)."""
@@ -79,3 +83,6 @@ class MemoryReplayCache:
             )
         self._current.add(key)
         return True
+
+    async def aclose(self) -> None:
+        """Nothing to release: the proof ids live in this process."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.config import checks
+from webapp.config.dpop import DPoPFields
 from webapp.config.fields import SettingsError
 from webapp.config.ratelimit import RateLimitFields
 from webapp.config.remote import RemoteIssuerFields
@@ -25,7 +26,7 @@ from webapp.config.stores import StoreFields
 # A dataclass lays out its base classes' fields from the last base to the first, so the
 # groups are listed in reverse: the fields (CLI flags, README table) read service first.
 @dataclass(frozen=True)
-class Settings(RateLimitFields, StoreFields, RemoteIssuerFields, ServiceFields):
+class Settings(DPoPFields, RateLimitFields, StoreFields, RemoteIssuerFields, ServiceFields):
     """Every setting of the service, checked across fields whenever one is built."""
 
     def __post_init__(self) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from backends.auth import AuthBackend, Authenticator
 from backends.auth.local import LocalIssuer, LocalKeyBackend
 from backends.auth.remote import RemoteIssuerBackend
 from backends.auth.token_cache import VerifiedTokenCache
+from backends.dpop import DPoPPolicy, DPoPVerifier, MemoryReplayCache, ReplayCache, StatelessNonces
 from backends.keys.keyring import Keyring
 from backends.ratelimit import Policy, StrategyName, open_rate_limit
 from backends.revocation.base import RevocationStore
@@ -34,6 +37,7 @@ from webapp.service.issuance import Issuance
 from webapp.service.metrics import Metrics
 from webapp.service.readiness import Readiness
 from webapp.web.cors import CorsPolicy
+from webapp.web.dpop import DPoPGate
 from webapp.web.ratelimit import RequestLimits
 
 log = logging.getLogger("jotguard")
@@ -123,6 +127,53 @@ def authenticator(
     )
 
 
+def dpop_replay_url(settings: Settings) -> str | None:
+    """The Redis that remembers spent proofs for every instance: the rate-limit storage's,
+    else the revocation store's; None (one process's memory) when neither is Redis."""
+    for url in (settings.ratelimit_storage, settings.revocation_store_url):
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            return url
+    return None
+
+
+def dpop_replay_cache(settings: Settings, policy: DPoPPolicy) -> ReplayCache:
+    url = dpop_replay_url(settings)
+    if url is None:
+        return MemoryReplayCache(policy.replay_window)
+    # Here, not at the top: without Redis configured, no Redis driver is imported.
+    from backends.dpop.replay_redis import RedisReplayCache
+
+    return RedisReplayCache.from_url(url)
+
+
+def dpop_nonce_secret(settings: Settings, keyring: Keyring) -> bytes:
+    """JOTGUARD_DPOP_NONCE_SECRET, else one derived from the keyring's oldest key: every
+    instance and worker reading the same keyring issues and accepts the same nonces."""
+    if settings.dpop_nonce_secret:
+        return settings.dpop_nonce_secret.encode()
+    oldest = min(keyring.all_keys(), key=lambda k: (k.created_at, k.kid))
+    material = json.dumps(oldest.key.as_dict(private=True), sort_keys=True).encode()
+    return hmac.new(material, b"jotguard dpop nonce secret v1", "sha256").digest()
+
+
+def dpop_gate(settings: Settings, keyring: Keyring) -> DPoPGate | None:
+    """What handlers check DPoP proofs with; None when JOTGUARD_DPOP is off."""
+    if settings.dpop == "off":
+        return None
+    policy = DPoPPolicy(
+        algorithms=settings.dpop_algs,
+        proof_lifetime=settings.dpop_proof_lifetime,
+        leeway=settings.leeway,
+    )
+    nonces = StatelessNonces(dpop_nonce_secret(settings, keyring)) if settings.dpop_nonce else None
+    verifier = DPoPVerifier(policy, replay=dpop_replay_cache(settings, policy), nonces=nonces)
+    return DPoPGate(
+        verifier,
+        mode="required" if settings.dpop == "required" else "allowed",
+        public_url=settings.public_url or None,
+    )
+
+
 def configured(
     name: str, limits: str, strategy: StrategyName = "sliding-window-counter"
 ) -> Policy | None:
@@ -199,6 +250,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     readiness: Readiness = field(default_factory=lambda: Readiness(timeout=0.8))
     cors: CorsPolicy | None = None
+    dpop: DPoPGate | None = None
 
     @classmethod
     async def start(
@@ -234,6 +286,7 @@ class Services:
             revocations=revocations,
             rate_limits=request_limits(settings, clock=rate_limit_clock),
             issuance=issuance,
+            dpop=dpop_gate(settings, keyring),
         )
         services._run()
         return services
@@ -295,3 +348,5 @@ class Services:
         await self.revocations.close()
         await self.rate_limits.limiter.aclose()
         await self.issuance.close()
+        if self.dpop is not None:
+            await self.dpop.verifier.replay.aclose()
