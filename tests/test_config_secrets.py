@@ -26,7 +26,6 @@ CREDENTIAL_URLS = (
 
 # Settings presumed credentials above that are not, each with why.
 NOT_SECRET = {
-    "JOTGUARD_ISSUER": "published as every local token's iss and in the discovery document",
     "JOTGUARD_ACCESS_TOKEN_TTL": "a lifetime in seconds",
     "JOTGUARD_MAX_TOKEN_TTL": "a lifetime in seconds",
     "JOTGUARD_SIGNING_ALG": "an algorithm name; the keys are in the keyring file",

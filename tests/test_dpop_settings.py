@@ -72,3 +72,18 @@ def test_instances_on_one_keyring_derive_one_nonce_secret(settings: Settings) ->
         environ={"JOTGUARD_ENV_FILE": "/nonexistent", "JOTGUARD_DPOP_NONCE_SECRET": "s" * 32}
     )
     assert dpop_nonce_secret(configured, first) == b"s" * 32
+
+
+def test_the_issuer_url_carries_no_credentials_query_or_fragment() -> None:
+    for value in (
+        "https://u:p@issuer.example/",
+        "https://issuer.example/?a",
+        "https://i.example/#f",
+    ):
+        assert "without user information" in str(refusal("JOTGUARD_ISSUER", value))
+
+
+def test_a_bad_secret_is_named_but_never_echoed() -> None:
+    error = str(refusal("JOTGUARD_DPOP_NONCE_SECRET", "too-short-secret"))
+    assert "JOTGUARD_DPOP_NONCE_SECRET" in error
+    assert "too-short-secret" not in error

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from backends.dpop.policy import DEFAULT_ALGORITHMS, DPoPPolicy
 from backends.errors import ConfigError
@@ -33,16 +32,6 @@ def nonce_secret(raw: str) -> str:
     value = raw.strip()
     if value and len(value.encode()) < 32:
         raise ValueError("must be at least 32 bytes (or empty)")
-    return value
-
-
-def public_url(raw: str) -> str:
-    """An http(s) base URL without credentials, query or fragment: proofs name it."""
-    value = parsers.http_url(raw)
-    if value:
-        parts = urlsplit(value)
-        if "@" in parts.netloc or parts.query or parts.fragment or "?" in value or "#" in value:
-            raise ValueError("must be a URL without user information, query or fragment")
     return value
 
 
@@ -87,7 +76,7 @@ class DPoPFields:
     public_url: str = setting(
         "JOTGUARD_PUBLIC_URL",
         "",
-        public_url,
+        parsers.http_url,
         "The URL clients reach this service at (behind a proxy); DPoP proofs name it in"
         " htu. Default: the request's own scheme and Host.",
     )

@@ -10,8 +10,10 @@ from typing import Any
 class SettingsError(Exception):
     """A bad value; ``str()`` is the one line start-up prints before exiting 2."""
 
-    def __init__(self, name: str, problem: str, value: str) -> None:
-        super().__init__(f"{name}: {problem} (got {value!r})")
+    def __init__(self, name: str, problem: str, value: str | None) -> None:
+        # value=None: a secret's value is never echoed, not even when it is wrong.
+        shown = "" if value is None else f" (got {value!r})"
+        super().__init__(f"{name}: {problem}{shown}")
         self.name = name
 
 

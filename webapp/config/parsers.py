@@ -61,12 +61,16 @@ def host(raw: str) -> str:
 
 
 def http_url(raw: str) -> str:
+    """A URL this service is known by (its issuer, its public base URL): published in
+    every token and proof, so it carries no credentials, query or fragment (RFC 8414 §2)."""
     value = raw.strip()
     if not value:
         return ""
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("must be an http(s) URL")
+    if "@" in parts.netloc or "?" in value or "#" in value:
+        raise ValueError("must be a URL without user information, query or fragment")
     return value
 
 

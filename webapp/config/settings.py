@@ -80,5 +80,6 @@ class Settings(DPoPFields, RateLimitFields, StoreFields, RemoteIssuerFields, Ser
             try:
                 values[f.name] = f.metadata["parse"](raw)
             except ValueError as exc:
-                raise SettingsError(name, str(exc), raw) from None
+                shown = None if f.metadata["secret"] else raw
+                raise SettingsError(name, str(exc), shown) from None
         return cls(**values)
