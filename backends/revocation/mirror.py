@@ -44,6 +44,7 @@ from backends.revocation.base import (
 )
 from backends.revocation.policy import describe
 from backends.revocation.replica import Replica
+from backends.tasks import cancel_all
 from backends.telemetry import Sample
 
 if TYPE_CHECKING:
@@ -299,10 +300,6 @@ class RevocationMirror(RevocationStore):
         return await self._through(self.store.restore(states, origin=origin))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         await self.store.close()
