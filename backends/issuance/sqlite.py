@@ -74,12 +74,7 @@ class SQLiteIssuanceStore:
         return await self._update_client(client_id, "secret_hash", secret_hash)
 
     async def delete_client(self, client_id: str) -> Client | None:
-        def delete(db: sqlite3.Connection) -> Client | None:
-            client = CLIENTS.one(db, "client_id", client_id)
-            db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
-            return client
-
-        return await self.db.write(delete)
+        return await self.db.write(lambda db: CLIENTS.delete(db, "client_id", client_id))
 
     async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
         changed = await self.db.write(
@@ -129,12 +124,7 @@ class SQLiteIssuanceStore:
         )
 
     async def delete_user(self, user_id: str) -> User | None:
-        def delete(db: sqlite3.Connection) -> User | None:
-            user = USERS.one(db, "user_id", user_id)
-            db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
-            return user
-
-        return await self.db.write(delete)
+        return await self.db.write(lambda db: USERS.delete(db, "user_id", user_id))
 
     # -- refresh-token families -------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""One SQLite table read and written as records: the lookup by a column, the listing
-and the insert that every SQLite store would otherwise spell out for each table.
+"""One SQLite table read and written as records: the lookup by a column, the listing,
+the delete and the insert that every SQLite store would otherwise spell out for each
+table.
 
 Run on a :class:`~backends.storage.sqlite.SQLiteRunner`'s thread, inside the function
 handed to ``read`` or ``write``.
@@ -40,6 +41,12 @@ class Table(Generic[R]):
         """The records selected by ``rest``: the statement's WHERE, ORDER BY and LIMIT."""
         rows = db.execute(f"SELECT {self.columns} FROM {self.name} {rest}", params).fetchall()
         return [self.record(row) for row in rows]
+
+    def delete(self, db: sqlite3.Connection, column: str, value: object) -> R | None:
+        """Delete the record whose ``column`` (a unique one) is ``value``; it, or None."""
+        record = self.one(db, column, value)
+        db.execute(f"DELETE FROM {self.name} WHERE {column} = ?", (value,))
+        return record
 
     def insert(self, db: sqlite3.Connection, record: R) -> None:
         values = self.row(record)
