@@ -13,7 +13,8 @@ TTL indexes drop expired documents eventually; expiry is still checked on read.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -37,6 +38,8 @@ from backends.issuance.mongo_docs import (
     user_from,
 )
 from backends.storage.mongodb import Indexes, mongo_errors
+
+R = TypeVar("R")
 
 # A chain of superseded successors grows by one per failed retry: a few suffice.
 _SUCCESSOR_HOPS = 4
@@ -64,6 +67,15 @@ class MongoIssuanceStore:
             await self.families.create_index("subject")
             await self.families.create_index("client_id")
             await self.families.create_index("purge_at", expireAfterSeconds=0)
+
+    async def _one(
+        self, fetch: Callable[[], Awaitable[dict[str, Any] | None]], record: Callable[[Any], R]
+    ) -> R | None:
+        """The record of the document ``fetch`` answers (found, updated or deleted), or None."""
+        await self._indexes.ensure()
+        with mongo_errors("issuance"):
+            doc = await fetch()
+        return None if doc is None else record(doc)
 
     # -- clients ----------------------------------------------------------------------
 
@@ -98,10 +110,7 @@ class MongoIssuanceStore:
         return True
 
     async def get_client(self, client_id: str) -> Client | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.clients.find_one({"_id": client_id})
-        return None if doc is None else client_from(doc)
+        return await self._one(lambda: self.clients.find_one({"_id": client_id}), client_from)
 
     async def list_clients(self) -> list[Client]:
         await self._indexes.ensure()
@@ -118,18 +127,15 @@ class MongoIssuanceStore:
         return bool(result.modified_count)
 
     async def get_client_by_name(self, name: str) -> Client | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.clients.find_one({"name": name})
-        return None if doc is None else client_from(doc)
+        return await self._one(lambda: self.clients.find_one({"name": name}), client_from)
 
     async def _set_client(self, client_id: str, fields: dict[str, Any]) -> Client | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.clients.find_one_and_update(
+        return await self._one(
+            lambda: self.clients.find_one_and_update(
                 {"_id": client_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
-            )
-        return None if doc is None else client_from(doc)
+            ),
+            client_from,
+        )
 
     async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
         return await self._set_client(client_id, {"disabled": disabled})
@@ -138,10 +144,9 @@ class MongoIssuanceStore:
         return await self._set_client(client_id, {"secret_hash": secret_hash})
 
     async def delete_client(self, client_id: str) -> Client | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.clients.find_one_and_delete({"_id": client_id})
-        return None if doc is None else client_from(doc)
+        return await self._one(
+            lambda: self.clients.find_one_and_delete({"_id": client_id}), client_from
+        )
 
     # -- users ------------------------------------------------------------------------
 
@@ -162,16 +167,10 @@ class MongoIssuanceStore:
             raise AlreadyExists(f"a user named {user.username!r} exists") from None
 
     async def get_user(self, user_id: str) -> User | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.users.find_one({"_id": user_id})
-        return None if doc is None else user_from(doc)
+        return await self._one(lambda: self.users.find_one({"_id": user_id}), user_from)
 
     async def get_user_by_name(self, username: str) -> User | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.users.find_one({"username": username})
-        return None if doc is None else user_from(doc)
+        return await self._one(lambda: self.users.find_one({"username": username}), user_from)
 
     async def list_users(self) -> list[User]:
         await self._indexes.ensure()
@@ -180,14 +179,14 @@ class MongoIssuanceStore:
         return [user_from(d) for d in docs]
 
     async def set_user_disabled(self, username: str, disabled: bool) -> User | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.users.find_one_and_update(
+        return await self._one(
+            lambda: self.users.find_one_and_update(
                 {"username": username},
                 {"$set": {"disabled": disabled}},
                 return_document=ReturnDocument.AFTER,
-            )
-        return None if doc is None else user_from(doc)
+            ),
+            user_from,
+        )
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._indexes.ensure()
@@ -197,10 +196,7 @@ class MongoIssuanceStore:
             )
 
     async def delete_user(self, user_id: str) -> User | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.users.find_one_and_delete({"_id": user_id})
-        return None if doc is None else user_from(doc)
+        return await self._one(lambda: self.users.find_one_and_delete({"_id": user_id}), user_from)
 
     # -- refresh-token families -------------------------------------------------------
 
