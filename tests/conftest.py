@@ -68,8 +68,9 @@ def settings_overrides() -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(data_dir: Path, settings_overrides: dict[str, str]) -> Settings:
-    environ = {
+def settings_environ(data_dir: Path, settings_overrides: dict[str, str]) -> dict[str, str]:
+    """The JOTGUARD_* variables ``settings`` is loaded from (the CLI tests set them)."""
+    return {
         "JOTGUARD_DATA_DIR": str(data_dir),
         "JOTGUARD_ISSUER": TEST_ISSUER,
         "JOTGUARD_ENV_FILE": str(data_dir / "absent.env"),
@@ -81,7 +82,11 @@ def settings(data_dir: Path, settings_overrides: dict[str, str]) -> Settings:
         "JOTGUARD_ARGON2_MEMORY_KIB": "64",
         **settings_overrides,
     }
-    return Settings.load(environ=environ)
+
+
+@pytest.fixture
+def settings(settings_environ: dict[str, str]) -> Settings:
+    return Settings.load(environ=settings_environ)
 
 
 @pytest.fixture

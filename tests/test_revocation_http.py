@@ -182,9 +182,10 @@ async def test_list_newest_first_with_cursor_pagination(admin):
     assert rest["next_cursor"] is None
 
 
-async def test_list_rejects_bad_parameters(admin):
+@pytest.mark.parametrize("route", ["/admin/revocations", "/admin/audit"])
+async def test_list_rejects_bad_parameters(admin, route):
     for query in ["limit=0", "limit=501", "limit=x", "limit=1&limit=2", "cursor=abc", "cursor=-1"]:
-        response = await admin("GET", f"/admin/revocations?{query}")
+        response = await admin("GET", f"{route}?{query}")
         assert response.code == 400, query
         assert body_json(response)["error"] == "invalid_request"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from backends.errors import InvalidInput
@@ -40,15 +40,7 @@ class Catchphrase:
     updated_at: float
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "catchphrase": self.catchphrase,
-            "movie": self.movie,
-            "context": self.context,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+        return asdict(self)  # every field, as the API shows it
 
 
 def parse_fields(payload: object) -> CatchphraseFields:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import astuple
 from pathlib import Path
-from typing import Any
 
 from backends.catchphrases.base import Catchphrase, CatchphraseFields
 from backends.storage.sqlite import SQLiteRunner, create_schema
+from backends.storage.sqlite_table import Table
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catchphrases (
@@ -21,11 +22,13 @@ CREATE TABLE IF NOT EXISTS catchphrases (
 );
 """
 
-_COLUMNS = "id, catchphrase, movie, context, created_by, created_at, updated_at"
-
-
-def _item(row: Any) -> Catchphrase:
-    return Catchphrase(*row)
+# The columns are Catchphrase's fields, in their order.
+_CATCHPHRASES = Table(
+    "catchphrases",
+    "id, catchphrase, movie, context, created_by, created_at, updated_at",
+    lambda row: Catchphrase(*row),
+    astuple,
+)
 
 
 class SQLiteCatchphraseStore:
@@ -33,55 +36,30 @@ class SQLiteCatchphraseStore:
         self.db = SQLiteRunner(path, setup=create_schema(SCHEMA))
 
     async def add(self, item: Catchphrase) -> None:
-        await self.db.write(
-            lambda db: db.execute(
-                f"INSERT INTO catchphrases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                (
-                    item.id,
-                    item.catchphrase,
-                    item.movie,
-                    item.context,
-                    item.created_by,
-                    item.created_at,
-                    item.updated_at,
-                ),
-            )
-        )
+        await self.db.write(lambda db: _CATCHPHRASES.insert(db, item))
 
     async def get(self, item_id: str) -> Catchphrase | None:
-        row = await self.db.read(
-            lambda db: db.execute(
-                f"SELECT {_COLUMNS} FROM catchphrases WHERE id = ?",  # noqa: S608
-                (item_id,),
-            ).fetchone()
-        )
-        return None if row is None else _item(row)
+        return await self.db.read(lambda db: _CATCHPHRASES.one(db, "id", item_id))
 
     async def list(self, *, limit: int, after: str | None = None) -> list[Catchphrase]:
-        rows = await self.db.read(
-            lambda db: db.execute(
-                f"SELECT {_COLUMNS} FROM catchphrases WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
-                (after or "", limit),
-            ).fetchall()
+        return await self.db.read(
+            lambda db: _CATCHPHRASES.all(
+                db, "WHERE id > ? ORDER BY id LIMIT ?", (after or "", limit)
+            )
         )
-        return [_item(row) for row in rows]
 
     async def replace(
         self, item_id: str, fields: CatchphraseFields, *, now: float
     ) -> Catchphrase | None:
-        def update(db: sqlite3.Connection) -> Any:
+        def update(db: sqlite3.Connection) -> Catchphrase | None:
             db.execute(
                 "UPDATE catchphrases SET catchphrase = ?, movie = ?, context = ?, updated_at = ? "
                 "WHERE id = ?",
                 (fields.catchphrase, fields.movie, fields.context, now, item_id),
             )
-            return db.execute(
-                f"SELECT {_COLUMNS} FROM catchphrases WHERE id = ?",  # noqa: S608
-                (item_id,),
-            ).fetchone()
+            return _CATCHPHRASES.one(db, "id", item_id)
 
-        row = await self.db.write(update)
-        return None if row is None else _item(row)
+        return await self.db.write(update)
 
     async def delete(self, item_id: str) -> bool:
         cursor = await self.db.write(

@@ -123,13 +123,10 @@ class MemoryIssuanceStore:
             return Rotation.UNKNOWN
         if old.used_at is not None:
             return Rotation.ALREADY_USED
-        family = self._families[old.family_id]
-        if family.revoked_at is not None:
-            return Rotation.FAMILY_REVOKED
-        self._tokens[old_hash] = dataclasses.replace(old, used_at=now)
-        self._tokens[new.token_hash] = new
-        self._grow(family, access, now, new.expires_at)
-        return Rotation.ROTATED
+        rotation = self._join(self._families[old.family_id], new, access, now)
+        if rotation is Rotation.ROTATED:
+            self._tokens[old_hash] = dataclasses.replace(old, used_at=now)
+        return rotation
 
     async def add_to_family(
         self, family_id: str, new: RefreshToken, access: AccessRecord, *, now: float
@@ -137,19 +134,22 @@ class MemoryIssuanceStore:
         family = self._families.get(family_id)
         if family is None:
             return Rotation.UNKNOWN
+        return self._join(family, new, access, now)
+
+    def _join(
+        self, family: Family, new: RefreshToken, access: AccessRecord, now: float
+    ) -> Rotation:
+        """``new`` and ``access`` join ``family``, extending it, unless it is revoked."""
         if family.revoked_at is not None:
             return Rotation.FAMILY_REVOKED
         self._tokens[new.token_hash] = new
-        self._grow(family, access, now, new.expires_at)
-        return Rotation.ROTATED
-
-    def _grow(self, family: Family, access: AccessRecord, now: float, expires_at: float) -> None:
         live = tuple(a for a in family.access_tokens if a.expires_at > now)
         self._families[family.family_id] = dataclasses.replace(
             family,
             access_tokens=(*live, access),
-            expires_at=max(family.expires_at, expires_at, access.expires_at),
+            expires_at=max(family.expires_at, new.expires_at, access.expires_at),
         )
+        return Rotation.ROTATED
 
     async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
         family = self._families.get(family_id)

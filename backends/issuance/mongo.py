@@ -13,7 +13,8 @@ TTL indexes drop expired documents eventually; expiry is still checked on read.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -37,6 +38,8 @@ from backends.issuance.mongo_docs import (
     user_from,
 )
 from backends.storage.mongodb import Indexes, mongo_errors
+
+R = TypeVar("R")
 
 # A chain of superseded successors grows by one per failed retry: a few suffice.
 _SUCCESSOR_HOPS = 4
@@ -64,6 +67,15 @@ class MongoIssuanceStore:
             await self.families.create_index("subject")
             await self.families.create_index("client_id")
             await self.families.create_index("purge_at", expireAfterSeconds=0)
+
+    async def _one(
+        self, fetch: Callable[[], Awaitable[dict[str, Any] | None]], record: Callable[[Any], R]
+    ) -> R | None:
+        """The record of the document ``fetch`` answers (found, updated or deleted), or None."""
+        await self._indexes.ensure()
+        with mongo_errors("issuance"):
+            doc = await fetch()
+        return None if doc is None else record(doc)
 
     # -- clients ----------------------------------------------------------------------
 
@@ -98,10 +110,7 @@ class MongoIssuanceStore:
         return True
 
     async def get_client(self, client_id: str) -> Client | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.clients.find_one({"_id": client_id})
-        return None if doc is None else client_from(doc)
+        return await self._one(lambda: self.clients.find_one({"_id": client_id}), client_from)
 
     async def list_clients(self) -> list[Client]:
         await self._indexes.ensure()
@@ -118,18 +127,15 @@ class MongoIssuanceStore:
         return bool(result.modified_count)
 
     async def get_client_by_name(self, name: str) -> Client | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.clients.find_one({"name": name})
-        return None if doc is None else client_from(doc)
+        return await self._one(lambda: self.clients.find_one({"name": name}), client_from)
 
     async def _set_client(self, client_id: str, fields: dict[str, Any]) -> Client | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.clients.find_one_and_update(
+        return await self._one(
+            lambda: self.clients.find_one_and_update(
                 {"_id": client_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
-            )
-        return None if doc is None else client_from(doc)
+            ),
+            client_from,
+        )
 
     async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
         return await self._set_client(client_id, {"disabled": disabled})
@@ -138,10 +144,9 @@ class MongoIssuanceStore:
         return await self._set_client(client_id, {"secret_hash": secret_hash})
 
     async def delete_client(self, client_id: str) -> Client | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.clients.find_one_and_delete({"_id": client_id})
-        return None if doc is None else client_from(doc)
+        return await self._one(
+            lambda: self.clients.find_one_and_delete({"_id": client_id}), client_from
+        )
 
     # -- users ------------------------------------------------------------------------
 
@@ -162,16 +167,10 @@ class MongoIssuanceStore:
             raise AlreadyExists(f"a user named {user.username!r} exists") from None
 
     async def get_user(self, user_id: str) -> User | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.users.find_one({"_id": user_id})
-        return None if doc is None else user_from(doc)
+        return await self._one(lambda: self.users.find_one({"_id": user_id}), user_from)
 
     async def get_user_by_name(self, username: str) -> User | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.users.find_one({"username": username})
-        return None if doc is None else user_from(doc)
+        return await self._one(lambda: self.users.find_one({"username": username}), user_from)
 
     async def list_users(self) -> list[User]:
         await self._indexes.ensure()
@@ -180,14 +179,14 @@ class MongoIssuanceStore:
         return [user_from(d) for d in docs]
 
     async def set_user_disabled(self, username: str, disabled: bool) -> User | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.users.find_one_and_update(
+        return await self._one(
+            lambda: self.users.find_one_and_update(
                 {"username": username},
                 {"$set": {"disabled": disabled}},
                 return_document=ReturnDocument.AFTER,
-            )
-        return None if doc is None else user_from(doc)
+            ),
+            user_from,
+        )
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._indexes.ensure()
@@ -197,10 +196,7 @@ class MongoIssuanceStore:
             )
 
     async def delete_user(self, user_id: str) -> User | None:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            doc = await self.users.find_one_and_delete({"_id": user_id})
-        return None if doc is None else user_from(doc)
+        return await self._one(lambda: self.users.find_one_and_delete({"_id": user_id}), user_from)
 
     # -- refresh-token families -------------------------------------------------------
 
@@ -240,20 +236,37 @@ class MongoIssuanceStore:
                 return Rotation.UNKNOWN
             if old.get("used_at") is not None:
                 return await self._replay(old, new, access, now)
-            # The successor first: until the old token is marked used below, a failure
-            # leaves it usable, and an orphaned successor was never handed out.
-            await self.tokens.insert_one(token_doc(new))
-            if not await self._grow(old["family_id"], new, access, now):
-                return Rotation.FAMILY_REVOKED
-            # The same update records the successor: if its acknowledgement is lost,
+            # Marking it used records its successor: if that acknowledgement is lost,
             # the client's retry is recognised by it (see _replay), not taken for theft.
-            used = await self.tokens.find_one_and_update(
-                {"_id": old_hash, "used_at": None},
-                {"$set": {"used_at": now, "successor": new.token_hash}},
+            rotation = await self._succeed(
+                old_hash, old["family_id"], new, access, now, link="successor"
             )
-            if used is None:
-                return Rotation.ALREADY_USED
+            if rotation is not Rotation.ROTATED:
+                return rotation
         return await self._answered(old_hash, new.token_hash)
+
+    async def _succeed(
+        self,
+        used: str,
+        family_id: str,
+        new: RefreshToken,
+        access: AccessRecord,
+        now: float,
+        *,
+        link: str,
+    ) -> Rotation:
+        """``new`` joins the family, then the unused token ``used`` is marked used, its
+        field ``link`` naming ``new``: ROTATED, or FAMILY_REVOKED, or ALREADY_USED
+        (``used`` was used meanwhile).
+
+        The successor first: until ``used`` is marked, a failure leaves it usable, and
+        an orphaned successor was never handed out."""
+        if not await self._join(family_id, new, access, now):
+            return Rotation.FAMILY_REVOKED
+        marked = await self.tokens.find_one_and_update(
+            {"_id": used, "used_at": None}, {"$set": {"used_at": now, link: new.token_hash}}
+        )
+        return Rotation.ROTATED if marked is not None else Rotation.ALREADY_USED
 
     async def _answered(self, old_hash: str, successor: str) -> Rotation:
         """Close the retry window of a rotation about to be answered with ``successor``."""
@@ -278,15 +291,11 @@ class MongoIssuanceStore:
         current = await self._current_successor(old)
         if current is None:
             return Rotation.ALREADY_USED
-        await self.tokens.insert_one(token_doc(new))
-        if not await self._grow(old["family_id"], new, access, now):
-            return Rotation.FAMILY_REVOKED
-        superseded = await self.tokens.find_one_and_update(
-            {"_id": current, "used_at": None},
-            {"$set": {"used_at": now, "superseded_by": new.token_hash}},
+        rotation = await self._succeed(
+            current, old["family_id"], new, access, now, link="superseded_by"
         )
-        if superseded is None:
-            return Rotation.ALREADY_USED  # its holder used it: the first answer arrived
+        if rotation is not Rotation.ROTATED:
+            return rotation  # revoked, or its holder used it: the first answer arrived
         moved = await self.tokens.update_one(
             {"_id": old["_id"], "successor": old["successor"], "answered": {"$ne": True}},
             {"$set": {"successor": new.token_hash}},
@@ -309,10 +318,12 @@ class MongoIssuanceStore:
             successor = doc.get("superseded_by")
         return None
 
-    async def _grow(
+    async def _join(
         self, family_id: str, new: RefreshToken, access: AccessRecord, now: float
     ) -> bool:
-        """Record ``access`` in the family and extend it to ``new``; False if revoked."""
+        """Store ``new``, then record ``access`` in the family and extend it to ``new``;
+        False if the family is revoked (``new`` is then an orphan, never handed out)."""
+        await self.tokens.insert_one(token_doc(new))
         await self.families.update_one(
             {"_id": family_id}, {"$pull": {"access": {"exp": {"$lte": now}}}}
         )
@@ -336,9 +347,7 @@ class MongoIssuanceStore:
                 return Rotation.UNKNOWN
             if family.get("revoked_at") is not None:
                 return Rotation.FAMILY_REVOKED
-            # As in rotate: the token first, then the family records it, only if not revoked.
-            await self.tokens.insert_one(token_doc(new))
-            recorded = await self._grow(family_id, new, access, now)
+            recorded = await self._join(family_id, new, access, now)
         return Rotation.ROTATED if recorded else Rotation.FAMILY_REVOKED
 
     async def revoke_family(self, family_id: str, *, now: float) -> Family | None:
@@ -351,21 +360,18 @@ class MongoIssuanceStore:
         return None if doc is None else family_from(doc)
 
     async def revoke_families_of(self, subject: str, *, now: float) -> list[Family]:
-        await self._indexes.ensure()
-        with mongo_errors("issuance"):
-            await self.families.update_many(
-                {"subject": subject, "revoked_at": None}, {"$set": {"revoked_at": now}}
-            )
-            docs = [d async for d in self.families.find({"subject": subject})]
-        return [family_from(d) for d in docs]
+        return await self._revoke_families_where("subject", subject, now)
 
     async def revoke_families_of_client(self, client_id: str, *, now: float) -> list[Family]:
+        return await self._revoke_families_where("client_id", client_id, now)
+
+    async def _revoke_families_where(self, field: str, value: str, now: float) -> list[Family]:
         await self._indexes.ensure()
         with mongo_errors("issuance"):
             await self.families.update_many(
-                {"client_id": client_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
+                {field: value, "revoked_at": None}, {"$set": {"revoked_at": now}}
             )
-            docs = [d async for d in self.families.find({"client_id": client_id})]
+            docs = [d async for d in self.families.find({field: value})]
         return [family_from(d) for d in docs]
 
     async def mark_access_revoked(self, family_id: str) -> None:

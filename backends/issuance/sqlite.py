@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from backends.issuance.base import (
     AccessRecord,
@@ -16,20 +15,15 @@ from backends.issuance.base import (
     User,
 )
 from backends.issuance.sqlite_schema import (
-    CLIENT_COLUMNS,
+    CLIENTS,
     FAMILY_COLUMNS,
-    REFRESH_COLUMNS,
+    REFRESH_TOKENS,
     SCHEMA,
-    USER_COLUMNS,
-    client_of,
+    USERS,
     grow_family,
     insert_access,
-    insert_client,
-    insert_token,
     migrate,
     select_family,
-    token_of,
-    user_of,
 )
 from backends.storage.sqlite import SQLiteRunner, create_schema
 
@@ -44,7 +38,7 @@ class SQLiteIssuanceStore:
 
     async def add_client(self, client: Client) -> None:
         try:
-            await self.db.write(lambda db: insert_client(db, client))
+            await self.db.write(lambda db: CLIENTS.insert(db, client))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"a client named {client.name!r} exists") from None
 
@@ -52,39 +46,26 @@ class SQLiteIssuanceStore:
         def insert_if_empty(db: sqlite3.Connection) -> bool:
             if db.execute("SELECT 1 FROM clients LIMIT 1").fetchone() is not None:
                 return False
-            insert_client(db, client)
+            CLIENTS.insert(db, client)
             return True
 
         return await self.db.write(insert_if_empty)
 
-    async def _client_where(self, column: str, value: str) -> Client | None:
-        row = await self.db.read(
-            lambda db: db.execute(
-                f"SELECT {CLIENT_COLUMNS} FROM clients WHERE {column} = ?",  # noqa: S608
-                (value,),
-            ).fetchone()
-        )
-        return None if row is None else client_of(row)
-
     async def get_client(self, client_id: str) -> Client | None:
-        return await self._client_where("client_id", client_id)
+        return await self.db.read(lambda db: CLIENTS.one(db, "client_id", client_id))
 
     async def get_client_by_name(self, name: str) -> Client | None:
-        return await self._client_where("name", name)
+        return await self.db.read(lambda db: CLIENTS.one(db, "name", name))
 
     async def _update_client(self, client_id: str, assignment: str, value: object) -> Client | None:
-        def update(db: sqlite3.Connection) -> Any:
+        def update(db: sqlite3.Connection) -> Client | None:
             db.execute(
                 f"UPDATE clients SET {assignment} = ? WHERE client_id = ?",  # noqa: S608
                 (value, client_id),
             )
-            return db.execute(
-                f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
-                (client_id,),
-            ).fetchone()
+            return CLIENTS.one(db, "client_id", client_id)
 
-        row = await self.db.write(update)
-        return None if row is None else client_of(row)
+        return await self.db.write(update)
 
     async def set_client_disabled(self, client_id: str, disabled: bool) -> Client | None:
         return await self._update_client(client_id, "disabled", int(disabled))
@@ -93,16 +74,7 @@ class SQLiteIssuanceStore:
         return await self._update_client(client_id, "secret_hash", secret_hash)
 
     async def delete_client(self, client_id: str) -> Client | None:
-        def delete(db: sqlite3.Connection) -> Any:
-            row = db.execute(
-                f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608
-                (client_id,),
-            ).fetchone()
-            db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
-            return row
-
-        row = await self.db.write(delete)
-        return None if row is None else client_of(row)
+        return await self.db.write(lambda db: CLIENTS.delete(db, "client_id", client_id))
 
     async def upgrade_client_secret_hash(self, client_id: str, old: str, new: str) -> bool:
         changed = await self.db.write(
@@ -116,69 +88,33 @@ class SQLiteIssuanceStore:
         return bool(changed)
 
     async def list_clients(self) -> list[Client]:
-        rows = await self.db.read(
-            lambda db: db.execute(
-                f"SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, name"  # noqa: S608
-            ).fetchall()
-        )
-        return [client_of(row) for row in rows]
+        return await self.db.read(lambda db: CLIENTS.all(db, "ORDER BY created_at, name"))
 
     # -- users ------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:
-        def insert(db: sqlite3.Connection) -> None:
-            db.execute(
-                f"INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
-                (
-                    user.user_id,
-                    user.username,
-                    user.password_hash,
-                    " ".join(sorted(user.scopes)),
-                    int(user.disabled),
-                    user.created_at,
-                ),
-            )
-
         try:
-            await self.db.write(insert)
+            await self.db.write(lambda db: USERS.insert(db, user))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"a user named {user.username!r} exists") from None
 
-    async def _user_where(self, column: str, value: str) -> User | None:
-        row = await self.db.read(
-            lambda db: db.execute(
-                f"SELECT {USER_COLUMNS} FROM users WHERE {column} = ?",  # noqa: S608
-                (value,),
-            ).fetchone()
-        )
-        return None if row is None else user_of(row)
-
     async def get_user(self, user_id: str) -> User | None:
-        return await self._user_where("user_id", user_id)
+        return await self.db.read(lambda db: USERS.one(db, "user_id", user_id))
 
     async def get_user_by_name(self, username: str) -> User | None:
-        return await self._user_where("username", username)
+        return await self.db.read(lambda db: USERS.one(db, "username", username))
 
     async def list_users(self) -> list[User]:
-        rows = await self.db.read(
-            lambda db: db.execute(
-                f"SELECT {USER_COLUMNS} FROM users ORDER BY username"  # noqa: S608
-            ).fetchall()
-        )
-        return [user_of(row) for row in rows]
+        return await self.db.read(lambda db: USERS.all(db, "ORDER BY username"))
 
     async def set_user_disabled(self, username: str, disabled: bool) -> User | None:
-        def update(db: sqlite3.Connection) -> Any:
+        def update(db: sqlite3.Connection) -> User | None:
             db.execute(
                 "UPDATE users SET disabled = ? WHERE username = ?", (int(disabled), username)
             )
-            return db.execute(
-                f"SELECT {USER_COLUMNS} FROM users WHERE username = ?",  # noqa: S608
-                (username,),
-            ).fetchone()
+            return USERS.one(db, "username", username)
 
-        row = await self.db.write(update)
-        return None if row is None else user_of(row)
+        return await self.db.write(update)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self.db.write(
@@ -188,16 +124,7 @@ class SQLiteIssuanceStore:
         )
 
     async def delete_user(self, user_id: str) -> User | None:
-        def delete(db: sqlite3.Connection) -> Any:
-            row = db.execute(
-                f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?",  # noqa: S608
-                (user_id,),
-            ).fetchone()
-            db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
-            return row
-
-        row = await self.db.write(delete)
-        return None if row is None else user_of(row)
+        return await self.db.write(lambda db: USERS.delete(db, "user_id", user_id))
 
     # -- refresh-token families -------------------------------------------------------
 
@@ -214,20 +141,16 @@ class SQLiteIssuanceStore:
                     family.expires_at,
                 ),
             )
-            insert_token(db, token)
+            REFRESH_TOKENS.insert(db, token)
             insert_access(db, family.family_id, access)
 
         await self.db.write(insert)
 
     async def get_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Family] | None:
         def select(db: sqlite3.Connection) -> tuple[RefreshToken, Family] | None:
-            row = db.execute(
-                f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?",  # noqa: S608
-                (token_hash,),
-            ).fetchone()
-            if row is None:
+            token = REFRESH_TOKENS.one(db, "token_hash", token_hash)
+            if token is None:
                 return None
-            token = token_of(row)
             family = select_family(db, token.family_id)
             return None if family is None else (token, family)
 

@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from backends.issuance.base import AccessRecord, Client, Family, RefreshToken, User
+from backends.storage.sqlite_table import Table
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -69,22 +70,66 @@ def words(value: str) -> frozenset[str]:
     return frozenset(value.split())
 
 
+def spaced(values: frozenset[str]) -> str:
+    """``values`` as one column, as :func:`words` reads it back."""
+    return " ".join(sorted(values))
+
+
 def client_of(row: Any) -> Client:
     return Client(row[0], row[1], row[2], words(row[3]), words(row[4]), row[5], bool(row[6]))
+
+
+def client_row(c: Client) -> tuple[object, ...]:
+    return (
+        c.client_id,
+        c.name,
+        c.secret_hash,
+        spaced(c.grant_types),
+        spaced(c.scopes),
+        c.created_at,
+        int(c.disabled),
+    )
 
 
 def user_of(row: Any) -> User:
     return User(row[0], row[1], row[2], words(row[3]), bool(row[4]), row[5])
 
 
+def user_row(u: User) -> tuple[object, ...]:
+    return (u.user_id, u.username, u.password_hash, spaced(u.scopes), int(u.disabled), u.created_at)
+
+
 def token_of(row: Any) -> RefreshToken:
     return RefreshToken(row[0], row[1], row[2], row[3], words(row[4]), row[5], row[6], row[7])
 
 
-CLIENT_COLUMNS = "client_id, name, secret_hash, grant_types, scopes, created_at, disabled"
-USER_COLUMNS = "user_id, username, password_hash, scopes, disabled, created_at"
-REFRESH_COLUMNS = (
-    "token_hash, family_id, client_id, subject, scopes, issued_at, expires_at, used_at"
+def token_row(t: RefreshToken) -> tuple[object, ...]:
+    return (
+        t.token_hash,
+        t.family_id,
+        t.client_id,
+        t.subject,
+        spaced(t.scopes),
+        t.issued_at,
+        t.expires_at,
+        t.used_at,
+    )
+
+
+CLIENTS = Table(
+    "clients",
+    "client_id, name, secret_hash, grant_types, scopes, created_at, disabled",
+    client_of,
+    client_row,
+)
+USERS = Table(
+    "users", "user_id, username, password_hash, scopes, disabled, created_at", user_of, user_row
+)
+REFRESH_TOKENS = Table(
+    "refresh_tokens",
+    "token_hash, family_id, client_id, subject, scopes, issued_at, expires_at, used_at",
+    token_of,
+    token_row,
 )
 FAMILY_COLUMNS = "family_id, client_id, subject, created_at, expires_at, revoked_at, access_revoked"
 
@@ -112,37 +157,6 @@ def select_family(db: sqlite3.Connection, family_id: str) -> Family | None:
     )
 
 
-def insert_client(db: sqlite3.Connection, client: Client) -> None:
-    db.execute(
-        f"INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-        (
-            client.client_id,
-            client.name,
-            client.secret_hash,
-            " ".join(sorted(client.grant_types)),
-            " ".join(sorted(client.scopes)),
-            client.created_at,
-            int(client.disabled),
-        ),
-    )
-
-
-def insert_token(db: sqlite3.Connection, token: RefreshToken) -> None:
-    db.execute(
-        f"INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-        (
-            token.token_hash,
-            token.family_id,
-            token.client_id,
-            token.subject,
-            " ".join(sorted(token.scopes)),
-            token.issued_at,
-            token.expires_at,
-            token.used_at,
-        ),
-    )
-
-
 def insert_access(db: sqlite3.Connection, family_id: str, access: AccessRecord) -> None:
     db.execute(
         "INSERT INTO family_access_tokens (family_id, jti, expires_at) VALUES (?, ?, ?)",
@@ -153,7 +167,7 @@ def insert_access(db: sqlite3.Connection, family_id: str, access: AccessRecord) 
 def grow_family(
     db: sqlite3.Connection, family_id: str, new: RefreshToken, access: AccessRecord, now: float
 ) -> None:
-    insert_token(db, new)
+    REFRESH_TOKENS.insert(db, new)
     db.execute(
         "DELETE FROM family_access_tokens WHERE family_id = ? AND expires_at <= ?",
         (family_id, now),

@@ -212,39 +212,39 @@ def open_rate_limit(
     """
     value = check_storage_uri(uri)
     build = _SCHEMES[urlsplit(value).scheme].build
-    return build(value, key_prefix, timeout, fail_closed, max_keys, clock)
+    return build(value, _Options(key_prefix, timeout, fail_closed, max_keys, clock))
 
 
-def _memory(
-    uri: str,
-    key_prefix: str,
-    timeout: float,
-    fail_closed: bool,
-    max_keys: int,
-    clock: Callable[[], float],
-) -> RateLimitBackend:
+class _Options(NamedTuple):
+    """open_rate_limit's options, for whichever builder takes them."""
+
+    key_prefix: str
+    timeout: float
+    fail_closed: bool
+    max_keys: int
+    clock: Callable[[], float]
+
+
+def _memory(uri: str, options: _Options) -> RateLimitBackend:
     from backends.ratelimit.memory import MemoryRateLimit
 
-    return MemoryRateLimit(max_keys=max_keys, clock=clock)
+    return MemoryRateLimit(max_keys=options.max_keys, clock=options.clock)
 
 
-def _redis(
-    uri: str,
-    key_prefix: str,
-    timeout: float,
-    fail_closed: bool,
-    max_keys: int,
-    clock: Callable[[], float],
-) -> RateLimitBackend:
+def _redis(uri: str, options: _Options) -> RateLimitBackend:
     from backends.ratelimit.limits import LimitsRateLimit
 
     return LimitsRateLimit.redis(
-        uri, key_prefix=key_prefix, timeout=timeout, fail_closed=fail_closed, max_keys=max_keys
+        uri,
+        key_prefix=options.key_prefix,
+        timeout=options.timeout,
+        fail_closed=options.fail_closed,
+        max_keys=options.max_keys,
     )
 
 
 class _Scheme(NamedTuple):
-    build: Callable[[str, str, float, bool, int, Callable[[], float]], RateLimitBackend]
+    build: Callable[[str, _Options], RateLimitBackend]
     networked: bool
     """A URL of it names a host; otherwise it is just ``scheme://``."""
 

@@ -65,6 +65,23 @@ class Revocation:
 
 
 @dataclass(frozen=True, slots=True)
+class RevokeRequest:
+    """What a ``revoke_*`` call asks for, as one value: a store acts on it, the mirror
+    passes it through to its store."""
+
+    key: EntryKey
+    at: float
+    """A ``jti`` entry: the token's ``exp``. A subject or client entry: its cutoff (the
+    tokens issued up to then are revoked)."""
+    reason: str | None = None
+    actor: str | None = None
+
+    @property
+    def cutoff(self) -> float | None:
+        return None if self.key[0] == "jti" else self.at
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One step of the change feed: the entry's state after change number ``seq``.
 
@@ -167,10 +184,18 @@ class AuditPage:
 class RevocationStore(Protocol):
     """Every method that touches the store raises ``BackendUnavailable`` when it cannot
     answer; a write returns only once the store has made it durable, and writes its
-    audit record in the same step."""
+    audit record in the same step.
+
+    The stores and the mirror subclass it, and so share its ``revoke_*`` methods."""
 
     durable: bool
     """Whether acknowledged revocations survive a restart of jotguard (memory: no)."""
+
+    async def revoke(self, request: RevokeRequest) -> Revocation:
+        """Revoke ``request.key``, extending the entry there if there is one; the stored
+        entry. The three methods below are this, written once for every implementation
+        that subclasses the protocol."""
+        ...
 
     async def revoke_token(
         self,
@@ -180,7 +205,9 @@ class RevocationStore(Protocol):
         expires_at: float,
         reason: str | None = None,
         actor: str | None = None,
-    ) -> Revocation: ...
+    ) -> Revocation:
+        """Revoke one token; ``expires_at`` is the token's ``exp``."""
+        return await self.revoke(RevokeRequest(("jti", issuer, jti), expires_at, reason, actor))
 
     async def revoke_subject(
         self,
@@ -190,7 +217,9 @@ class RevocationStore(Protocol):
         issuer: str | None = None,
         reason: str | None = None,
         actor: str | None = None,
-    ) -> Revocation: ...
+    ) -> Revocation:
+        """Revoke every token of ``subject`` issued up to ``before``."""
+        return await self.revoke(RevokeRequest(("sub", issuer, subject), before, reason, actor))
 
     async def revoke_client(
         self,
@@ -200,7 +229,10 @@ class RevocationStore(Protocol):
         issuer: str | None = None,
         reason: str | None = None,
         actor: str | None = None,
-    ) -> Revocation: ...
+    ) -> Revocation:
+        """Revoke every token of ``client_id`` issued up to ``before``."""
+        request = RevokeRequest(("client", issuer, client_id), before, reason, actor)
+        return await self.revoke(request)
 
     async def is_revoked(self, principal: Principal) -> str | None:
         """Why ``principal``'s token is revoked (a client-safe sentence), or None."""

@@ -12,7 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 from backends.principal import Principal
-from backends.revocation.base import Change, EntryKey, Revocation, RevocationKind
+from backends.revocation.base import (
+    Change,
+    EntryKey,
+    Revocation,
+    RevocationStore,
+    RevokeRequest,
+)
 from backends.revocation.policy import candidate_keys, decide, describe, make_entry
 
 DEFAULT_LEEWAY = 30
@@ -33,7 +39,7 @@ def clamp_limit(limit: int) -> int:
     return max(1, min(int(limit), MAX_PAGE))
 
 
-class StoreBase(ABC):
+class StoreBase(RevocationStore, ABC):
     """Builds entries the same way in every store and decides with the shared policy.
 
     An entry must outlive every token it covers. A verifier accepts a token until
@@ -64,45 +70,6 @@ class StoreBase(ABC):
         self.max_token_ttl = max_token_ttl
         self.clock = clock
 
-    async def revoke_token(
-        self,
-        jti: str,
-        *,
-        issuer: str,
-        expires_at: float,
-        reason: str | None = None,
-        actor: str | None = None,
-    ) -> Revocation:
-        """Revoke one token; ``expires_at`` is the token's ``exp``."""
-        return await self._revoke(
-            "jti", jti, issuer, None, self._outlive(expires_at), reason, actor
-        )
-
-    async def revoke_subject(
-        self,
-        subject: str,
-        *,
-        before: float,
-        issuer: str | None = None,
-        reason: str | None = None,
-        actor: str | None = None,
-    ) -> Revocation:
-        return await self._revoke(
-            "sub", subject, issuer, before, self._cover(before), reason, actor
-        )
-
-    async def revoke_client(
-        self,
-        client_id: str,
-        *,
-        before: float,
-        issuer: str | None = None,
-        reason: str | None = None,
-        actor: str | None = None,
-    ) -> Revocation:
-        expires_at = self._cover(before)
-        return await self._revoke("client", client_id, issuer, before, expires_at, reason, actor)
-
     @property
     def max_lifetime(self) -> float:
         """The longest lifetime a token may have and still be accepted."""
@@ -116,28 +83,13 @@ class StoreBase(ABC):
         # max_lifetime.
         return self._outlive(cutoff + self.leeway + self.max_lifetime)
 
-    async def _revoke(
-        self,
-        kind: RevocationKind,
-        value: str,
-        issuer: str | None,
-        cutoff: float | None,
-        expires_at: float,
-        reason: str | None,
-        actor: str | None,
-    ) -> Revocation:
+    async def revoke(self, request: RevokeRequest) -> Revocation:
+        if request.cutoff is None:
+            expires_at = self._outlive(request.at)
+        else:
+            expires_at = self._cover(request.cutoff)
         now = self.clock()
-        incoming = make_entry(
-            kind,
-            value,
-            issuer=issuer,
-            cutoff=cutoff,
-            expires_at=expires_at,
-            now=now,
-            reason=reason,
-            actor=actor,
-        )
-        return await self._write(incoming, now)
+        return await self._write(make_entry(request, expires_at, now), now)
 
     async def is_revoked(self, principal: Principal) -> str | None:
         found = await self.find(principal)

@@ -40,9 +40,11 @@ from backends.revocation.base import (
     Page,
     Revocation,
     RevocationStore,
+    RevokeRequest,
 )
 from backends.revocation.policy import describe
 from backends.revocation.replica import Replica
+from backends.tasks import cancel_all
 from backends.telemetry import Sample
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ PURGE_CHUNK = 10_000
 WRITE_BACK_CHUNK = 500
 
 
-class RevocationMirror:
+class RevocationMirror(RevocationStore):
     """A :class:`RevocationStore` that reads from memory and writes through to ``store``.
 
     :param poll_interval: seconds between polls of the change feed.
@@ -282,50 +284,8 @@ class RevocationMirror:
             await self.sync()  # the store just answered: bring in this write and any before it
         return entry
 
-    async def revoke_token(
-        self,
-        jti: str,
-        *,
-        issuer: str,
-        expires_at: float,
-        reason: str | None = None,
-        actor: str | None = None,
-    ) -> Revocation:
-        write = self.store.revoke_token(
-            jti, issuer=issuer, expires_at=expires_at, reason=reason, actor=actor
-        )
-        return await self._revoked(("jti", issuer, jti), write)
-
-    async def revoke_subject(
-        self,
-        subject: str,
-        *,
-        before: float,
-        issuer: str | None = None,
-        reason: str | None = None,
-        actor: str | None = None,
-    ) -> Revocation:
-        write = self.store.revoke_subject(
-            subject, before=before, issuer=issuer, reason=reason, actor=actor
-        )
-        return await self._revoked(("sub", issuer, subject), write)
-
-    async def revoke_client(
-        self,
-        client_id: str,
-        *,
-        before: float,
-        issuer: str | None = None,
-        reason: str | None = None,
-        actor: str | None = None,
-    ) -> Revocation:
-        write = self.store.revoke_client(
-            client_id, before=before, issuer=issuer, reason=reason, actor=actor
-        )
-        return await self._revoked(("client", issuer, client_id), write)
-
-    async def _revoked(self, key: EntryKey, write: Awaitable[Revocation]) -> Revocation:
-        entry = await self._written(key, write)
+    async def revoke(self, request: RevokeRequest) -> Revocation:
+        entry = await self._written(request.key, self.store.revoke(request))
         assert entry is not None
         return entry
 
@@ -340,10 +300,6 @@ class RevocationMirror:
         return await self._through(self.store.restore(states, origin=origin))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         await self.store.close()

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from backends.principal import Principal
-from backends.revocation.base import Change, EntryKey, Revocation, RevocationKind
+from backends.revocation.base import Change, EntryKey, Revocation, RevokeRequest
 
 
 def new_entry_id() -> str:
@@ -114,33 +114,22 @@ def outlives_denylist(principal: Principal, now: float, max_lifetime: float) -> 
     )
 
 
-def make_entry(
-    kind: RevocationKind,
-    value: str,
-    *,
-    issuer: str | None,
-    cutoff: float | None,
-    expires_at: float,
-    now: float,
-    reason: str | None,
-    actor: str | None,
-) -> Revocation:
+def make_entry(request: RevokeRequest, expires_at: float, now: float) -> Revocation:
+    kind, issuer, value = request.key
     if not value:
         raise ValueError(f"a {kind} revocation needs a non-empty value")
     if kind == "jti" and not issuer:
         raise ValueError("a jti revocation needs its issuer")
-    if kind != "jti" and cutoff is None:
-        raise ValueError(f"a {kind} revocation needs a cutoff")
     return Revocation(
         id=new_entry_id(),
         kind=kind,
         value=value,
         issuer=issuer,
-        cutoff=cutoff,
+        cutoff=request.cutoff,
         expires_at=expires_at,
         created_at=now,
-        reason=reason,
-        actor=actor,
+        reason=request.reason,
+        actor=request.actor,
     )
 
 

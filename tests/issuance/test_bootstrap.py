@@ -20,41 +20,39 @@ pytestmark = pytest.mark.slow
 START_TIMEOUT = 30.0
 
 
+class Pipe:
+    """One of the server's output streams, and all it has written so far (``text``)."""
+
+    def __init__(self, name: str, stream: asyncio.StreamReader | None) -> None:
+        assert stream is not None
+        self.name = name
+        self.stream = stream
+        self.text = ""
+
+    async def read_until(self, pattern: str) -> re.Match[str]:
+        while True:
+            line = await asyncio.wait_for(self.stream.readline(), START_TIMEOUT)
+            if not line:
+                raise AssertionError(f"the server's {self.name} ended; so far:\n{self.text}")
+            self.text += line.decode()
+            found = re.search(pattern, self.text)
+            if found:
+                return found
+
+
 class Server:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        self.stdout = ""
-        self.stderr = ""
+        self.stdout = Pipe("stdout", process.stdout)
+        self.stderr = Pipe("stderr", process.stderr)
         self.base_url = ""
-
-    async def read_stderr_until(self, pattern: str) -> re.Match[str]:
-        assert self.process.stderr is not None
-        while True:
-            line = await asyncio.wait_for(self.process.stderr.readline(), START_TIMEOUT)
-            if not line:
-                raise AssertionError(f"server exited; stderr:\n{self.stderr}")
-            self.stderr += line.decode()
-            found = re.search(pattern, line.decode())
-            if found:
-                return found
-
-    async def read_stdout_until(self, pattern: str) -> re.Match[str]:
-        assert self.process.stdout is not None
-        while True:
-            line = await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT)
-            if not line:
-                raise AssertionError(f"stdout ended; so far:\n{self.stdout}")
-            self.stdout += line.decode()
-            found = re.search(pattern, self.stdout)
-            if found:
-                return found
 
     async def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         out, err = await asyncio.wait_for(self.process.communicate(), START_TIMEOUT)
-        self.stdout += out.decode()
-        self.stderr += err.decode()
-        assert self.process.returncode == 0, self.stderr
+        self.stdout.text += out.decode()
+        self.stderr.text += err.decode()
+        assert self.process.returncode == 0, self.stderr.text
 
 
 async def start(data_dir) -> Server:
@@ -77,7 +75,7 @@ async def start(data_dir) -> Server:
         stderr=asyncio.subprocess.PIPE,
     )
     server = Server(process)
-    listening = await server.read_stderr_until(r"listening on (http://\S+/)")
+    listening = await server.stderr.read_until(r"listening on (http://\S+/)")
     server.base_url = listening.group(1).rstrip("/")
     return server
 
@@ -99,16 +97,16 @@ async def token_status(http_client, base_url: str, client_id: str, secret: str) 
 async def test_first_start_prints_credentials_once(data_dir, http_client):
     first = await start(data_dir)
     try:
-        curl = await first.read_stdout_until(
+        curl = await first.stdout.read_until(
             r"curl -s -u '([^':]+):([^']+)' -d grant_type=client_credentials (\S+)\n"
         )
     finally:
         await first.stop()
     client_id, secret, token_url = curl.groups()
-    assert f"client_id:     {client_id}" in first.stdout
-    assert f"client_secret: {secret}" in first.stdout
+    assert f"client_id:     {client_id}" in first.stdout.text
+    assert f"client_secret: {secret}" in first.stdout.text
     assert token_url == first.base_url + "/oauth/token"
-    assert secret not in first.stderr  # the log never carries it
+    assert secret not in first.stderr.text  # the log never carries it
 
     second = await start(data_dir)
     try:
@@ -116,7 +114,7 @@ async def test_first_start_prints_credentials_once(data_dir, http_client):
         assert await token_status(http_client, second.base_url, client_id, secret) == 200
     finally:
         await second.stop()
-    assert "stopped" in second.stderr  # ran to a clean shutdown: bootstrap had its turn
-    assert second.stdout == ""
-    assert secret not in second.stderr
-    assert "client_secret" not in second.stderr
+    assert "stopped" in second.stderr.text  # ran to a clean shutdown: bootstrap had its turn
+    assert second.stdout.text == ""
+    assert secret not in second.stderr.text
+    assert "client_secret" not in second.stderr.text

@@ -10,24 +10,15 @@ import sys
 
 import pytest
 
-from tests.conftest import TEST_ISSUER
 from tests.issuance.conftest import PASSWORD, body, deferred
 from webapp.cli.main import main
 
 
 @pytest.fixture
-def cli(data_dir, settings_overrides, monkeypatch, capsys):
+def cli(settings_environ, monkeypatch, capsys):
     """``code, out, err = await cli("users", "add", ..., stdin="...")``: the real entry point,
     on a thread (it runs its own event loop), with the test server's settings."""
-    environ = {
-        "JOTGUARD_DATA_DIR": str(data_dir),
-        "JOTGUARD_ISSUER": TEST_ISSUER,
-        "JOTGUARD_ENV_FILE": str(data_dir / "absent.env"),
-        "JOTGUARD_ARGON2_TIME_COST": "1",
-        "JOTGUARD_ARGON2_MEMORY_KIB": "64",
-        **settings_overrides,
-    }
-    for name, value in environ.items():
+    for name, value in settings_environ.items():
         monkeypatch.setenv(name, value)
 
     async def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:

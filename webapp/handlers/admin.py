@@ -9,9 +9,9 @@ records the token's subject as the actor of every change.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from backends import strict_json
 from backends.errors import InsufficientScope, InvalidInput, NotFound
@@ -28,6 +28,8 @@ from webapp.service.revoking import parse_request as parse_revocation
 from webapp.web.handler import AuthenticatedHandler, require_json_media_type
 
 DEFAULT_PAGE = 50
+
+P = TypeVar("P")
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -120,14 +122,20 @@ class AdminHandler(AuthenticatedHandler):
             raise InvalidInput(f"Send the '{name}' parameter at most once")
         return values[0] if values else None
 
-    def page_arguments(self) -> tuple[int, str | None]:
+    async def read_page(self, read: Callable[..., Awaitable[P]]) -> P:
+        """The page ``read(limit=, cursor=)`` returns for this request's ``limit`` and
+        ``cursor``; 400 for a cursor the store did not hand out."""
         raw = self.single_argument("limit")
         limit = DEFAULT_PAGE
         if raw is not None:
             if not raw.isdigit() or not 1 <= int(raw) <= 500:
                 raise InvalidInput("'limit' must be a whole number from 1 to 500")
             limit = int(raw)
-        return limit, self.single_argument("cursor")
+        cursor = self.single_argument("cursor")
+        try:
+            return await read(limit=limit, cursor=cursor)
+        except ValueError as exc:
+            raise InvalidInput(f"'cursor': {exc}") from None
 
 
 class RevocationHandlerBase(AdminHandler):
@@ -164,11 +172,7 @@ class RevocationsHandler(RevocationHandlerBase):
         tags=["admin"],
     )
     async def get(self) -> None:
-        limit, cursor = self.page_arguments()
-        try:
-            page = await self.revocations.list_entries(limit=limit, cursor=cursor)
-        except ValueError as exc:
-            raise InvalidInput(f"'cursor': {exc}") from None
+        page = await self.read_page(self.revocations.list_entries)
         self.finish(
             {
                 "revocations": [entry_json(e) for e in page.entries],
@@ -204,11 +208,7 @@ class AuditHandler(RevocationHandlerBase):
         tags=["admin"],
     )
     async def get(self) -> None:
-        limit, cursor = self.page_arguments()
-        try:
-            page = await self.revocations.audit_log(limit=limit, cursor=cursor)
-        except ValueError as exc:
-            raise InvalidInput(f"'cursor': {exc}") from None
+        page = await self.read_page(self.revocations.audit_log)
         records = []
         for record in page.records:
             fields = asdict(record)

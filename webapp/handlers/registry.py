@@ -8,11 +8,12 @@ subject or client revocation entry before the answer is sent.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from backends.errors import InvalidInput, NotFound
 from backends.issuance.base import Client, User
+from backends.revocation.base import Revocation
 from webapp.handlers.admin import AdminHandler, json_object
 from webapp.service import lifecycle
 from webapp.service.issuance import Issuance
@@ -21,6 +22,8 @@ from webapp.service.revoking import entry_json
 from webapp.web.handler import require_json_media_type
 
 T = TypeVar("T")
+C_co = TypeVar("C_co", covariant=True)
+F = TypeVar("F", bound=Callable[..., Any])
 
 # As check_name and the client ids the registry makes: anything else is not found.
 USERNAME = r"(?P<username>[A-Za-z0-9][A-Za-z0-9._@+-]{0,63})"
@@ -64,6 +67,29 @@ def _change(key: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_USER_CHANGE = _change("user", _USER)
+_CLIENT_CHANGE = _change("client", _CLIENT)
+
+
+def _list_of(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array", "items": item}},
+    }
+
+
+def _on_one(summary: str, answer: dict[str, Any]) -> Callable[[F], F]:
+    """Documents a route about one user or client: 404 when there is none."""
+    return operation(summary, responses={200: answer}, errors=[404], tags=["admin"])
+
+
+class _Action(Protocol[C_co]):
+    """A :mod:`~webapp.service.lifecycle` action on one account, by name or id."""
+
+    def __call__(self, issuance: Issuance, reference: str, /, *, actor: str) -> Awaitable[C_co]: ...
+
+
 def user_json(user: User) -> dict[str, Any]:
     return {
         "user_id": user.user_id,
@@ -99,23 +125,19 @@ class RegistryHandler(AdminHandler):
         except lifecycle.NotFound as exc:
             raise NotFound(str(exc).capitalize()) from None
 
+    async def act(self, action: _Action[T], reference: str) -> T:
+        """``action`` on the account ``reference``, by this caller; 404 if there is none."""
+        return await self.call(action(self.issuance, reference, actor=self.actor))
+
     def answer_user(self, change: lifecycle.UserChange) -> None:
-        revocation = change.revocation
-        self.finish(
-            {
-                "user": user_json(change.user),
-                "revocation": entry_json(revocation) if revocation is not None else None,
-            }
-        )
+        self._answer("user", user_json(change.user), change.revocation)
 
     def answer_client(self, change: lifecycle.ClientChange) -> None:
-        revocation = change.revocation
-        self.finish(
-            {
-                "client": client_json(change.client),
-                "revocation": entry_json(revocation) if revocation is not None else None,
-            }
-        )
+        self._answer("client", client_json(change.client), change.revocation)
+
+    def _answer(self, key: str, account: dict[str, Any], revocation: Revocation | None) -> None:
+        entry = entry_json(revocation) if revocation is not None else None
+        self.finish({key: account, "revocation": entry})
 
     @property
     def actor(self) -> str:
@@ -128,16 +150,7 @@ class RegistryHandler(AdminHandler):
 class UsersHandler(RegistryHandler):
     @operation(
         "List the password grant's users",
-        responses={
-            200: json_response(
-                "Every user, by username.",
-                {
-                    "type": "object",
-                    "required": ["users"],
-                    "properties": {"users": {"type": "array", "items": _USER}},
-                },
-            )
-        },
+        responses={200: json_response("Every user, by username.", _list_of("users", _USER))},
         tags=["admin"],
     )
     async def get(self) -> None:
@@ -146,54 +159,34 @@ class UsersHandler(RegistryHandler):
 
 
 class UserHandler(RegistryHandler):
-    @operation(
-        "One user", responses={200: json_response("The user.", _USER)}, errors=[404], tags=["admin"]
-    )
+    @_on_one("One user", json_response("The user.", _USER))
     async def get(self, username: str) -> None:
         user = await self.call(self.issuance.store.get_user_by_name(username))
         if user is None:
             raise NotFound(f"No user named {username!r}")
         self.finish(user_json(user))
 
-    @operation(
+    @_on_one(
         "Delete a user; its refresh and access tokens are revoked first",
-        responses={200: json_response("The deleted user.", _change("user", _USER))},
-        errors=[404],
-        tags=["admin"],
+        json_response("The deleted user.", _USER_CHANGE),
     )
     async def delete(self, username: str) -> None:
-        issuance = self.issuance
-        self.answer_user(
-            await self.call(lifecycle.delete_user(issuance, username, actor=self.actor))
-        )
+        self.answer_user(await self.act(lifecycle.delete_user, username))
 
 
 class UserDisableHandler(RegistryHandler):
-    @operation(
+    @_on_one(
         "Disable a user and revoke its refresh and access tokens",
-        responses={200: json_response("The disabled user.", _change("user", _USER))},
-        errors=[404],
-        tags=["admin"],
+        json_response("The disabled user.", _USER_CHANGE),
     )
     async def post(self, username: str) -> None:
-        issuance = self.issuance
-        self.answer_user(
-            await self.call(lifecycle.disable_user(issuance, username, actor=self.actor))
-        )
+        self.answer_user(await self.act(lifecycle.disable_user, username))
 
 
 class UserEnableHandler(RegistryHandler):
-    @operation(
-        "Let a disabled user log in again",
-        responses={200: json_response("The user.", _change("user", _USER))},
-        errors=[404],
-        tags=["admin"],
-    )
+    @_on_one("Let a disabled user log in again", json_response("The user.", _USER_CHANGE))
     async def post(self, username: str) -> None:
-        issuance = self.issuance
-        self.answer_user(
-            await self.call(lifecycle.enable_user(issuance, username, actor=self.actor))
-        )
+        self.answer_user(await self.act(lifecycle.enable_user, username))
 
 
 def _new_password(handler: RegistryHandler) -> str:
@@ -221,7 +214,7 @@ class UserPasswordHandler(RegistryHandler):
                 "additionalProperties": False,
             }
         ),
-        responses={200: json_response("The user.", _change("user", _USER))},
+        responses={200: json_response("The user.", _USER_CHANGE)},
         errors=[404, 413, 415],
         tags=["admin"],
     )
@@ -237,16 +230,7 @@ class UserPasswordHandler(RegistryHandler):
 class ClientsHandler(RegistryHandler):
     @operation(
         "List OAuth clients (never their secrets)",
-        responses={
-            200: json_response(
-                "Every client, oldest first.",
-                {
-                    "type": "object",
-                    "required": ["clients"],
-                    "properties": {"clients": {"type": "array", "items": _CLIENT}},
-                },
-            )
-        },
+        responses={200: json_response("Every client, oldest first.", _list_of("clients", _CLIENT))},
         tags=["admin"],
     )
     async def get(self) -> None:
@@ -255,83 +239,53 @@ class ClientsHandler(RegistryHandler):
 
 
 class ClientHandler(RegistryHandler):
-    @operation(
-        "One client",
-        responses={200: json_response("The client.", _CLIENT)},
-        errors=[404],
-        tags=["admin"],
-    )
+    @_on_one("One client", json_response("The client.", _CLIENT))
     async def get(self, client_id: str) -> None:
         client = await self.call(self.issuance.store.get_client(client_id))
         if client is None:
             raise NotFound(f"No client {client_id!r}")
         self.finish(client_json(client))
 
-    @operation(
+    @_on_one(
         "Delete a client; its tokens (every user's logins through it) are revoked first",
-        responses={200: json_response("The deleted client.", _change("client", _CLIENT))},
-        errors=[404],
-        tags=["admin"],
+        json_response("The deleted client.", _CLIENT_CHANGE),
     )
     async def delete(self, client_id: str) -> None:
-        issuance = self.issuance
-        self.answer_client(
-            await self.call(lifecycle.delete_client(issuance, client_id, actor=self.actor))
-        )
+        self.answer_client(await self.act(lifecycle.delete_client, client_id))
 
 
 class ClientDisableHandler(RegistryHandler):
-    @operation(
+    @_on_one(
         "Disable a client and revoke its tokens (every user's logins through it)",
-        responses={200: json_response("The disabled client.", _change("client", _CLIENT))},
-        errors=[404],
-        tags=["admin"],
+        json_response("The disabled client.", _CLIENT_CHANGE),
     )
     async def post(self, client_id: str) -> None:
-        issuance = self.issuance
-        self.answer_client(
-            await self.call(lifecycle.disable_client(issuance, client_id, actor=self.actor))
-        )
+        self.answer_client(await self.act(lifecycle.disable_client, client_id))
 
 
 class ClientEnableHandler(RegistryHandler):
-    @operation(
-        "Let a disabled client get tokens again",
-        responses={200: json_response("The client.", _change("client", _CLIENT))},
-        errors=[404],
-        tags=["admin"],
-    )
+    @_on_one("Let a disabled client get tokens again", json_response("The client.", _CLIENT_CHANGE))
     async def post(self, client_id: str) -> None:
-        issuance = self.issuance
-        self.answer_client(
-            await self.call(lifecycle.enable_client(issuance, client_id, actor=self.actor))
-        )
+        self.answer_client(await self.act(lifecycle.enable_client, client_id))
 
 
 class ClientSecretHandler(RegistryHandler):
-    @operation(
+    @_on_one(
         "A new client secret, shown this once; the old one stops working at once",
-        responses={
-            200: json_response(
-                "The client and its new secret.",
-                {
-                    "type": "object",
-                    "required": ["client_id", "client_secret"],
-                    "properties": {
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string"},
-                    },
+        json_response(
+            "The client and its new secret.",
+            {
+                "type": "object",
+                "required": ["client_id", "client_secret"],
+                "properties": {
+                    "client_id": {"type": "string"},
+                    "client_secret": {"type": "string"},
                 },
-            )
-        },
-        errors=[404],
-        tags=["admin"],
+            },
+        ),
     )
     async def post(self, client_id: str) -> None:
-        issuance = self.issuance
-        change = await self.call(
-            lifecycle.rotate_client_secret(issuance, client_id, actor=self.actor)
-        )
+        change = await self.act(lifecycle.rotate_client_secret, client_id)
         self.finish({"client_id": change.client.client_id, "client_secret": change.secret})
 
 

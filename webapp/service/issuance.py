@@ -7,7 +7,6 @@ reach the same stores the same way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -23,6 +22,7 @@ from backends.issuance.factory import open_issuance_store
 from backends.issuance.grants import TokenService
 from backends.issuance.passwords import PasswordHasher
 from backends.revocation.base import RevocationStore
+from backends.tasks import cancel_all
 from webapp.config.checks import check_get_token
 from webapp.config.settings import Settings
 
@@ -141,11 +141,7 @@ class Issuance:
             await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks, ignore_errors=True)
         self._tasks.clear()
         self.hasher.close()
         await self.store.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 from backends.auth import Authenticator
 from backends.errors import AuthError, BackendUnavailable, InvalidInput
-from backends.revocation.base import Revocation, RevocationKind, RevocationStore
+from backends.revocation.base import Revocation, RevocationKind, RevocationStore, RevokeRequest
 from webapp.config.settings import Settings
 from webapp.service.issuance import Issuance
 from webapp.service.services import Services
@@ -143,10 +143,8 @@ async def apply_request(
             actor=actor,
         )
     kind: RevocationKind = "sub" if request.field == "sub" else "client"
-    revoke = store.revoke_subject if kind == "sub" else store.revoke_client
-    return await revoke(
-        request.value, before=now, issuer=request.issuer, reason=request.reason, actor=actor
-    )
+    key = (kind, request.issuer, request.value)
+    return await store.revoke(RevokeRequest(key, now, request.reason, actor))
 
 
 def _stamp(value: float | None) -> float | None:

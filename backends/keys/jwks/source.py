@@ -26,7 +26,6 @@ lives) is :mod:`backends.keys.jwks.fetch`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -41,6 +40,7 @@ from backends.keys import VerificationKey, only_key
 from backends.keys.jwks.fetch import discover, get_json
 from backends.keys.jwks.keyset import SUPPORTED_ALGORITHMS, JWKSFetchError, RemoteKey, parse_key_set
 from backends.outbound import secure_url
+from backends.tasks import cancel_all
 
 log = logging.getLogger("jotguard.jwks")
 
@@ -162,12 +162,7 @@ class JWKSKeySource:
             self._runner = asyncio.create_task(self._run(), name=f"jwks {self.issuer}")
 
     async def aclose(self) -> None:
-        tasks = [t for t in (self._runner, self._inflight) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all([t for t in (self._runner, self._inflight) if t is not None])
         self._runner = self._inflight = None
 
     async def _run(self) -> None:
