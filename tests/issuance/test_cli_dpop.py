@@ -63,6 +63,10 @@ REFUSED = {
         lambda: {**public_jwk(key_for("ES256")), "alg": "RS256"},
         "fits none",
     ),
+    "a curve that is not a string": (
+        lambda: {**public_jwk(key_for("ES256")), "crv": ["P-256"]},
+        "fits none",
+    ),
     "a JWK set": (lambda: {"keys": [public_jwk(key_for("ES256"))]}, "fits none"),
     "a point of the wrong length": (
         lambda: {**public_jwk(key_for("ES256")), "x": "AAAA"},

@@ -10,7 +10,9 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 
 from backends.dpop import generate_key, jwk_thumbprint
+from backends.issuance.base import ROTATION_REPLAY_WINDOW
 from backends.issuance.mongo import MongoIssuanceStore
+from tests.clock import FakeClock
 from tests.dpop_support import key_for
 from tests.issuance.conftest import PASSWORD, READ_WRITE, body
 from tests.issuance.test_token_dpop import assert_bearer, assert_bound, cnf_of
@@ -73,9 +75,13 @@ async def test_no_proof_is_refused_and_changes_nothing(bound_login, client, dpop
     assert_bound(await dpop_request(refresh_form(stolen), client=client, key=key), key)
 
 
-async def test_reuse_by_the_key_holder_revokes_the_family(bound_login, client, dpop_request, key):
+async def test_reuse_by_the_key_holder_revokes_the_family(
+    bound_login, client, dpop_request, key, issuance
+):
+    clock = issuance.tokens.clock = FakeClock()
     first = bound_login["refresh_token"]
     rotated = body(await dpop_request(refresh_form(first), client=client, key=key))
+    clock.advance(ROTATION_REPLAY_WINDOW + 1)
 
     reuse = await dpop_request(refresh_form(first), client=client, key=key)
 
@@ -85,12 +91,18 @@ async def test_reuse_by_the_key_holder_revokes_the_family(bound_login, client, d
     assert_oauth_error(after, 400, "invalid_grant")
 
 
-async def test_a_used_token_without_its_key_revokes_nothing(bound_login, client, dpop_request, key):
+async def test_a_used_token_without_its_key_revokes_nothing(
+    bound_login, client, dpop_request, key, issuance
+):
     # Whoever lacks the key cannot even end the login by replaying a used token.
+    clock = issuance.tokens.clock = FakeClock()
     first = bound_login["refresh_token"]
     rotated = body(await dpop_request(refresh_form(first), client=client, key=key))
+    clock.advance(ROTATION_REPLAY_WINDOW + 1)  # past the retry of a lost rotation: reuse
 
     assert_key_not_proven(await dpop_request(refresh_form(first), client=client))
+    thief = generate_key("ES256")
+    assert_key_not_proven(await dpop_request(refresh_form(first), client=client, key=thief))
 
     after = await dpop_request(refresh_form(rotated["refresh_token"]), client=client, key=key)
     assert_bound(after, key)
