@@ -73,9 +73,7 @@ class LoginRevocation:
         entry = await self.revocations.revoke_subject(
             user.user_id, before=now, issuer=self.issuer.issuer, reason=reason, actor=actor
         )
-        for family in families:
-            await self.store.mark_access_revoked(family.family_id)
-        return entry
+        return await self._covered(families, entry)
 
     async def revoke_client(self, client: Client, *, reason: str, actor: str) -> Revocation:
         """Every token of ``client``: its refresh families (every user's logins through it)
@@ -85,6 +83,10 @@ class LoginRevocation:
         entry = await self.revocations.revoke_client(
             client.client_id, before=now, issuer=self.issuer.issuer, reason=reason, actor=actor
         )
+        return await self._covered(families, entry)
+
+    async def _covered(self, families: list[Family], entry: Revocation) -> Revocation:
+        """``entry``'s cutoff covers every access token of ``families``: mark them so."""
         for family in families:
             await self.store.mark_access_revoked(family.family_id)
         return entry
