@@ -111,7 +111,9 @@ class TokenHandler(OAuthEndpointHandler):
     @operation(
         "RFC 6749 token endpoint: client_credentials, password, refresh_token",
         description=CLIENT_AUTH_DESCRIPTION + " Every refresh returns a new refresh token; "
-        "presenting a used one revokes its whole family.",
+        "presenting a used one revokes its whole family. With a DPoP header (RFC 9449) the "
+        "tokens are bound to the proof key (token_type DPoP, cnf.jkt); a bad proof is 400 "
+        "invalid_dpop_proof, a missing server nonce 400 use_dpop_nonce with DPoP-Nonce.",
         request_body=form_body(_TOKEN_REQUEST),
         responses={200: json_response("Tokens.", _TOKEN_RESPONSE), **OAUTH_ERROR_RESPONSES},
         tags=["oauth"],
