@@ -36,7 +36,7 @@ from backends.issuance.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from backends.issuance.grants import InvalidUserCredentials
+from backends.issuance.grants import InvalidUserCredentials, KeyNotProven
 from webapp.service.revoking import RevocationInputError
 from webapp.web.errors import (
     ERRORS,
@@ -86,6 +86,8 @@ EXPECTED: list[tuple[JotguardError, Expected]] = [
     (InvalidClient(), Expected(401, "invalid_client", "Basic", False)),
     (InvalidGrant("x"), Expected(400, "invalid_grant", None, False)),
     (InvalidUserCredentials(), Expected(400, "invalid_grant", None, False)),
+    # RFC 9449 §5 leaves the refusal of a bound refresh token's key open: oidc-provider's.
+    (KeyNotProven(), Expected(400, "invalid_grant", None, False)),
     (UnauthorizedClient("x"), Expected(400, "unauthorized_client", None, False)),
     (UnsupportedGrantType("x"), Expected(400, "unsupported_grant_type", None, False)),
     (InvalidScope("x"), Expected(400, "invalid_scope", None, False)),

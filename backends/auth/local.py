@@ -43,9 +43,13 @@ class LocalIssuer:
         audience: str | None = None,
         ttl: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
+        """The claims of an access token; ``jkt`` binds it to that DPoP key (RFC 9449 §6.1)."""
         now = int(time.time())
         claims: dict[str, Any] = dict(extra or {})
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         claims.update(
             iss=self.issuer,
             sub=subject,

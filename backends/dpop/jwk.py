@@ -11,7 +11,7 @@ proofs with one key.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -100,15 +100,19 @@ def _import(alg: str, members: tuple[tuple[str, str], ...]) -> ProofKey:
     return ProofKey(key, rfc7638_thumbprint(values), MappingProxyType(values))
 
 
+def _require_public(jwk: Any) -> None:
+    if not isinstance(jwk, dict):
+        raise ValueError("is not a JSON object")
+    if _PRIVATE_MEMBERS.intersection(jwk):
+        raise ValueError("carries private key material")
+
+
 def proof_key(jwk: Any, alg: str) -> ProofKey:
     """The public key a proof with ``alg`` carries in its ``jwk`` header.
 
     :raises ValueError: with the reason, when it is not a usable public key for ``alg``.
     """
-    if not isinstance(jwk, dict):
-        raise ValueError("is not a JSON object")
-    if _PRIVATE_MEMBERS.intersection(jwk):
-        raise ValueError("carries private key material")
+    _require_public(jwk)
     kty, _ = PROOF_ALGORITHMS[alg]
     if jwk.get("kty") != kty:
         raise ValueError(f"is of type {jwk.get('kty')!r}; {alg} needs {kty}")
@@ -124,3 +128,26 @@ def proof_key(jwk: Any, alg: str) -> ProofKey:
     if not all(isinstance(value, str) for value in values):
         raise ValueError("lacks a public key member")
     return _import(alg, tuple(zip(names, values, strict=True)))
+
+
+def bindable_key(jwk: Any, algorithms: Sequence[str]) -> ProofKey:
+    """The public key ``jwk`` names, as proofs by it would carry it, to bind a token to
+    out of band (``jotguard token issue --dpop-jwk``): held to :func:`proof_key` for
+    the first of ``algorithms`` its type and curve fit (its own ``alg``, if it names one).
+
+    :raises ValueError: with the reason, when no proof by it could be accepted.
+    """
+    _require_public(jwk)
+    kty, crv, declared = jwk.get("kty"), jwk.get("crv"), jwk.get("alg")
+    fitting = [
+        alg
+        for alg in algorithms
+        if PROOF_ALGORITHMS[alg][0] == kty
+        and (kty == "RSA" or (isinstance(crv, str) and crv in PROOF_ALGORITHMS[alg][1]))
+        and declared in (None, alg)
+    ]
+    if not fitting:
+        what = " ".join(str(part) for part in (kty, crv, declared) if part is not None)
+        accepted = ", ".join(algorithms)
+        raise ValueError(f"({what or 'no kty'}) fits none of the DPoP algorithms ({accepted})")
+    return proof_key(jwk, fitting[0])

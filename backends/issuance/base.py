@@ -105,6 +105,10 @@ class RefreshToken:
     issued_at: float
     expires_at: float
     used_at: float | None = None
+    # The RFC 7638 thumbprint of the DPoP key the token is bound to (RFC 9449 §5): a
+    # refresh must prove that key. Set when the login started with a proof; its
+    # successors inherit it, so a login's binding never changes.
+    jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,17 @@ or unless the store recognises the retry of a rotation whose answer it lost.
 
 A grant re-reads its client and user after it signed: one that was in flight while
 either was disabled or deleted is refused, never returning a token that outlives it.
+
+DPoP (RFC 9449 §5): a grant given the thumbprint (``jkt``) of a verified proof's key
+binds its access token to that key (``cnf.jkt``); a password login given one binds its
+refresh tokens too, and a refresh of a bound login must prove the same key. A login's
+binding is fixed when it starts: refreshing an unbound one with a proof binds the new
+access token only, as oidc-provider does.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hmac
 import logging
 import time
 import uuid
@@ -39,6 +45,7 @@ from backends.issuance.errors import (
     InvalidGrant,
     UnauthorizedClient,
 )
+from backends.issuance.login_revocation import LoginRevocation
 from backends.issuance.passwords import PasswordHasher
 from backends.issuance.tokens import (
     TokenGrant,
@@ -47,7 +54,7 @@ from backends.issuance.tokens import (
     new_refresh_token,
 )
 from backends.principal import Principal
-from backends.revocation.base import Revocation, RevocationStore
+from backends.revocation.base import RevocationStore
 
 log = logging.getLogger("jotguard.issuance")
 
@@ -62,7 +69,15 @@ class InvalidUserCredentials(InvalidGrant):
         super().__init__("Invalid username or password")
 
 
-class TokenService:
+class KeyNotProven(InvalidGrant):
+    """A refresh of a DPoP-bound login without a proof by its key: ``invalid_grant``, as
+    oidc-provider answers it (the proof may be valid; the grant is not usable with it)."""
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token is bound to a DPoP key this request did not prove")
+
+
+class TokenService(LoginRevocation):
     """Authenticates clients and users and issues tokens; knows nothing of HTTP."""
 
     def __init__(
@@ -185,28 +200,53 @@ class TokenService:
         if grant_type not in client.grant_types:
             raise UnauthorizedClient(f"This client may not use the {grant_type} grant")
 
-    async def _sign(self, subject: str, client: Client, scopes: frozenset[str]) -> IssuedToken:
-        claims = self.issuer.claims_for(subject, scopes=scopes, client_id=client.client_id)
+    async def _sign(
+        self, subject: str, client: Client, scopes: frozenset[str], jkt: str | None
+    ) -> IssuedToken:
+        claims = self.issuer.claims_for(subject, scopes=scopes, client_id=client.client_id, jkt=jkt)
         return await self.issuer.sign_async(claims)
 
     def _new_refresh_token(
-        self, family_id: str, client: Client, subject: str, scopes: frozenset[str], now: float
+        self,
+        family_id: str,
+        client: Client,
+        subject: str,
+        scopes: frozenset[str],
+        now: float,
+        jkt: str | None,
     ) -> tuple[str, RefreshToken]:
         return new_refresh_token(
-            family_id, client.client_id, subject, scopes, now=now, ttl=self.refresh_ttl
+            family_id, client.client_id, subject, scopes, now=now, ttl=self.refresh_ttl, jkt=jkt
         )
+
+    @staticmethod
+    def _require_key(token: RefreshToken, jkt: str | None) -> None:
+        """:raises KeyNotProven: ``token`` is bound, and not to the key ``jkt`` names."""
+        if token.jkt is not None and (
+            jkt is None or not hmac.compare_digest(token.jkt.encode(), jkt.encode())
+        ):
+            raise KeyNotProven()
 
     # -- grants -----------------------------------------------------------------------
 
     async def client_credentials(
-        self, client: Client, requested: frozenset[str] | None, *, admit: Admit | None = None
+        self,
+        client: Client,
+        requested: frozenset[str] | None,
+        *,
+        admit: Admit | None = None,
+        jkt: str | None = None,
     ) -> TokenGrant:
-        """RFC 6749 §4.4: a token for the client itself; no refresh token (§4.4.3)."""
+        """RFC 6749 §4.4: a token for the client itself; no refresh token (§4.4.3).
+
+        ``jkt``, here and in the other grants: the thumbprint of the key of the request's
+        verified DPoP proof, which the tokens are bound to.
+        """
         self._require_grant(client, "client_credentials")
         scopes = narrow_scopes(requested, client.scopes)
         if admit is not None:
             await admit(client.client_id)
-        access = await self._sign(client.client_id, client, scopes)
+        access = await self._sign(client.client_id, client, scopes, jkt)
         await self._confirm(client, None, None, access)
         return TokenGrant(access, scopes)
 
@@ -218,6 +258,7 @@ class TokenService:
         requested: frozenset[str] | None,
         *,
         admit: Admit | None = None,
+        jkt: str | None = None,
     ) -> TokenGrant:
         """RFC 6749 §4.3; starts a refresh-token family if the client may refresh."""
         self._require_grant(client, "password")
@@ -225,13 +266,13 @@ class TokenService:
         scopes = narrow_scopes(requested, user.scopes & client.scopes)
         if admit is not None:
             await admit(user.user_id)
-        access = await self._sign(user.user_id, client, scopes)
+        access = await self._sign(user.user_id, client, scopes, jkt)
         if "refresh_token" not in client.grant_types:
             await self._confirm(client, user.user_id, None, access)
             return TokenGrant(access, scopes)
         now = self.clock()
         family_id = uuid.uuid4().hex
-        plain, record = self._new_refresh_token(family_id, client, user.user_id, scopes, now)
+        plain, record = self._new_refresh_token(family_id, client, user.user_id, scopes, now, jkt)
         family = Family(
             family_id=family_id,
             client_id=client.client_id,
@@ -250,8 +291,9 @@ class TokenService:
         requested: frozenset[str] | None,
         *,
         admit: Admit | None = None,
+        jkt: str | None = None,
     ) -> TokenGrant:
-        """RFC 6749 §6 with rotation and reuse detection."""
+        """RFC 6749 §6 with rotation and reuse detection; a bound login needs its key."""
         self._require_grant(client, "refresh_token")
         now = self.clock()
         found = await self.store.get_refresh_token(hash_refresh_token(presented))
@@ -259,6 +301,9 @@ class TokenService:
         if found is None or found[0].client_id != client.client_id:
             raise InvalidGrant("The refresh token is invalid")
         token, family = found
+        # Before anything else: without the key, a copy of the token changes nothing (its
+        # reuse revokes no family) and learns nothing of its state.
+        self._require_key(token, jkt)
         if family.revoked_at is not None:
             await self._revoke_access_tokens(family, reason="refresh token family revoked")
             raise InvalidGrant("The refresh token has been revoked")
@@ -278,10 +323,10 @@ class TokenService:
         scopes = narrow_scopes(requested, token.scopes & user.scopes & client.scopes)
         if admit is not None:
             await admit(token.subject)
-        access = await self._sign(token.subject, client, scopes)
-        # The new refresh token keeps the original grant's scope (RFC 6749 §6).
+        access = await self._sign(token.subject, client, scopes, jkt)
+        # The new refresh token keeps the original grant's scope (RFC 6749 §6) and binding.
         plain, record = self._new_refresh_token(
-            family.family_id, client, token.subject, token.scopes, now
+            family.family_id, client, token.subject, token.scopes, now, token.jkt
         )
         issued = AccessRecord(access.jti, access.expires_at)
         # A used token too: the store may recognise the retry of a rotation whose
@@ -295,7 +340,7 @@ class TokenService:
                 await self._reuse_detected(family.family_id, client)
             # A fresh successor: a failed rotation may have stored the other one.
             plain, record = self._new_refresh_token(
-                family.family_id, client, token.subject, token.scopes, now
+                family.family_id, client, token.subject, token.scopes, now, token.jkt
             )
             outcome = await self.store.add_to_family(family.family_id, record, issued, now=now)
             log.info("refresh token reused within the interval in family %s", family.family_id)
@@ -334,67 +379,4 @@ class TokenService:
         await self.revoke_family(family_id, reason="refresh token reuse")
         raise InvalidGrant("The refresh token was already used; its whole family is revoked")
 
-    async def revoke_family(self, family_id: str, *, reason: str) -> None:
-        """Revoke a login: its refresh tokens at once, its live access tokens by jti."""
-        family = await self.store.revoke_family(family_id, now=self.clock())
-        if family is not None:
-            await self._revoke_access_tokens(family, reason=reason)
-
-    async def _revoke_access_tokens(self, family: Family, *, reason: str) -> None:
-        # Retried on every later touch of the family until the revocation store took them all.
-        if family.access_revoked:
-            return
-        live = family.live_access_tokens(self.clock())
-        await asyncio.gather(
-            *(
-                self.revocations.revoke_token(
-                    a.jti,
-                    issuer=self.issuer.issuer,
-                    expires_at=a.expires_at,
-                    reason=reason,
-                    actor=f"jotguard:refresh-family:{family.family_id}",
-                )
-                for a in live
-            )
-        )
-        await self.store.mark_access_revoked(family.family_id)
-        log.info(
-            "refresh family %s revoked with %d live access tokens", family.family_id, len(live)
-        )
-
-    async def revoke_refresh_token(self, client: Client, presented: str) -> bool:
-        """RFC 7009 for a refresh token: revokes its family. False if it is not one of ours.
-
-        :raises UnauthorizedClient: it was issued to another client (RFC 7009 §2.1).
-        """
-        found = await self.store.get_refresh_token(hash_refresh_token(presented))
-        if found is None:
-            return False
-        if found[0].client_id != client.client_id:
-            raise UnauthorizedClient("The token was not issued to this client")
-        await self.revoke_family(found[1].family_id, reason="revoked by its client")
-        return True
-
-    async def revoke_user(self, user: User, *, reason: str, actor: str) -> Revocation:
-        """Every token of ``user``: refresh families now, access tokens by a subject cutoff
-        at this issuer (user ids are random and never reused); the subject entry."""
-        now = self.clock()
-        families = await self.store.revoke_families_of(user.user_id, now=now)
-        entry = await self.revocations.revoke_subject(
-            user.user_id, before=now, issuer=self.issuer.issuer, reason=reason, actor=actor
-        )
-        for family in families:
-            await self.store.mark_access_revoked(family.family_id)
-        return entry
-
-    async def revoke_client(self, client: Client, *, reason: str, actor: str) -> Revocation:
-        """Every token of ``client``: its refresh families (every user's logins through it)
-        now, its access tokens by a client cutoff at this issuer; the client entry."""
-        now = self.clock()
-        families = await self.store.revoke_families_of_client(client.client_id, now=now)
-        entry = await self.revocations.revoke_client(
-            client.client_id, before=now, issuer=self.issuer.issuer, reason=reason, actor=actor
-        )
-        for family in families:
-            await self.store.mark_access_revoked(family.family_id)
-        return entry
+    # revoke_family, revoke_refresh_token, revoke_user, revoke_client: LoginRevocation.

@@ -45,6 +45,7 @@ def token_from(doc: dict[str, Any]) -> RefreshToken:
         doc["issued_at"],
         doc["expires_at"],
         doc.get("used_at"),
+        doc.get("jkt"),  # absent in documents made before DPoP binding: unbound
     )
 
 
@@ -71,5 +72,6 @@ def token_doc(token: RefreshToken) -> dict[str, Any]:
         "issued_at": token.issued_at,
         "expires_at": token.expires_at,
         "used_at": token.used_at,
+        "jkt": token.jkt,
         "purge_at": date(token.expires_at),
     }

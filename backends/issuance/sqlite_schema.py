@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     scopes     TEXT NOT NULL,
     issued_at  REAL NOT NULL,
     expires_at REAL NOT NULL,
-    used_at    REAL
+    used_at    REAL,
+    jkt        TEXT
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_tokens_expires ON refresh_tokens (expires_at);
@@ -59,11 +60,17 @@ CREATE TABLE IF NOT EXISTS family_access_tokens (
 """
 
 
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
 def migrate(db: sqlite3.Connection) -> None:
     # Files made before clients could be disabled.
-    columns = {row[1] for row in db.execute("PRAGMA table_info(clients)")}
-    if "disabled" not in columns:
+    if "disabled" not in _columns(db, "clients"):
         db.execute("ALTER TABLE clients ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
+    # Files made before refresh tokens could be DPoP-bound: their tokens stay unbound.
+    if "jkt" not in _columns(db, "refresh_tokens"):
+        db.execute("ALTER TABLE refresh_tokens ADD COLUMN jkt TEXT")
 
 
 def words(value: str) -> frozenset[str]:
@@ -100,7 +107,9 @@ def user_row(u: User) -> tuple[object, ...]:
 
 
 def token_of(row: Any) -> RefreshToken:
-    return RefreshToken(row[0], row[1], row[2], row[3], words(row[4]), row[5], row[6], row[7])
+    return RefreshToken(
+        row[0], row[1], row[2], row[3], words(row[4]), row[5], row[6], row[7], row[8]
+    )
 
 
 def token_row(t: RefreshToken) -> tuple[object, ...]:
@@ -113,6 +122,7 @@ def token_row(t: RefreshToken) -> tuple[object, ...]:
         t.issued_at,
         t.expires_at,
         t.used_at,
+        t.jkt,
     )
 
 
@@ -127,7 +137,7 @@ USERS = Table(
 )
 REFRESH_TOKENS = Table(
     "refresh_tokens",
-    "token_hash, family_id, client_id, subject, scopes, issued_at, expires_at, used_at",
+    "token_hash, family_id, client_id, subject, scopes, issued_at, expires_at, used_at, jkt",
     token_of,
     token_row,
 )

@@ -42,11 +42,16 @@ class TokenGrant:
     scopes: frozenset[str]
     refresh_token: str | None = None
 
+    @property
+    def token_type(self) -> str:
+        """``DPoP`` for an access token bound to a key (RFC 9449 §5), else ``Bearer``."""
+        return "DPoP" if "cnf" in self.access.claims else "Bearer"
+
     def response(self) -> dict[str, Any]:
         """The RFC 6749 §5.1 response body."""
         body: dict[str, Any] = {
             "access_token": self.access.token,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": max(0, self.access.expires_at - int(time.time())),
             "scope": scope_string(self.scopes),
         }
@@ -63,8 +68,10 @@ def new_refresh_token(
     *,
     now: float,
     ttl: float,
+    jkt: str | None = None,
 ) -> tuple[str, RefreshToken]:
-    """A fresh refresh token and the record the store keeps of it (its hash, not it)."""
+    """A fresh refresh token and the record the store keeps of it (its hash, not it),
+    bound to the DPoP key whose thumbprint is ``jkt``, if any."""
     plain = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
     record = RefreshToken(
         token_hash=hash_refresh_token(plain),
@@ -74,5 +81,6 @@ def new_refresh_token(
         scopes=scopes,
         issued_at=now,
         expires_at=now + ttl,
+        jkt=jkt,
     )
     return plain, record

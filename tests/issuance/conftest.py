@@ -1,10 +1,13 @@
-"""Fixtures for the issuance tests: clients and users made through the stores, and a
-form-encoded ``POST /oauth/token`` helper."""
+"""Fixtures for the issuance tests: clients and users made through the stores, a
+form-encoded ``POST /oauth/token`` helper (with a DPoP proof, if asked), and the CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
 import json
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,7 +16,9 @@ from urllib.parse import quote_plus, urlencode
 import pytest
 from tornado.httpclient import HTTPResponse
 
+from backends.dpop import make_proof
 from backends.issuance.base import GRANT_TYPES, User
+from webapp.cli.main import main
 from webapp.service.issuance import Issuance, new_client
 from webapp.service.services import Services
 
@@ -139,3 +144,48 @@ def password_grant(token_request: Callable[..., Any]) -> Callable[..., Any]:
         return response
 
     return grant
+
+
+@pytest.fixture
+def token_url(base_url: str) -> str:
+    """The token endpoint's URL, as a DPoP proof names it in ``htu``."""
+    return base_url + "/oauth/token"
+
+
+@pytest.fixture
+def dpop_request(token_request: Callable[..., Any], token_url: str) -> Callable[..., Any]:
+    """``await dpop_request(form, client=..., key=key, nonce=...)``: a token request with a
+    fresh proof by ``key`` (or the ``proof`` given, or none at all)."""
+
+    async def post(
+        form: dict[str, str],
+        *,
+        client: tuple[str, str],
+        key: Any = None,
+        proof: str | None = None,
+        nonce: str | None = None,
+    ) -> HTTPResponse:
+        if proof is None and key is not None:
+            proof = make_proof(key, "POST", token_url, nonce=nonce)
+        headers = {} if proof is None else {"DPoP": proof}
+        response: HTTPResponse = await token_request(form, client=client, headers=headers)
+        return response
+
+    return post
+
+
+@pytest.fixture
+def cli(settings_environ, monkeypatch, capsys):
+    """``code, out, err = await cli("users", "add", ..., stdin="...")``: the real entry point,
+    on a thread (it runs its own event loop), with the test server's settings."""
+    for name, value in settings_environ.items():
+        monkeypatch.setenv(name, value)
+
+    async def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

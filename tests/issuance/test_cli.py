@@ -14,23 +14,6 @@ from tests.issuance.conftest import PASSWORD, body, deferred
 from webapp.cli.main import main
 
 
-@pytest.fixture
-def cli(settings_environ, monkeypatch, capsys):
-    """``code, out, err = await cli("users", "add", ..., stdin="...")``: the real entry point,
-    on a thread (it runs its own event loop), with the test server's settings."""
-    for name, value in settings_environ.items():
-        monkeypatch.setenv(name, value)
-
-    async def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 async def add_alice(cli, scope="read:catchphrases write:catchphrases"):
     code, out, err = await cli(
         "users", "add", "alice", "--scope", scope, "--password-stdin", stdin=PASSWORD + "\n"

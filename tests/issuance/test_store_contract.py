@@ -8,6 +8,7 @@ at ``MONGODB_URI`` (skipped when unset, required in CI).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 
@@ -370,6 +371,22 @@ async def test_add_to_family_branches_a_live_family_only(store):
     assert outcome is Rotation.FAMILY_REVOKED
     unknown = await store.add_to_family("gone", a_token("gone"), AccessRecord("j5", 1), now=1)
     assert unknown is Rotation.UNKNOWN
+
+
+async def test_a_dpop_binding_is_kept_by_start_rotate_and_branch(store):
+    family = Family(uuid.uuid4().hex, "c1", "u1", T0, T0 + 100)
+    first = dataclasses.replace(a_token(family.family_id), jkt="thumbprint-of-the-key")
+    await store.start_family(family, first, AccessRecord("j1", T0 + 15))
+    successor = dataclasses.replace(a_token(family.family_id), jkt=first.jkt)
+    await store.rotate(first.token_hash, successor, AccessRecord("j2", T0 + 25), now=T0 + 1)
+    branch = dataclasses.replace(a_token(family.family_id), jkt=first.jkt)
+    await store.add_to_family(family.family_id, branch, AccessRecord("j3", T0 + 25), now=T0 + 2)
+
+    for token in (first, successor, branch):
+        got, _ = await store.get_refresh_token(token.token_hash)
+        assert got.jkt == "thumbprint-of-the-key"
+    _, unbound, _ = await a_family(store)
+    assert (await store.get_refresh_token(unbound.token_hash))[0].jkt is None
 
 
 async def test_purge_drops_only_what_has_expired(store):

@@ -10,11 +10,13 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from backends.errors import BackendUnavailable, ConfigError
 from backends.issuance.cutoffs import refuse_if_covered
 from backends.keys.keyring import Keyring, StoredKey
+from webapp.cli.dpop_key import bound_jkt
 from webapp.cli.registry import add_issuance_commands, run_issuance_command
 from webapp.config.checks import check_workers
 from webapp.config.fields import SettingsError
@@ -72,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--ttl", type=int, help="lifetime in seconds")
     issue.add_argument("--aud", help="audience (default: the configured audience)")
     issue.add_argument("--client-id", help="client_id claim (default: the subject)")
+    issue.add_argument(
+        "--dpop-jwk",
+        type=Path,
+        metavar="FILE",
+        help="bind the token to this public JWK (RFC 9449 cnf.jkt): a DPoP token",
+    )
 
     keys = commands.add_parser("keys", help="manage the local signing keyring")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -121,11 +129,17 @@ def _issue(args: argparse.Namespace, settings: Settings) -> int:
     ttl = args.ttl if args.ttl is not None else settings.access_token_ttl
     if not 1 <= ttl <= settings.max_token_ttl:
         raise ConfigError(f"--ttl: must be from 1 to {settings.max_token_ttl} seconds")
+    jkt = bound_jkt(args.dpop_jwk, settings) if args.dpop_jwk is not None else None
     keyring = local_keyring(settings)
     keyring.load()  # never created here: a second keyring would sign tokens nobody accepts
     issuer = local_issuer(settings, keyring)
     claims = issuer.claims_for(
-        args.sub, scopes=args.scope.split(), client_id=args.client_id, audience=args.aud, ttl=ttl
+        args.sub,
+        scopes=args.scope.split(),
+        client_id=args.client_id,
+        audience=args.aud,
+        ttl=ttl,
+        jkt=jkt,
     )
     signed = issuer.sign(claims)
     try:
@@ -134,6 +148,13 @@ def _issue(args: argparse.Namespace, settings: Settings) -> int:
         print(f"jotguard token issue: no token: {exc.description}.", file=sys.stderr)
         return 1
     print(signed.token)
+    if jkt is not None:
+        # stdout stays the token alone, for $(jotguard token issue ...).
+        print(
+            f"token_type DPoP: bound to the key {jkt}; send it as 'Authorization: DPoP'"
+            " with a fresh proof by that key",
+            file=sys.stderr,
+        )
     return 0
 
 

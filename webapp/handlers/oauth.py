@@ -4,10 +4,15 @@ Both authenticate the caller as an OAuth client (RFC 6749 §2.3.1: HTTP Basic or
 the body), like ``/oauth/token``. A client revokes and introspects the tokens
 issued to it; a client registered with the admin scope (a resource server, an
 operator's tool) may introspect any token.
+
+Introspection reports a DPoP binding as RFC 9449 §6.2 says: ``cnf: {"jkt": ...}`` at
+the top level, and ``token_type: DPoP`` for a bound access token. It checks no proof:
+the resource server compares the key itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from backends.auth import Authenticator
@@ -50,6 +55,11 @@ _INTROSPECTION = {
         "nbf": {"type": "integer"},
         "jti": {"type": "string"},
         "aud": {"type": ["string", "array"]},
+        "cnf": {
+            "type": "object",
+            "required": ["jkt"],
+            "properties": {"jkt": {"type": "string"}},
+        },
     },
 }
 
@@ -191,7 +201,7 @@ class IntrospectHandler(TokenEndpointHandler):
         found, active = status
         if not active or not self._may_inspect(client, found.client_id):
             return _INACTIVE
-        return {
+        answer = {
             "active": True,
             "token_type": "refresh_token",
             "scope": " ".join(sorted(found.scopes)),
@@ -201,16 +211,27 @@ class IntrospectHandler(TokenEndpointHandler):
             "exp": int(found.expires_at),
             "iat": int(found.issued_at),
         }
+        if found.jkt is not None:
+            answer["cnf"] = {"jkt": found.jkt}
+        return answer
 
     def _may_inspect(self, client: Client, token_client_id: str | None) -> bool:
         return token_client_id == client.client_id or self.admin_scope in client.scopes
 
 
+def bound_jkt(claims: Mapping[str, Any]) -> str | None:
+    """The ``cnf.jkt`` of verified token claims: the DPoP key it is bound to, if any."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    return jkt if isinstance(jkt, str) else None
+
+
 def introspection(principal: Principal) -> dict[str, Any]:
     claims = principal.claims
+    jkt = bound_jkt(claims)
     response: dict[str, Any] = {
         "active": True,
-        "token_type": "Bearer",
+        "token_type": "Bearer" if jkt is None else "DPoP",
         "scope": " ".join(sorted(principal.scopes)),
         "sub": principal.subject,
         "iss": principal.issuer,
@@ -224,4 +245,6 @@ def introspection(principal: Principal) -> dict[str, Any]:
         "nbf": claims.get("nbf"),
     }
     response.update({k: v for k, v in optional.items() if v is not None})
+    if jkt is not None:
+        response["cnf"] = {"jkt": jkt}
     return response

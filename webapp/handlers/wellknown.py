@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tornado.web import RequestHandler
@@ -92,15 +93,24 @@ def issuance_metadata(issuer: str, admin_scope: str) -> dict[str, Any]:
     }
 
 
-def discovery_document(issuer: str, *, admin_scope: str, alg: str) -> dict[str, Any]:
-    """The metadata of the local issuer ``issuer`` (its URL, ending in ``/``)."""
-    return {
+def discovery_document(
+    issuer: str, *, admin_scope: str, alg: str, dpop_algs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The metadata of the local issuer ``issuer`` (its URL, ending in ``/``).
+
+    ``dpop_algs``: the proof algorithms the token endpoint accepts (RFC 9449 §5.1);
+    None when DPoP is off, and the field is left out.
+    """
+    document = {
         "issuer": issuer,
         "jwks_uri": issuer + ".well-known/jwks.json",
         "id_token_signing_alg_values_supported": [alg],
         "token_endpoint_auth_signing_alg_values_supported": [alg],
         **issuance_metadata(issuer, admin_scope),
     }
+    if dpop_algs is not None:
+        document["dpop_signing_alg_values_supported"] = list(dpop_algs)
+    return document
 
 
 class DiscoveryHandler(WellKnownHandler):

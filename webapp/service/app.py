@@ -202,7 +202,10 @@ def routes(services: Services, openapi: dict[str, Any]) -> list[Route]:
     discovery = {
         **plain,
         "document": discovery_document(
-            settings.issuer_url, admin_scope=settings.admin_scope, alg=services.keyring.alg
+            settings.issuer_url,
+            admin_scope=settings.admin_scope,
+            alg=services.keyring.alg,
+            dpop_algs=services.dpop.verifier.policy.advertised if services.dpop else None,
         ),
     }
     catchphrases = {**auth, "catchphrases": issuance.catchphrases}
@@ -236,7 +239,11 @@ def routes(services: Services, openapi: dict[str, Any]) -> list[Route]:
             {**token_endpoint, "admin_scope": settings.admin_scope},
         ),
         # -- token issuance --
-        (r"/oauth/token", TokenHandler, {**oauth, "metrics": services.metrics}),
+        (
+            r"/oauth/token",
+            TokenHandler,
+            {**oauth, "metrics": services.metrics, "dpop": services.dpop},
+        ),
         (r"/api/catchphrases", CatchphrasesHandler, catchphrases),
         (r"/api/catchphrases/(?P<item_id>[^/]{1,64})", CatchphraseHandler, catchphrases),
     ]
