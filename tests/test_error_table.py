@@ -11,7 +11,13 @@ import pytest
 import backends
 import webapp
 from backends.catchphrases.base import InvalidCatchphrase
-from backends.dpop import DPoPError, DPoPKeyMismatch, InvalidDPoPProof, UseDPoPNonce
+from backends.dpop import (
+    DPoPError,
+    DPoPKeyMismatch,
+    DPoPRequired,
+    InvalidDPoPProof,
+    UseDPoPNonce,
+)
 from backends.errors import (
     AuthError,
     BackendUnavailable,
@@ -66,12 +72,13 @@ EXPECTED: list[tuple[JotguardError, Expected]] = [
     (AuthError("bad"), BEARER_401),
     (InvalidToken("expired", reason="expired"), BEARER_401),
     (InsufficientScope(("read",)), Expected(403, "insufficient_scope", "Bearer", False)),
-    # RFC 9449 §7.1: 401 at a resource server. (Not answered over HTTP yet: the DPoP
-    # challenge needs the verifier's algs, so its scheme is not checked here.)
-    (DPoPError("bad proof"), Expected(401, "invalid_dpop_proof", None, False)),
-    (InvalidDPoPProof("bad proof"), Expected(401, "invalid_dpop_proof", None, False)),
-    (UseDPoPNonce("nonce", nonce="n"), Expected(401, "use_dpop_nonce", None, False)),
-    (DPoPKeyMismatch(), Expected(401, "invalid_token", None, False)),
+    # RFC 9449 §7.1: 401 at a resource server, with the DPoP challenge; §7.2: a bound
+    # token sent as a bearer token is refused, told to use DPoP.
+    (DPoPError("bad proof"), Expected(401, "invalid_dpop_proof", "DPoP", False)),
+    (InvalidDPoPProof("bad proof"), Expected(401, "invalid_dpop_proof", "DPoP", False)),
+    (UseDPoPNonce("nonce", nonce="n"), Expected(401, "use_dpop_nonce", "DPoP", False)),
+    (DPoPKeyMismatch(), Expected(401, "invalid_dpop_proof", "DPoP", False)),
+    (DPoPRequired("bound", reason="dpop_bound"), Expected(401, "invalid_token", "DPoP", False)),
     # RFC 9110 §15.6.4 + §10.2.3 (and DESIGN): jotguard cannot decide, never 401.
     (
         BackendUnavailable("down", retry_after=7),
@@ -147,8 +154,9 @@ def test_each_error_is_answered_as_the_rfcs_say(exc, expected):
     if expected.challenge is not None:
         assert challenge is not None
         assert challenge.split(" ", 1)[0] == expected.challenge
-        assert 'realm="jotguard"' in challenge
-    elif not isinstance(exc, DPoPError):
+        if expected.challenge != "DPoP":  # RFC 9449's examples name no realm
+            assert 'realm="jotguard"' in challenge
+    else:
         assert challenge is None
     assert ("Retry-After" in answer.headers) is expected.retry_after
 

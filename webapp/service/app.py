@@ -175,8 +175,9 @@ def web(services: Services) -> dict[str, Any]:
 
 
 def protected(services: Services) -> dict[str, Any]:
-    """What an ``AuthenticatedHandler`` route takes: :func:`web` and the authenticator."""
-    return {**web(services), "authenticator": services.authenticator}
+    """What an ``AuthenticatedHandler`` route takes: :func:`web`, the authenticator and
+    the DPoP gate (None when JOTGUARD_DPOP is off)."""
+    return {**web(services), "authenticator": services.authenticator, "dpop": services.dpop}
 
 
 def routes(services: Services, openapi: dict[str, Any]) -> list[Route]:
