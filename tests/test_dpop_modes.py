@@ -1,0 +1,109 @@
+"""When DPoP is taken or required on protected routes: JOTGUARD_DPOP, per remote issuer,
+per handler; and how its refusals meet the rate limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tornado.web import Application
+
+from backends.dpop import jwk_thumbprint
+from tests.dpop_http import ALGS, DPoPClient, bound_token, refused_with
+from tests.dpop_support import key_for
+from webapp.service.app import make_app, protected
+from webapp.service.services import Services
+from webapp.web.handler import AuthenticatedHandler
+
+OFF = pytest.mark.parametrize("settings_overrides", [{"JOTGUARD_DPOP": "off"}])
+REQUIRED = pytest.mark.parametrize("settings_overrides", [{"JOTGUARD_DPOP": "required"}])
+
+
+class DPoPOnlyHandler(AuthenticatedHandler):
+    dpop_required = True
+
+    def get(self) -> None:
+        self.write({"sub": self.principal.subject, "jkt": self.principal.jkt})
+
+
+@pytest.fixture
+def app(services: Services) -> Application:
+    application = make_app(services)
+    application.add_handlers(r".*", [(r"/dpop-only", DPoPOnlyHandler, protected(services))])
+    return application
+
+
+@pytest.fixture
+def key():
+    return key_for("ES256")
+
+
+@pytest.fixture
+def client(fetch, base_url, key):
+    return DPoPClient(fetch, base_url, key)
+
+
+# -- JOTGUARD_DPOP=off: DPoP is another scheme, bound tokens are refused ---------------
+
+
+@OFF
+async def test_off_takes_no_dpop_scheme(client, services, key):
+    response = await client.send("/test-auth", bound_token(services, key))
+    assert response.code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'  # no credentials
+
+
+@OFF
+async def test_off_refuses_a_bound_token_sent_as_bearer(fetch, services, key):
+    response = await fetch("/test-auth", token=bound_token(services, key))
+    assert response.code == 401
+    assert response.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="jotguard", error="invalid_token", error_description="The token is bound'
+    )
+
+
+@OFF
+async def test_off_leaves_bearer_tokens_and_challenges_as_they_were(fetch, issue_token):
+    assert (await fetch("/test-auth", token=issue_token())).code == 200
+    assert (await fetch("/test-auth")).headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'
+
+
+@OFF
+async def test_off_refuses_everything_on_a_handler_that_requires_dpop(fetch, issue_token):
+    response = await fetch("/dpop-only", token=issue_token())
+    assert response.code == 401
+    assert "DPoP is off" in json.loads(response.body)["error_description"]
+
+
+# -- JOTGUARD_DPOP=required: Bearer tokens are refused ----------------------------------
+
+
+@REQUIRED
+async def test_required_refuses_an_unbound_bearer_token(fetch, issue_token):
+    response = await fetch("/test-auth", token=issue_token())
+    assert "requires" in refused_with(response, "invalid_token")
+
+
+@REQUIRED
+async def test_required_takes_a_bound_token_with_its_proof(client, services, key):
+    assert (await client.send("/test-auth", bound_token(services, key))).code == 200
+
+
+@REQUIRED
+async def test_required_offers_only_dpop_without_credentials(fetch):
+    response = await fetch("/test-auth")
+    assert response.code == 401
+    assert response.headers["WWW-Authenticate"] == f'DPoP algs="{ALGS}"'
+
+
+# -- a handler that requires DPoP for itself ---------------------------------------------
+
+
+async def test_a_handler_can_require_dpop(fetch, client, services, key, issue_token):
+    unbound = await fetch("/dpop-only", token=issue_token())
+    assert "requires" in refused_with(unbound, "invalid_token")
+    assert (await fetch("/dpop-only")).headers["WWW-Authenticate"] == f'DPoP algs="{ALGS}"'
+    ok = await client.send("/dpop-only", bound_token(services, key))
+    assert ok.code == 200
+    assert json.loads(ok.body)["jkt"] == jwk_thumbprint(key)
+    assert (await fetch("/test-auth", token=issue_token())).code == 200  # other routes: Bearer
