@@ -68,7 +68,8 @@ def presented_token(request: HTTPServerRequest, *, dpop: bool = False) -> Presen
     if not is_b64token(token):
         name = "DPoP" if is_dpop else "Bearer"
         raise MalformedRequest(f"The Authorization header must be '{name} <token>'")
-    return PresentedToken(token, is_dpop)
+    # tuple.__new__: the NamedTuple's own __new__ is Python code, on every protected request.
+    return tuple.__new__(PresentedToken, (token, is_dpop))
 
 
 def bearer_token(request: HTTPServerRequest) -> str | None:
