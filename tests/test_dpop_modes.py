@@ -9,8 +9,7 @@ import pytest
 from tornado.web import Application
 
 from backends.dpop import jwk_thumbprint
-from tests.dpop_http import ALGS, DPoPClient, bound_token, refused_with
-from tests.dpop_support import key_for
+from tests.dpop_http import ALGS, bound_token, refused_with
 from webapp.service.app import make_app, protected
 from webapp.service.services import Services
 from webapp.web.handler import AuthenticatedHandler
@@ -33,29 +32,19 @@ def app(services: Services) -> Application:
     return application
 
 
-@pytest.fixture
-def key():
-    return key_for("ES256")
-
-
-@pytest.fixture
-def client(fetch, base_url, key):
-    return DPoPClient(fetch, base_url, key)
-
-
 # -- JOTGUARD_DPOP=off: DPoP is another scheme, bound tokens are refused ---------------
 
 
 @OFF
-async def test_off_takes_no_dpop_scheme(client, services, key):
-    response = await client.send("/test-auth", bound_token(services, key))
+async def test_off_takes_no_dpop_scheme(dpop_client, services):
+    response = await dpop_client.send("/test-auth", bound_token(services, dpop_client.key))
     assert response.code == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'  # no credentials
 
 
 @OFF
-async def test_off_refuses_a_bound_token_sent_as_bearer(fetch, services, key):
-    response = await fetch("/test-auth", token=bound_token(services, key))
+async def test_off_refuses_a_bound_token_sent_as_bearer(dpop_client, fetch, services):
+    response = await fetch("/test-auth", token=bound_token(services, dpop_client.key))
     assert response.code == 401
     assert response.headers["WWW-Authenticate"].startswith(
         'Bearer realm="jotguard", error="invalid_token", error_description="The token is bound'
@@ -85,8 +74,10 @@ async def test_required_refuses_an_unbound_bearer_token(fetch, issue_token):
 
 
 @REQUIRED
-async def test_required_takes_a_bound_token_with_its_proof(client, services, key):
-    assert (await client.send("/test-auth", bound_token(services, key))).code == 200
+async def test_required_takes_a_bound_token_with_its_proof(dpop_client, services):
+    assert (
+        await dpop_client.send("/test-auth", bound_token(services, dpop_client.key))
+    ).code == 200
 
 
 @REQUIRED
@@ -99,11 +90,11 @@ async def test_required_offers_only_dpop_without_credentials(fetch):
 # -- a handler that requires DPoP for itself ---------------------------------------------
 
 
-async def test_a_handler_can_require_dpop(fetch, client, services, key, issue_token):
+async def test_a_handler_can_require_dpop(fetch, dpop_client, services, issue_token):
     unbound = await fetch("/dpop-only", token=issue_token())
     assert "requires" in refused_with(unbound, "invalid_token")
     assert (await fetch("/dpop-only")).headers["WWW-Authenticate"] == f'DPoP algs="{ALGS}"'
-    ok = await client.send("/dpop-only", bound_token(services, key))
+    ok = await dpop_client.send("/dpop-only", bound_token(services, dpop_client.key))
     assert ok.code == 200
-    assert json.loads(ok.body)["jkt"] == jwk_thumbprint(key)
+    assert json.loads(ok.body)["jkt"] == jwk_thumbprint(dpop_client.key)
     assert (await fetch("/test-auth", token=issue_token())).code == 200  # other routes: Bearer

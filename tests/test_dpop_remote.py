@@ -30,15 +30,10 @@ def settings_overrides(request, fake_issuer: FakeIssuer) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def client(fetch, base_url):
-    return DPoPClient(fetch, base_url, key_for("ES256"))
-
-
-async def test_a_remote_issuers_bound_token_passes_with_its_proof(client, fake_issuer):
-    bound = fake_issuer.sign(cnf={"jkt": jwk_thumbprint(client.key)})
-    assert (await client.send("/test-auth", bound)).code == 200
-    thief = DPoPClient(client.fetch, client.base_url, key_for("EdDSA"))
+async def test_a_remote_issuers_bound_token_passes_with_its_proof(dpop_client, fake_issuer):
+    bound = fake_issuer.sign(cnf={"jkt": jwk_thumbprint(dpop_client.key)})
+    assert (await dpop_client.send("/test-auth", bound)).code == 200
+    thief = DPoPClient(dpop_client.fetch, dpop_client.base_url, key_for("EdDSA"))
     refused_with(await thief.send("/test-auth", bound), "invalid_dpop_proof")
 
 

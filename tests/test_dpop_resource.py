@@ -19,22 +19,12 @@ from tests.dpop_support import claims_for, key_for, sign_raw
 
 
 @pytest.fixture
-def key():
-    return key_for("ES256")
+def token(dpop_client, services):
+    return bound_token(services, dpop_client.key)
 
 
-@pytest.fixture
-def client(fetch, base_url, key):
-    return DPoPClient(fetch, base_url, key)
-
-
-@pytest.fixture
-def token(services, key):
-    return bound_token(services, key)
-
-
-async def test_a_bound_token_with_a_fresh_proof_passes(client, token):
-    response = await client.send("/test-auth", token)
+async def test_a_bound_token_with_a_fresh_proof_passes(dpop_client, token):
+    response = await dpop_client.send("/test-auth", token)
     assert response.code == 200, response.body
     assert response.body == b"This is a protected route."
     assert "DPoP-Nonce" not in response.headers  # nonces are off by default
@@ -49,30 +39,30 @@ async def test_every_algorithm_of_the_default_policy_passes(fetch, base_url, ser
         assert response.code == 200, (alg, response.body)
 
 
-async def test_the_same_proof_twice_is_a_replay(client, token):
-    proof = client.proof("/test-auth", token)
-    assert (await client.send("/test-auth", token, proof=proof)).code == 200
+async def test_the_same_proof_twice_is_a_replay(dpop_client, token):
+    proof = dpop_client.proof("/test-auth", token)
+    assert (await dpop_client.send("/test-auth", token, proof=proof)).code == 200
     description = refused_with(
-        await client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
+        await dpop_client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
     )
     assert "used before" in description
 
 
-async def test_the_bound_token_as_a_bearer_token_is_refused(fetch, client, token):
+async def test_the_bound_token_as_a_bearer_token_is_refused(fetch, dpop_client, token):
     # RFC 9449 §7.2: whoever holds a copy could send it so. Once as DPoP first, so the
     # refusal also comes from the verified-token cache's principal.
-    assert (await client.send("/test-auth", token)).code == 200
+    assert (await dpop_client.send("/test-auth", token)).code == 200
     response = await fetch("/test-auth", token=token)
     assert "DPoP" in refused_with(response, "invalid_token")
 
 
-async def test_no_proof(client, token):
-    response = await client.fetch("/test-auth", headers=dpop_headers(None, token))
+async def test_no_proof(dpop_client, token):
+    response = await dpop_client.fetch("/test-auth", headers=dpop_headers(None, token))
     assert "required" in refused_with(response, "invalid_dpop_proof")
 
 
-async def test_two_proofs(client, token):
-    proofs = [client.proof("/test-auth", token), client.proof("/test-auth", token)]
+async def test_two_proofs(dpop_client, token):
+    proofs = [dpop_client.proof("/test-auth", token), dpop_client.proof("/test-auth", token)]
     for headers in (
         dpop_headers(", ".join(proofs), token),
         [("Authorization", f"DPoP {token}"), ("DPoP", proofs[0]), ("DPoP", proofs[1])],
@@ -80,37 +70,37 @@ async def test_two_proofs(client, token):
         sent = HTTPHeaders()
         for name, value in headers.items() if isinstance(headers, dict) else headers:
             sent.add(name, value)
-        response = await client.fetch("/test-auth", headers=sent)
+        response = await dpop_client.fetch("/test-auth", headers=sent)
         assert "Exactly one" in refused_with(response, "invalid_dpop_proof")
 
 
-async def test_wrong_htm(client, token):
-    proof = client.proof("/test-auth", token, method="POST")
-    response = await client.send("/test-auth", token, proof=proof)
+async def test_wrong_htm(dpop_client, token):
+    proof = dpop_client.proof("/test-auth", token, method="POST")
+    response = await dpop_client.send("/test-auth", token, proof=proof)
     assert "htm" in refused_with(response, "invalid_dpop_proof")
 
 
-async def test_wrong_htu(client, token, key, base_url):
+async def test_wrong_htu(dpop_client, token, base_url):
     for url in (
         base_url + "/test",
         "http://elsewhere.example/test-auth",
         "https" + base_url[4:] + "/test-auth",
     ):
-        proof = make_proof(key, "GET", url, access_token=token)
-        response = await client.send("/test-auth", token, proof=proof)
+        proof = make_proof(dpop_client.key, "GET", url, access_token=token)
+        response = await dpop_client.send("/test-auth", token, proof=proof)
         assert "htu" in refused_with(response, "invalid_dpop_proof"), url
 
 
-async def test_ath_of_another_token(client, token, services, key):
-    other = bound_token(services, key, subject="bob")
-    proof = client.proof("/test-auth", other)
-    response = await client.send("/test-auth", token, proof=proof)
+async def test_ath_of_another_token(dpop_client, token, services):
+    other = bound_token(services, dpop_client.key, subject="bob")
+    proof = dpop_client.proof("/test-auth", other)
+    response = await dpop_client.send("/test-auth", token, proof=proof)
     assert "ath" in refused_with(response, "invalid_dpop_proof")
 
 
-async def test_no_ath(client, token, key, base_url):
-    proof = make_proof(key, "GET", base_url + "/test-auth")
-    response = await client.send("/test-auth", token, proof=proof)
+async def test_no_ath(dpop_client, token, base_url):
+    proof = make_proof(dpop_client.key, "GET", base_url + "/test-auth")
+    response = await dpop_client.send("/test-auth", token, proof=proof)
     assert "ath" in refused_with(response, "invalid_dpop_proof")
 
 
@@ -121,17 +111,27 @@ async def test_a_proof_by_another_key(fetch, base_url, token):
 
 
 @pytest.mark.parametrize("offset", [-600, 600], ids=["10 minutes old", "10 minutes ahead"])
-async def test_iat_far_from_now(client, token, key, base_url, offset):
+async def test_iat_far_from_now(dpop_client, token, base_url, offset):
     proof = make_proof(
-        key, "GET", base_url + "/test-auth", access_token=token, iat=time.time() + offset
+        dpop_client.key,
+        "GET",
+        base_url + "/test-auth",
+        access_token=token,
+        iat=time.time() + offset,
     )
-    response = await client.send("/test-auth", token, proof=proof)
+    response = await dpop_client.send("/test-auth", token, proof=proof)
     description = refused_with(response, "invalid_dpop_proof")
     assert ("too old" if offset < 0 else "in the future") in description
 
 
 def _signed(key, base_url, token, *, header=None, alg="ES256", signing_key=None):
-    full_header = {"typ": "dpop+jwt", "alg": alg, "jwk": public_jwk(key), **(header or {})}
+    """A proof by ``key`` right in every way but ``header`` (and ``signing_key``)."""
+    full_header = {
+        "typ": "dpop+jwt",
+        "alg": alg,
+        "jwk": public_jwk(key),
+        **(header or {}),
+    }
     claims = {
         "jti": f"jti-{time.monotonic_ns()}",
         "htm": "GET",
@@ -142,47 +142,52 @@ def _signed(key, base_url, token, *, header=None, alg="ES256", signing_key=None)
     return sign_raw(full_header, claims, signing_key or key, alg)
 
 
-async def test_typ_jwt(client, token, key, base_url):
-    proof = _signed(key, base_url, token, header={"typ": "JWT"})
+async def test_typ_jwt(dpop_client, token, base_url):
+    proof = _signed(dpop_client.key, base_url, token, header={"typ": "JWT"})
     assert "typ" in refused_with(
-        await client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
+        await dpop_client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
     )
 
 
-async def test_a_private_key_in_jwk(client, token, key, base_url):
-    proof = _signed(key, base_url, token, header={"jwk": key.as_dict(private=True)})
+async def test_a_private_key_in_jwk(dpop_client, token, base_url):
+    proof = _signed(
+        dpop_client.key, base_url, token, header={"jwk": dpop_client.key.as_dict(private=True)}
+    )
     assert "private" in refused_with(
-        await client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
+        await dpop_client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
     )
 
 
-async def test_an_hs256_proof(client, token, key, base_url):
+async def test_an_hs256_proof(dpop_client, token, base_url):
     secret = OctKey.import_key(b"k" * 32)
-    proof = _signed(key, base_url, token, alg="HS256", signing_key=secret)
+    proof = _signed(dpop_client.key, base_url, token, alg="HS256", signing_key=secret)
     description = refused_with(
-        await client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
+        await dpop_client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
     )
     assert "algorithm" in description
 
 
-async def test_a_proof_signed_by_another_key_than_its_jwk(client, token, key, base_url):
-    proof = _signed(key, base_url, token, signing_key=generate_key("ES256"))
+async def test_a_proof_signed_by_another_key_than_its_jwk(dpop_client, token, base_url):
+    proof = _signed(dpop_client.key, base_url, token, signing_key=generate_key("ES256"))
     assert "signature" in refused_with(
-        await client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
+        await dpop_client.send("/test-auth", token, proof=proof), "invalid_dpop_proof"
     )
 
 
-async def test_htu_is_compared_without_the_query(client, token, key, base_url):
+async def test_htu_is_compared_without_the_query(dpop_client, token, base_url):
     # The request has a query its proof does not name, and a proof naming one is fine too.
-    assert (await client.send("/test-auth?page=2", token)).code == 200
-    proof = make_proof(key, "GET", base_url + "/test-auth", access_token=token)
-    assert (await client.send("/test-auth?x=1&y=2", token, proof=proof)).code == 200
+    assert (await dpop_client.send("/test-auth?page=2", token)).code == 200
+    proof = make_proof(dpop_client.key, "GET", base_url + "/test-auth", access_token=token)
+    assert (await dpop_client.send("/test-auth?x=1&y=2", token, proof=proof)).code == 200
     claims = claims_for(url=base_url + "/test-auth?other=query", ath=access_token_hash(token))
     claims["jti"] = "with-a-query"
     proof = sign_raw(
-        {"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk(key)}, claims, key, "ES256"
+        {"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk(dpop_client.key)},
+        claims,
+        dpop_client.key,
+        "ES256",
     )
-    assert (await client.send("/test-auth", token, proof=proof)).code == 200
+    assert (await dpop_client.send("/test-auth", token, proof=proof)).code == 200
 
 
 async def test_an_unauthenticated_request_is_offered_both_schemes(fetch):
@@ -191,15 +196,15 @@ async def test_an_unauthenticated_request_is_offered_both_schemes(fetch):
     assert response.headers["WWW-Authenticate"] == f'Bearer realm="jotguard", DPoP algs="{ALGS}"'
 
 
-async def test_an_unbound_token_sent_as_dpop_is_refused(client, issue_token):
+async def test_an_unbound_token_sent_as_dpop_is_refused(dpop_client, issue_token):
     unbound = issue_token("alice")
-    response = await client.send("/test-auth", unbound)
+    response = await dpop_client.send("/test-auth", unbound)
     assert "not bound" in refused_with(response, "invalid_token")
 
 
-async def test_a_bad_token_sent_as_dpop_gets_the_dpop_challenge(client, token):
+async def test_a_bad_token_sent_as_dpop_gets_the_dpop_challenge(dpop_client, token):
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    response = await client.send("/test-auth", forged)
+    response = await dpop_client.send("/test-auth", forged)
     refused_with(response, "invalid_token")
 
 
@@ -221,7 +226,7 @@ async def test_unbound_bearer_tokens_pass_as_before(fetch, issue_token):
     ],
     ids=["mTLS binding", "empty", "a string", "jkt a number", "jkt empty", "null"],
 )
-async def test_a_malformed_cnf_is_an_invalid_token(fetch, client, services, cnf):
+async def test_a_malformed_cnf_is_an_invalid_token(fetch, dpop_client, services, cnf):
     claims = services.issuer.claims_for("alice")
     claims["cnf"] = cnf
     token = services.issuer.sign(claims).token
@@ -229,20 +234,20 @@ async def test_a_malformed_cnf_is_an_invalid_token(fetch, client, services, cnf)
     assert bearer.code == 401
     assert json.loads(bearer.body)["error"] == "invalid_token"
     assert "cnf" in json.loads(bearer.body)["error_description"]
-    refused_with(await client.send("/test-auth", token), "invalid_token")
+    refused_with(await dpop_client.send("/test-auth", token), "invalid_token")
 
 
-async def test_the_scheme_name_is_case_insensitive(client, token):
-    proof = client.proof("/test-auth", token)
-    response = await client.fetch(
+async def test_the_scheme_name_is_case_insensitive(dpop_client, token):
+    proof = dpop_client.proof("/test-auth", token)
+    response = await dpop_client.fetch(
         "/test-auth", headers={"Authorization": f"dpop {token}", "DPoP": proof}
     )
     assert response.code == 200
 
 
-async def test_a_scope_refusal_under_dpop_is_a_dpop_challenge(client, services, key):
-    token = bound_token(services, key, scopes=["read:catchphrases"])
-    response = await client.send(
+async def test_a_scope_refusal_under_dpop_is_a_dpop_challenge(dpop_client, services):
+    token = bound_token(services, dpop_client.key, scopes=["read:catchphrases"])
+    response = await dpop_client.send(
         "/api/catchphrases",
         token,
         method="POST",
@@ -256,9 +261,9 @@ async def test_a_scope_refusal_under_dpop_is_a_dpop_challenge(client, services, 
     )
 
 
-async def test_the_principal_carries_the_binding(client, services, key):
-    token = bound_token(services, key, scopes=["read:catchphrases"])
-    assert (await client.send("/api/catchphrases", token)).code == 200
+async def test_the_principal_carries_the_binding(dpop_client, services):
+    token = bound_token(services, dpop_client.key, scopes=["read:catchphrases"])
+    assert (await dpop_client.send("/api/catchphrases", token)).code == 200
     principal = services.authenticator.verified_before(token)
     assert principal is not None
-    assert principal.jkt == jwk_thumbprint(key)
+    assert principal.jkt == jwk_thumbprint(dpop_client.key)

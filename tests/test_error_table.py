@@ -48,6 +48,7 @@ from webapp.web.errors import (
     ERRORS,
     ApiError,
     RequestTooLarge,
+    TokenSchemes,
     UnsupportedMediaType,
     error_answer,
     is_answer,
@@ -205,3 +206,74 @@ def test_answers_outside_the_table():
         "rate_limited",
         {"Retry-After": "3"},
     )
+
+
+ES = TokenSchemes(dpop_algs=("ES256",))
+
+
+@pytest.mark.parametrize(
+    ("exc", "schemes", "challenge"),
+    [
+        # No credentials: every scheme the route takes (RFC 9110 §11.6.1, RFC 9449 §7.1).
+        (MissingCredentials(), ES, 'Bearer realm="jotguard", DPoP algs="ES256"'),
+        (
+            MissingCredentials(),
+            TokenSchemes(bearer=False, dpop_algs=("ES256",)),
+            'DPoP algs="ES256"',
+        ),
+        (MissingCredentials(), TokenSchemes(), 'Bearer realm="jotguard"'),
+        # A refusal in the scheme the token came under.
+        (
+            InvalidToken("bad"),
+            ES,
+            'Bearer realm="jotguard", error="invalid_token", error_description="bad"',
+        ),
+        (
+            InvalidToken("bad"),
+            TokenSchemes(dpop_algs=("ES256",), presented_dpop=True),
+            'DPoP error="invalid_token", error_description="bad", algs="ES256"',
+        ),
+        (
+            InvalidToken("bad"),
+            TokenSchemes(bearer=False, dpop_algs=("ES256",)),
+            'DPoP error="invalid_token", error_description="bad", algs="ES256"',
+        ),
+        (
+            InsufficientScope(("a", "b"), description="short"),
+            TokenSchemes(dpop_algs=("ES256",), presented_dpop=True),
+            'DPoP error="insufficient_scope", error_description="short", scope="a b", algs="ES256"',
+        ),
+        # DPoP's own refusals, whatever scheme came; without a DPoP route, no algs.
+        (
+            InvalidDPoPProof('a "quoted" reason'),
+            ES,
+            (
+                'DPoP error="invalid_dpop_proof", error_description="a \\"quoted\\" reason",'
+                ' algs="ES256"'
+            ),
+        ),
+        (
+            DPoPRequired("bound", reason="dpop_bound"),
+            ES,
+            'DPoP error="invalid_token", error_description="bound", algs="ES256"',
+        ),
+        (
+            InvalidDPoPProof("bad"),
+            TokenSchemes(),
+            'DPoP error="invalid_dpop_proof", error_description="bad"',
+        ),
+    ],
+)
+def test_the_challenge_follows_the_schemes_of_the_route(exc, schemes, challenge):
+    assert error_answer(exc, schemes=schemes).headers["WWW-Authenticate"] == challenge
+
+
+def test_use_dpop_nonce_carries_the_nonce():
+    answer = error_answer(UseDPoPNonce("need one", nonce="n0nce"), schemes=ES)
+    assert answer.status == 401
+    assert answer.headers == {
+        "WWW-Authenticate": (
+            'DPoP error="use_dpop_nonce", error_description="need one", algs="ES256"'
+        ),
+        "DPoP-Nonce": "n0nce",
+    }
