@@ -25,10 +25,19 @@ class DPoPOnlyHandler(AuthenticatedHandler):
         self.write({"sub": self.principal.subject, "jkt": self.principal.jkt})
 
 
+class AnyoneHandler(AuthenticatedHandler):
+    auth_required = False
+
+    def get(self) -> None:
+        caller = self.current_user
+        self.write({"sub": caller.subject if caller is not None else None})
+
+
 @pytest.fixture
 def app(services: Services) -> Application:
     application = make_app(services)
-    application.add_handlers(r".*", [(r"/dpop-only", DPoPOnlyHandler, protected(services))])
+    extra = [(r"/dpop-only", DPoPOnlyHandler), (r"/anyone", AnyoneHandler)]
+    application.add_handlers(r".*", [(path, h, protected(services)) for path, h in extra])
     return application
 
 
@@ -98,3 +107,11 @@ async def test_a_handler_can_require_dpop(fetch, dpop_client, services, issue_to
     assert ok.code == 200
     assert json.loads(ok.body)["jkt"] == jwk_thumbprint(dpop_client.key)
     assert (await fetch("/test-auth", token=issue_token())).code == 200  # other routes: Bearer
+
+
+async def test_an_anonymous_route_takes_dpop_and_refuses_a_bad_proof(fetch, dpop_client, services):
+    token = bound_token(services, dpop_client.key)
+    assert json.loads((await dpop_client.send("/anyone", token)).body) == {"sub": "alice"}
+    proof = dpop_client.proof("/test-auth", token)  # for another route
+    refused_with(await dpop_client.send("/anyone", token, proof=proof), "invalid_dpop_proof")
+    assert json.loads((await fetch("/anyone")).body) == {"sub": None}
