@@ -149,3 +149,8 @@ class ExchangeTimedOut(ExchangeFailed):
 
 class ConfigError(Exception):
     """A setting or stored file is unusable; start-up must stop with this message."""
+
+
+def quoted(value: str) -> str:
+    """``value`` as the inside of an RFC 9110 §5.6.4 quoted-string (a challenge parameter)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -21,6 +21,9 @@ class Principal:
     """Seconds of clock skew the verifier allowed the token: its ``iat`` may be this far
     ahead of the verifier's clock, so a subject or client cutoff covers tokens stamped
     up to this long after it (a fast clock's token cannot escape a revocation)."""
+    jkt: str | None = None
+    """The RFC 7638 thumbprint of the key the token is bound to (``cnf.jkt``, RFC 9449
+    §6): such a token is accepted only with a DPoP proof signed by that key."""
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         return self.scopes.issuperset(required)

@@ -23,6 +23,8 @@ from tornado.web import Application
 
 from backends.keys.keyring import Keyring
 from tests.clock import mid_minute_clock
+from tests.dpop_http import DPoPClient
+from tests.dpop_support import key_for
 from tests.fake_issuer import FakeIssuer
 from webapp.config.settings import Settings
 from webapp.service.app import make_app
@@ -196,3 +198,13 @@ async def fake_issuer(rsa_key_pool: list[RSAKey]) -> AsyncIterator[FakeIssuer]:
     issuer.start()
     yield issuer
     await issuer.stop()
+
+
+# -- DPoP -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dpop_client(fetch: Callable[..., Any], base_url: str) -> DPoPClient:
+    """Requests to the test server with a fresh DPoP proof each, by the session's ES256
+    key (``dpop_client.key``): see tests/dpop_http.py."""
+    return DPoPClient(fetch, base_url, key_for("ES256"))

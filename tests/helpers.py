@@ -12,6 +12,10 @@ from webapp.service.openapi import operation, text_response
 from webapp.service.services import Services
 from webapp.web.handler import AuthenticatedHandler, requires_any_scope, requires_scopes
 
+# What a protected route of `jotguard serve` offers when no token came: Bearer, and DPoP
+# with JOTGUARD_DPOP's default (allowed) and the default proof algorithms.
+BARE_CHALLENGE = 'Bearer realm="jotguard", DPoP algs="ES256 EdDSA PS256 RS256 Ed25519 Ed448"'
+
 
 class ScopedHandler(AuthenticatedHandler):
     @operation("Needs read:notes", responses={200: text_response("Read.")})

@@ -39,6 +39,7 @@ NOT_SECRET = {
     "JOTGUARD_PASSWORD_HASH_PER_ADDRESS": "a count",
     "JOTGUARD_GET_TOKEN_CLIENT_ID": "a client id names the client; its secret authenticates",
     "JOTGUARD_RATELIMIT_KEY_PREFIX": "a Redis key prefix",
+    "JOTGUARD_DPOP_KEY_PREFIX": "a Redis key prefix",
     "JOTGUARD_DPOP_NONCE": "on or off; the nonces' secret is JOTGUARD_DPOP_NONCE_SECRET",
     "JOTGUARD_RATELIMIT_MAX_KEYS": "a count",
     "JOTGUARD_RATELIMIT_TOKEN": "rate limits",

@@ -473,7 +473,8 @@ def test_a_proof_by_another_key_than_the_tokens_binding():
     proof = proof_with(claims={"ath": access_token_hash(TOKEN)})
     with pytest.raises(DPoPKeyMismatch) as caught:
         check(proof, access_token=TOKEN, expected_jkt=jwk_thumbprint(key_for("EdDSA")))
-    assert caught.value.error == "invalid_token"
+    # The token is genuine and the proof fails: invalid_dpop_proof, not invalid_token.
+    assert caught.value.error == "invalid_dpop_proof"
     assert caught.value.reason == "dpop_key_mismatch"
     check(proof, access_token=TOKEN, expected_jkt=jwk_thumbprint(key_for("ES256")))
 

@@ -266,7 +266,7 @@ async def test_the_binding_is_checked_before_the_proof_is_spent():
         await verifier.verify(
             [proof], method="GET", url=URL, access_token=TOKEN, expected_jkt=other
         )
-    assert mismatch.value.error == "invalid_token"
+    assert mismatch.value.error == "invalid_dpop_proof"
     mine = jwk_thumbprint(key_for("ES256"))
     await verifier.verify([proof], method="GET", url=URL, access_token=TOKEN, expected_jkt=mine)
 

@@ -11,7 +11,13 @@ import pytest
 import backends
 import webapp
 from backends.catchphrases.base import InvalidCatchphrase
-from backends.dpop import DPoPError, DPoPKeyMismatch, InvalidDPoPProof, UseDPoPNonce
+from backends.dpop import (
+    DPoPError,
+    DPoPKeyMismatch,
+    DPoPRequired,
+    InvalidDPoPProof,
+    UseDPoPNonce,
+)
 from backends.errors import (
     AuthError,
     BackendUnavailable,
@@ -42,6 +48,7 @@ from webapp.web.errors import (
     ERRORS,
     ApiError,
     RequestTooLarge,
+    TokenSchemes,
     UnsupportedMediaType,
     error_answer,
     is_answer,
@@ -66,12 +73,13 @@ EXPECTED: list[tuple[JotguardError, Expected]] = [
     (AuthError("bad"), BEARER_401),
     (InvalidToken("expired", reason="expired"), BEARER_401),
     (InsufficientScope(("read",)), Expected(403, "insufficient_scope", "Bearer", False)),
-    # RFC 9449 §7.1: 401 at a resource server. (Not answered over HTTP yet: the DPoP
-    # challenge needs the verifier's algs, so its scheme is not checked here.)
-    (DPoPError("bad proof"), Expected(401, "invalid_dpop_proof", None, False)),
-    (InvalidDPoPProof("bad proof"), Expected(401, "invalid_dpop_proof", None, False)),
-    (UseDPoPNonce("nonce", nonce="n"), Expected(401, "use_dpop_nonce", None, False)),
-    (DPoPKeyMismatch(), Expected(401, "invalid_token", None, False)),
+    # RFC 9449 §7.1: 401 at a resource server, with the DPoP challenge; §7.2: a bound
+    # token sent as a bearer token is refused, told to use DPoP.
+    (DPoPError("bad proof"), Expected(401, "invalid_dpop_proof", "DPoP", False)),
+    (InvalidDPoPProof("bad proof"), Expected(401, "invalid_dpop_proof", "DPoP", False)),
+    (UseDPoPNonce("nonce", nonce="n"), Expected(401, "use_dpop_nonce", "DPoP", False)),
+    (DPoPKeyMismatch(), Expected(401, "invalid_dpop_proof", "DPoP", False)),
+    (DPoPRequired("bound", reason="dpop_bound"), Expected(401, "invalid_token", "DPoP", False)),
     # RFC 9110 §15.6.4 + §10.2.3 (and DESIGN): jotguard cannot decide, never 401.
     (
         BackendUnavailable("down", retry_after=7),
@@ -147,8 +155,9 @@ def test_each_error_is_answered_as_the_rfcs_say(exc, expected):
     if expected.challenge is not None:
         assert challenge is not None
         assert challenge.split(" ", 1)[0] == expected.challenge
-        assert 'realm="jotguard"' in challenge
-    elif not isinstance(exc, DPoPError):
+        if expected.challenge != "DPoP":  # RFC 9449's examples name no realm
+            assert 'realm="jotguard"' in challenge
+    else:
         assert challenge is None
     assert ("Retry-After" in answer.headers) is expected.retry_after
 
@@ -197,3 +206,74 @@ def test_answers_outside_the_table():
         "rate_limited",
         {"Retry-After": "3"},
     )
+
+
+ES = TokenSchemes(dpop_algs=("ES256",))
+
+
+@pytest.mark.parametrize(
+    ("exc", "schemes", "challenge"),
+    [
+        # No credentials: every scheme the route takes (RFC 9110 §11.6.1, RFC 9449 §7.1).
+        (MissingCredentials(), ES, 'Bearer realm="jotguard", DPoP algs="ES256"'),
+        (
+            MissingCredentials(),
+            TokenSchemes(bearer=False, dpop_algs=("ES256",)),
+            'DPoP algs="ES256"',
+        ),
+        (MissingCredentials(), TokenSchemes(), 'Bearer realm="jotguard"'),
+        # A refusal in the scheme the token came under.
+        (
+            InvalidToken("bad"),
+            ES,
+            'Bearer realm="jotguard", error="invalid_token", error_description="bad"',
+        ),
+        (
+            InvalidToken("bad"),
+            TokenSchemes(dpop_algs=("ES256",), presented_dpop=True),
+            'DPoP error="invalid_token", error_description="bad", algs="ES256"',
+        ),
+        (
+            InvalidToken("bad"),
+            TokenSchemes(bearer=False, dpop_algs=("ES256",)),
+            'DPoP error="invalid_token", error_description="bad", algs="ES256"',
+        ),
+        (
+            InsufficientScope(("a", "b"), description="short"),
+            TokenSchemes(dpop_algs=("ES256",), presented_dpop=True),
+            'DPoP error="insufficient_scope", error_description="short", scope="a b", algs="ES256"',
+        ),
+        # DPoP's own refusals, whatever scheme came; without a DPoP route, no algs.
+        (
+            InvalidDPoPProof('a "quoted" reason'),
+            ES,
+            (
+                'DPoP error="invalid_dpop_proof", error_description="a \\"quoted\\" reason",'
+                ' algs="ES256"'
+            ),
+        ),
+        (
+            DPoPRequired("bound", reason="dpop_bound"),
+            ES,
+            'DPoP error="invalid_token", error_description="bound", algs="ES256"',
+        ),
+        (
+            InvalidDPoPProof("bad"),
+            TokenSchemes(),
+            'DPoP error="invalid_dpop_proof", error_description="bad"',
+        ),
+    ],
+)
+def test_the_challenge_follows_the_schemes_of_the_route(exc, schemes, challenge):
+    assert error_answer(exc, schemes=schemes).headers["WWW-Authenticate"] == challenge
+
+
+def test_use_dpop_nonce_carries_the_nonce():
+    answer = error_answer(UseDPoPNonce("need one", nonce="n0nce"), schemes=ES)
+    assert answer.status == 401
+    assert answer.headers == {
+        "WWW-Authenticate": (
+            'DPoP error="use_dpop_nonce", error_description="need one", algs="ES256"'
+        ),
+        "DPoP-Nonce": "n0nce",
+    }

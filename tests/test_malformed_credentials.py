@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from tests.helpers import BARE_CHALLENGE
+
 OAUTH_ROUTES = {
     "/oauth/token": b"grant_type=client_credentials",
     "/oauth/revoke": b"token=x",
@@ -82,7 +84,7 @@ async def test_basic_of_any_shape_on_a_bearer_route_offers_no_bearer_credentials
 ):
     status, headers, answer = await raw_request(base_url, route, MALFORMED_BASIC[shape])
     assert status == 401
-    assert headers["www-authenticate"] == 'Bearer realm="jotguard"'
+    assert headers["www-authenticate"] == BARE_CHALLENGE
     assert answer["error"] == "unauthorized"
     assert "Traceback" not in caplog.text
 

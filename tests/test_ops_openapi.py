@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
+from tests.dpop_http import DPoPClient, bound_token
+from tests.dpop_support import key_for
 from tests.helpers import ScopedHandler, app_with
 from webapp.service.app import JotguardApplication
 from webapp.service.openapi import form_body, operation, text_response
@@ -55,15 +58,82 @@ async def test_a_route_that_is_off_is_not_documented(fetch):
 async def test_security_follows_the_handler_and_its_scope_decorators(fetch):
     paths = (await document_of(fetch))["paths"]
 
+    # JOTGUARD_DPOP=allowed (the default): Bearer or DPoP, each with the scopes.
     assert "security" not in paths["/test"]["get"]
-    assert paths["/test-auth"]["get"]["security"] == [{"bearerAuth": []}]
+    assert paths["/test-auth"]["get"]["security"] == [{"bearerAuth": []}, {"dpopAuth": []}]
     notes = paths["/notes/{note_id}"]
-    assert notes["get"]["security"] == [{"bearerAuth": ["read:notes"]}]
+    assert notes["get"]["security"] == [
+        {"bearerAuth": ["read:notes"]},
+        {"dpopAuth": ["read:notes"]},
+    ]
     # any one of the scopes: alternatives
-    assert notes["post"]["security"] == [{"bearerAuth": ["write:notes"]}, {"bearerAuth": ["admin"]}]
+    assert notes["post"]["security"] == [
+        {"bearerAuth": ["write:notes"]},
+        {"dpopAuth": ["write:notes"]},
+        {"bearerAuth": ["admin"]},
+        {"dpopAuth": ["admin"]},
+    ]
     assert notes["parameters"] == [
         {"name": "note_id", "in": "path", "required": True, "schema": {"type": "string"}}
     ]
+    # The proof's header is a parameter of every operation that takes DPoP.
+    assert {"$ref": "#/components/parameters/DPoPProof"} in paths["/test-auth"]["get"]["parameters"]
+    assert len(paths["/test"]["get"]["parameters"]) == 1
+
+
+class DPoPOnly(AuthenticatedHandler):
+    dpop_required = True
+
+    @operation("DPoP only", responses={200: text_response("Yes.")})
+    def get(self) -> None:
+        pass
+
+
+class Optional(AuthenticatedHandler):
+    auth_required = False
+
+    @operation("Anyone", responses={200: text_response("Yes.")})
+    def get(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("off", [{"bearerAuth": []}]),
+        ("allowed", [{"bearerAuth": []}, {"dpopAuth": []}]),
+        ("required", [{"dpopAuth": []}]),
+    ],
+)
+def test_the_dpop_mode_decides_the_schemes(mode, expected):
+    app = JotguardApplication(
+        [(r"/a", ScopedHandler), (r"/b", DPoPOnly), (r"/c", Optional)], dpop=mode
+    )
+    document = app.openapi
+    OpenAPIV31SpecValidator(document).validate()
+    paths, components = document["paths"], document["components"]
+    assert paths["/a"]["get"]["security"] == [{k: ["read:notes"]} for d in expected for k in d]
+    assert paths["/b"]["get"]["security"] == [{"dpopAuth": []}]  # whatever the mode
+    assert paths["/c"]["get"]["security"] == [{}, *expected]
+    schemes = components["securitySchemes"]
+    assert schemes["dpopAuth"] == {
+        "type": "http",
+        "scheme": "DPoP",
+        "description": schemes["dpopAuth"]["description"],
+    }
+    unauthorized = components["responses"]["Unauthorized"]
+    codes = unauthorized["content"]["application/json"]["schema"]["properties"]["error"]["enum"]
+    assert {"invalid_dpop_proof", "use_dpop_nonce"} <= set(codes)
+    assert unauthorized["headers"]["DPoP-Nonce"]["required"] is False
+
+
+def test_without_dpop_the_document_names_none():
+    document = JotguardApplication([(r"/a", ScopedHandler)]).openapi
+    assert set(document["components"]["securitySchemes"]) == {"bearerAuth"}
+    assert "DPoPProof" not in document["components"]["parameters"]
+    unauthorized = document["components"]["responses"]["Unauthorized"]
+    assert "DPoP-Nonce" not in unauthorized["headers"]
+    assert document["components"]["headers"]["WWW-Authenticate"]["schema"]["pattern"] == "^Bearer "
 
 
 async def test_error_responses_are_listed_with_their_schema_and_headers(fetch):
@@ -102,7 +172,12 @@ async def test_error_responses_are_listed_with_their_schema_and_headers(fetch):
     }
     schema = unauthorized["content"]["application/json"]["schema"]
     assert schema["required"] == ["error", "error_description"]
-    assert schema["properties"]["error"]["enum"] == ["unauthorized", "invalid_token"]
+    assert schema["properties"]["error"]["enum"] == [
+        "unauthorized",
+        "invalid_token",
+        "invalid_dpop_proof",
+        "use_dpop_nonce",
+    ]
     assert components["responses"]["Unavailable"]["headers"]["Retry-After"]["$ref"]
     # every response, success or error, promises X-Request-ID
     for item in paths.values():
@@ -133,6 +208,25 @@ async def test_actual_error_bodies_match_the_documented_codes(fetch, issue_token
     assert too_large.code == 413
     enum = responses["TooLarge"]["content"]["application/json"]["schema"]["properties"]["error"]
     assert json.loads(too_large.body)["error"] in enum["enum"]
+
+
+async def test_dpop_refusals_match_the_documented_codes_and_challenge(fetch, services, base_url):
+    document = await document_of(fetch)
+    components = document["components"]
+    unauthorized = components["responses"]["Unauthorized"]["content"]["application/json"]
+    codes = unauthorized["schema"]["properties"]["error"]["enum"]
+    pattern = re.compile(components["headers"]["WWW-Authenticate"]["schema"]["pattern"])
+    client = DPoPClient(fetch, base_url, key_for("ES256"))
+    token = bound_token(services, client.key)
+    thief = DPoPClient(fetch, base_url, key_for("EdDSA"))
+    for response in (
+        await fetch("/test-auth"),
+        await thief.send("/test-auth", token),
+        await fetch("/test-auth", token=token),
+    ):
+        assert response.code == 401
+        assert json.loads(response.body)["error"] in codes
+        assert pattern.match(response.headers["WWW-Authenticate"])
 
 
 def test_request_bodies_and_extra_errors_are_documented(services):

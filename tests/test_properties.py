@@ -23,7 +23,7 @@ from backends.errors import AuthError, MalformedRequest
 from backends.keys.keyring import Keyring
 from backends.principal import Principal
 from tests.conftest import TEST_ISSUER
-from webapp.web.handler import _B64TOKEN, bearer_token, is_b64token
+from webapp.web.credentials import _B64TOKEN, bearer_token, is_b64token
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

@@ -16,6 +16,7 @@ from joserfc import jws
 from tornado.httpclient import AsyncHTTPClient
 from tornado.web import Application
 
+from tests.helpers import BARE_CHALLENGE
 from tests.ratelimit_support import TokenEndpoint, closed_port, limited_app
 from webapp.service.app import routes
 from webapp.service.services import Services
@@ -143,7 +144,7 @@ async def test_anonymous_requests_to_protected_route_count_per_ip(fetch):
     assert [a.code for a in answers] == [401] * 5 + [429]
     # The 401s still report the quota, and keep their challenge.
     assert remaining(answers[0]) == 4
-    assert answers[0].headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'
+    assert answers[0].headers["WWW-Authenticate"] == BARE_CHALLENGE
 
 
 async def test_malformed_authorization_counts_per_ip(fetch):

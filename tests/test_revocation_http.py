@@ -10,6 +10,7 @@ import time
 import pytest
 
 from backends.auth.compact import parse_compact
+from tests.helpers import BARE_CHALLENGE
 from tests.json_requests import json_request
 from tests.revocation_http_support import body_json, store_url
 
@@ -237,7 +238,7 @@ async def test_admin_without_token_is_401(fetch):
         body = json.dumps({"sub": "alice"}) if method == "POST" else None
         response = await fetch(path, method=method, body=body)
         assert response.code == 401, (method, path)
-        assert response.headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'
+        assert response.headers["WWW-Authenticate"] == BARE_CHALLENGE
 
 
 async def test_admin_without_admin_scope_is_403(admin, issue_token, services):

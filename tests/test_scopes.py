@@ -7,6 +7,7 @@ import json
 import pytest
 from tornado.web import Application
 
+from tests.helpers import BARE_CHALLENGE
 from webapp import AuthenticatedHandler, requires_any_scope, requires_scopes
 from webapp.service.app import protected
 
@@ -94,7 +95,7 @@ async def test_optional_auth_admits_anonymous_but_not_bad_tokens(fetch, issue_to
 async def test_scoped_method_on_optional_handler_needs_a_token(fetch):
     response = await fetch("/scoped")
     assert response.code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'
+    assert response.headers["WWW-Authenticate"] == BARE_CHALLENGE
 
 
 def test_decorator_refuses_bad_scope_names():
@@ -119,6 +120,6 @@ async def test_principal_on_an_anonymous_request_is_the_401_a_protected_route_an
     """As the README says beside its example: check current_user before principal."""
     anonymous = await fetch("/optional-principal")
     assert anonymous.code == 401
-    assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'
+    assert anonymous.headers["WWW-Authenticate"] == BARE_CHALLENGE
     known = await fetch("/optional-principal", token=issue_token("alice"))
     assert json.loads(known.body) == {"subject": "alice"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from tornado.httpclient import AsyncHTTPClient
 
@@ -23,6 +24,8 @@ class RemoteIssuer:
     ``rfc9068=True`` holds its tokens to the RFC 9068 access-token profile (``typ:
     at+jwt``; ``iat``, ``jti`` and ``client_id`` required); off by default, since
     Auth0 and many others sign ``typ: JWT``.
+    ``dpop``: ``"required"`` refuses its tokens as bearer tokens, ``"allowed"`` takes
+    them so even where DPoP is required otherwise; None follows the service's setting.
     """
 
     issuer: str
@@ -30,6 +33,7 @@ class RemoteIssuer:
     jwks_uri: str | None = None
     algorithms: tuple[str, ...] = ("RS256",)
     rfc9068: bool = False
+    dpop: Literal["allowed", "required"] | None = None
 
     @classmethod
     def auth0(

@@ -27,6 +27,7 @@ _CLAIM_REASONS = {"aud": "wrong_audience", "iss": "wrong_issuer", "exp": "expire
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _NUMERIC_DATES = ("exp", "nbf", "iat")
 _STRING_CLAIMS = ("client_id", "azp")
+_MAX_JKT_CHARS = 128
 
 
 def is_numeric_date(value: object) -> bool:
@@ -38,6 +39,28 @@ def is_numeric_date(value: object) -> bool:
 
 def _claim_error(claim: str, problem: str = "is invalid") -> InvalidToken:
     return InvalidToken(f"The token claim '{claim}' {problem}", reason="invalid_claims")
+
+
+def confirmation_jkt(claims: Mapping[str, Any]) -> str | None:
+    """The DPoP key thumbprint the token is bound to (``cnf.jkt``, RFC 9449 §6.1), or None
+    for a token without ``cnf``.
+
+    :raises InvalidToken: a ``cnf`` that is not an object with a thumbprint in ``jkt``,
+        including one that binds the token some other way (``x5t#S256``, RFC 8705):
+        such a token must not pass as a bearer token, and jotguard cannot check it.
+    """
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    if not isinstance(cnf, dict):
+        raise _claim_error("cnf", "is not an object")
+    if "jkt" not in cnf:
+        raise _claim_error("cnf", "binds the token by a method other than DPoP (cnf.jkt)")
+    jkt = cnf["jkt"]
+    # A SHA-256 thumbprint is 43 base64url characters; room is left for longer hashes.
+    if not isinstance(jkt, str) or not 0 < len(jkt) <= _MAX_JKT_CHARS or not jkt.isascii():
+        raise _claim_error("cnf", "has a 'jkt' that is not a key thumbprint")
+    return jkt
 
 
 class JWTVerifier:
@@ -112,6 +135,7 @@ class JWTVerifier:
             scopes=scopes_from_claims(claims),
             claims=claims,
             leeway=self.leeway,
+            jkt=confirmation_jkt(claims),
         )
 
     def _validate_claims(self, claims: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from backends.dpop.client import generate_key, jwk_thumbprint, make_proof, publi
 from backends.dpop.errors import (
     DPoPError,
     DPoPKeyMismatch,
+    DPoPRequired,
     InvalidDPoPProof,
     UseDPoPNonce,
     dpop_challenge,
@@ -30,6 +31,7 @@ __all__ = [
     "DPoPError",
     "DPoPKeyMismatch",
     "DPoPPolicy",
+    "DPoPRequired",
     "DPoPVerifier",
     "InvalidDPoPProof",
     "MemoryReplayCache",

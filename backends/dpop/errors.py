@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from backends.errors import AuthError
+from backends.errors import AuthError, InsufficientScope, InvalidToken, quoted
 
 
 class DPoPError(AuthError):
@@ -39,31 +39,41 @@ class UseDPoPNonce(DPoPError):
         self.nonce = nonce
 
 
-class DPoPKeyMismatch(DPoPError):
+class DPoPKeyMismatch(InvalidDPoPProof):
     """A valid proof by a key other than the one the token is bound to (``cnf.jkt``).
 
-    ``invalid_token``, as RFC 9449 §7.1's example answers it: this token is not
-    usable by this client, however fresh its proofs.
+    ``invalid_dpop_proof``: the token is genuine, the proof is what fails, and a
+    client told ``invalid_token`` would throw away a token its own key still fits.
     """
 
-    error = "invalid_token"
-
-    def __init__(self, description: str = "Invalid DPoP key binding") -> None:
+    def __init__(
+        self, description: str = "The DPoP proof key is not the one the token is bound to"
+    ) -> None:
         super().__init__(description, reason="dpop_key_mismatch")
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+class DPoPRequired(InvalidToken):
+    """A genuine token refused for how it came: bound to a key (``cnf.jkt``) but sent
+    without DPoP (RFC 9449 §7.2), or sent as a bearer token where DPoP is required.
+
+    ``invalid_token`` under the ``DPoP`` challenge, which tells the client the
+    scheme to use. Not a guess at a secret: the rate limits do not count it.
+    """
 
 
 def dpop_challenge(algorithms: Iterable[str], exc: AuthError | None = None) -> str:
     """The ``WWW-Authenticate`` value of the DPoP scheme (RFC 9449 §7.1).
 
-    Without ``exc`` it is the bare challenge offered when no credentials came.
+    Without ``exc`` (or for one without an error code) it is the bare challenge
+    offered when no credentials came. ``algs`` is left out when ``algorithms`` is empty.
     """
     params = []
     if exc is not None and exc.error is not None:
         params.append(f'error="{exc.error}"')
-        params.append(f'error_description="{_quote(exc.description)}"')
-    params.append(f'algs="{" ".join(algorithms)}"')
-    return "DPoP " + ", ".join(params)
+        params.append(f'error_description="{quoted(exc.description)}"')
+        if isinstance(exc, InsufficientScope):
+            params.append(f'scope="{quoted(" ".join(exc.required))}"')
+    algs = " ".join(algorithms)
+    if algs:
+        params.append(f'algs="{algs}"')
+    return "DPoP " + ", ".join(params) if params else "DPoP"

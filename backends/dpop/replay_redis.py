@@ -34,9 +34,11 @@ class RedisReplayCache:
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisReplayCache:
         """A client of its own: short timeouts and one immediate retry, so an outage
-        costs a request milliseconds. Query parameters go to redis-py."""
+        costs a request milliseconds. Query parameters go to redis-py, except
+        ``prefix`` (the revocation store's own, when its URL is the one shared)."""
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
+        query.pop("prefix", None)
         query.setdefault("socket_timeout", str(DEFAULT_TIMEOUT))
         query.setdefault("socket_connect_timeout", str(DEFAULT_TIMEOUT))
         client = Redis.from_url(

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from tests.helpers import BARE_CHALLENGE
 from tests.issuance.conftest import PASSWORD, body, deferred
 from tests.json_requests import json_request
 
@@ -62,7 +63,7 @@ async def test_every_route_needs_a_token_with_the_admin_scope(
     await make_user()
     anonymous = await call(method, path, token=None)
     assert anonymous.code == 401
-    assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'
+    assert anonymous.headers["WWW-Authenticate"] == BARE_CHALLENGE
     reader = await call(method, path, token=issue_token("eve", scopes=["read:catchphrases"]))
     assert reader.code == 403
     assert 'error="insufficient_scope"' in reader.headers["WWW-Authenticate"]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.helpers import BARE_CHALLENGE
 from tests.issuance.conftest import body
 
 READ, WRITE, DELETE = "read:catchphrases", "write:catchphrases", "delete:catchphrases"
@@ -114,7 +115,7 @@ async def test_collection_needs_read_to_list_and_write_to_post(call):
 async def test_no_token_is_401(fetch):
     response = await fetch("/api/catchphrases")
     assert response.code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="jotguard"'
+    assert response.headers["WWW-Authenticate"] == BARE_CHALLENGE
 
 
 async def test_editor_may_edit_but_not_delete_while_admin_may_do_both(call):

@@ -52,6 +52,8 @@ class Checked(Protocol):
     def get_token_client_secret(self) -> str: ...
     @property
     def metrics_port(self) -> int | None: ...
+    @property
+    def dpop(self) -> str: ...
 
 
 def check(s: Checked) -> None:
@@ -104,6 +106,14 @@ def _remote_issuer_problem(s: Checked) -> tuple[str, str, str] | None:
                 issuer.issuer,
             )
         taken[issuer.issuer] = "a remote issuer"
+    if s.dpop == "off":
+        for issuer in s.remote_issuers:
+            if issuer.dpop is not None:
+                return (
+                    "JOTGUARD_REMOTE_ISSUERS",
+                    f'the issuer {issuer.issuer} sets "dpop", but JOTGUARD_DPOP is off',
+                    issuer.issuer,
+                )
     for name in s.admin_issuers:
         if name not in taken:
             return (

@@ -73,6 +73,13 @@ class DPoPFields:
         " nonces share it. Default: derived from the local issuer's keyring.",
         secret=True,
     )
+    dpop_key_prefix: str = setting(
+        "JOTGUARD_DPOP_KEY_PREFIX",
+        "jotguard:dpop:",
+        parsers.key_prefix,
+        "Prefix of the spent-proof keys in Redis (the rate-limit storage's, else the"
+        " revocation store's); instances that must refuse each other's replays share it.",
+    )
     public_url: str = setting(
         "JOTGUARD_PUBLIC_URL",
         "",

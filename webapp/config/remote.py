@@ -18,7 +18,7 @@ from backends.token_exchange import ClientCredentials
 from webapp.config import parsers
 from webapp.config.fields import setting
 
-_ENTRY_KEYS = frozenset({"issuer", "audience", "jwks_uri", "algorithms", "rfc9068"})
+_ENTRY_KEYS = frozenset({"issuer", "audience", "jwks_uri", "algorithms", "rfc9068", "dpop"})
 
 
 def remote_url(raw: str) -> str:
@@ -79,6 +79,9 @@ def _entry(index: int, entry: Any) -> RemoteIssuer:
     rfc9068 = entry.get("rfc9068", False)
     if not isinstance(rfc9068, bool):
         raise ValueError(f"{where}'rfc9068' must be true or false")
+    dpop = entry.get("dpop")
+    if dpop is not None and dpop not in ("allowed", "required"):
+        raise ValueError(f'{where}\'dpop\' must be "allowed" or "required"')
     try:
         secure_url(issuer)
         if jwks_uri:
@@ -91,11 +94,13 @@ def _entry(index: int, entry: Any) -> RemoteIssuer:
         jwks_uri=jwks_uri or None,
         algorithms=_algorithm_list(algs, where),
         rfc9068=rfc9068,
+        dpop=dpop,
     )
 
 
 def remote_issuers_json(raw: str) -> tuple[RemoteIssuer, ...]:
-    """A JSON list of ``{"issuer", "audience", "jwks_uri"?, "algorithms"?, "rfc9068"?}``."""
+    """A JSON list of ``{"issuer", "audience", "jwks_uri"?, "algorithms"?, "rfc9068"?,
+    "dpop"?}``."""
     if not raw.strip():
         return ()
     try:
@@ -184,7 +189,7 @@ class RemoteIssuerFields:
         (),
         remote_issuers_json,
         'More remote issuers, JSON: [{"issuer": ..., "audience": ..., "jwks_uri"?: ...,'
-        ' "algorithms"?: [...], "rfc9068"?: true}].',
+        ' "algorithms"?: [...], "rfc9068"?: true, "dpop"?: "required" or "allowed"}].',
     )
     jwks_max_age: float = setting(
         "JOTGUARD_JWKS_MAX_AGE",

@@ -33,7 +33,7 @@ from webapp.handlers.token import TokenHandler
 from webapp.handlers.wellknown import DiscoveryHandler, JWKSHandler, discovery_document
 from webapp.service.access import record_request
 from webapp.service.metrics import Metrics
-from webapp.service.openapi import build_document
+from webapp.service.openapi import DPoPMode, build_document
 from webapp.service.revoking import Revoker
 from webapp.service.routing import app_routes, route_of, templates_by_handler
 from webapp.service.services import Services
@@ -89,6 +89,8 @@ class JotguardApplication(Application):
 
     A declared body over ``max_body_bytes`` is answered by ``BodyTooLargeHandler``,
     given ``web`` (the keywords of every JSON route), as the default handler is.
+    ``dpop`` (JOTGUARD_DPOP) says which token schemes the document gives protected
+    routes: it must be what their ``dpop`` gate does.
     """
 
     _idle: asyncio.Event | None = None
@@ -100,6 +102,7 @@ class JotguardApplication(Application):
         metrics: Metrics | None = None,
         max_body_bytes: int | None = None,
         web: dict[str, Any] | None = None,
+        dpop: DPoPMode = "off",
         **settings: Any,
     ) -> None:
         # Requests, not a count: a request lost after its handler answered is let go
@@ -111,7 +114,7 @@ class JotguardApplication(Application):
         super().__init__(handlers, **settings)
         self.routes = app_routes(self)
         self._templates = templates_by_handler(self.routes)
-        self.openapi = build_document(self.routes)
+        self.openapi = build_document(self.routes, dpop=dpop)
         if metrics is not None:
             metrics.in_flight.set_function(lambda: self.in_flight)
 
@@ -175,8 +178,9 @@ def web(services: Services) -> dict[str, Any]:
 
 
 def protected(services: Services) -> dict[str, Any]:
-    """What an ``AuthenticatedHandler`` route takes: :func:`web` and the authenticator."""
-    return {**web(services), "authenticator": services.authenticator}
+    """What an ``AuthenticatedHandler`` route takes: :func:`web`, the authenticator and
+    the DPoP gate (None when JOTGUARD_DPOP is off)."""
+    return {**web(services), "authenticator": services.authenticator, "dpop": services.dpop}
 
 
 def routes(services: Services, openapi: dict[str, Any]) -> list[Route]:
@@ -267,9 +271,18 @@ def make_app(services: Services, extra: Iterable[Route] = ()) -> JotguardApplica
         metrics=services.metrics,
         max_body_bytes=services.settings.max_body_bytes,
         web=web(services),
+        dpop=dpop_mode(services),
     )
     openapi.update(app.openapi)
     return app
+
+
+def dpop_mode(services: Services) -> DPoPMode:
+    """JOTGUARD_DPOP as the gate handlers get applies it."""
+    gate = services.dpop
+    if gate is None:
+        return "off"
+    return "required" if gate.required else "allowed"
 
 
 def make_metrics_app(services: Services) -> Application:

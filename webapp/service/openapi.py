@@ -1,10 +1,11 @@
 """The OpenAPI 3.1 document, generated from the route table.
 
 Each handler method describes itself with :func:`operation`, next to its code.
-Its security (bearer, scopes) and its authentication error responses follow
-from the handler's class and scope decorators, so they cannot drift from what
-the code does. A handler method without ``@operation`` stops the application
-from being built, so a new route cannot go undocumented.
+Its security (Bearer and, where DPoP is on, DPoP; scopes) and its authentication
+error responses follow from the handler's class, its scope decorators and the DPoP
+mode, so they cannot drift from what the code does. A handler method without
+``@operation`` stops the application from being built, so a new route cannot go
+undocumented.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from webapp.service.routing import Route
 from webapp.web.handler import AuthenticatedHandler
@@ -24,6 +25,9 @@ Schema = Mapping[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 SECURITY_SCHEME = "bearerAuth"
+DPOP_SECURITY_SCHEME = "dpopAuth"
+# JOTGUARD_DPOP: which token schemes protected operations take.
+DPoPMode = Literal["off", "allowed", "required"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +168,43 @@ _HEADERS: dict[str, Schema] = {
     },
 }
 
+# Where protected operations take DPoP (RFC 9449): what changes in the document.
+DPOP_UNAUTHORIZED = ErrorResponse(
+    "Unauthorized",
+    "No token (a bare challenge offering each scheme taken); a bad, expired or revoked "
+    "token (`invalid_token`), also a DPoP-bound token sent as Bearer or a Bearer token "
+    "where DPoP is required; a bad DPoP proof (`invalid_dpop_proof`: missing, replayed, "
+    "stale, for another method, URL or token, by another key than the token's "
+    "`cnf.jkt`); a proof without the server's current nonce (`use_dpop_nonce`, with "
+    "`DPoP-Nonce`).",
+    ("unauthorized", "invalid_token", "invalid_dpop_proof", "use_dpop_nonce"),
+    {"WWW-Authenticate": True, "DPoP-Nonce": False},
+)
+_DPOP_HEADERS: dict[str, Schema] = {
+    "WWW-Authenticate": {
+        "description": "The RFC 6750 Bearer or RFC 9449 DPoP challenge (with `algs`).",
+        "schema": {"type": "string", "pattern": "^(Bearer|DPoP)( |$)"},
+    },
+    "DPoP-Nonce": {
+        "description": "The nonce the next DPoP proof must carry (RFC 9449 §8-9): with "
+        "`use_dpop_nonce`, and on a success whose proof's nonce is aging.",
+        "schema": {"type": "string"},
+    },
+}
+_DPOP_PROOF_PARAMETER = {
+    "name": "DPoP",
+    "in": "header",
+    "required": False,
+    "description": "One DPoP proof JWT (RFC 9449 §4) for this method, URL and token: "
+    "with `Authorization: DPoP <token>`.",
+    "schema": {"type": "string"},
+}
+
 
 def _header_ref(name: str, required: bool) -> dict[str, Any]:
     if required:
         return {"$ref": f"#/components/headers/{name}"}
-    return {**_HEADERS[name], "required": False}
+    return {**_HEADERS.get(name, _DPOP_HEADERS.get(name, {})), "required": False}
 
 
 def _with_request_id(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,31 +226,55 @@ def _error_component(error: ErrorResponse) -> dict[str, Any]:
     return _with_request_id(response)
 
 
-def _components() -> dict[str, Any]:
+def _components(dpop: bool) -> dict[str, Any]:
+    """The shared parts; ``dpop``: some operation takes DPoP."""
     headers = {name: {**spec, "required": True} for name, spec in _HEADERS.items()}
+    errors = dict(ERROR_RESPONSES)
+    schemes: dict[str, Any] = {
+        SECURITY_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token from this service's issuer or a trusted one "
+            "(such as Auth0). Scopes come from its `scope` claim or Auth0 `permissions`.",
+        }
+    }
+    parameters: dict[str, Any] = {
+        "RequestId": {
+            "name": REQUEST_ID_HEADER,
+            "in": "header",
+            "required": False,
+            "description": "Correlates this request with the logs; echoed back.",
+            "schema": {"type": "string"},
+        }
+    }
+    if dpop:
+        headers["WWW-Authenticate"] = {**_DPOP_HEADERS["WWW-Authenticate"], "required": True}
+        errors[401] = DPOP_UNAUTHORIZED
+        schemes[DPOP_SECURITY_SCHEME] = {
+            "type": "http",
+            "scheme": "DPoP",
+            "description": "RFC 9449: an access token bound to the client's key "
+            "(`cnf.jkt`), as `Authorization: DPoP <token>`, with a fresh proof signed by "
+            "that key in the `DPoP` header.",
+        }
+        parameters["DPoPProof"] = _DPOP_PROOF_PARAMETER
     return {
-        "securitySchemes": {
-            SECURITY_SCHEME: {
-                "type": "http",
-                "scheme": "bearer",
-                "bearerFormat": "JWT",
-                "description": "An access token from this service's issuer or a trusted one "
-                "(such as Auth0). Scopes come from its `scope` claim or Auth0 `permissions`.",
-            }
-        },
+        "securitySchemes": schemes,
         "schemas": {"Error": ERROR_SCHEMA},
         "headers": headers,
-        "parameters": {
-            "RequestId": {
-                "name": REQUEST_ID_HEADER,
-                "in": "header",
-                "required": False,
-                "description": "Correlates this request with the logs; echoed back.",
-                "schema": {"type": "string"},
-            }
-        },
-        "responses": {e.name: _error_component(e) for e in ERROR_RESPONSES.values()},
+        "parameters": parameters,
+        "responses": {e.name: _error_component(e) for e in errors.values()},
     }
+
+
+def _token_schemes(handler: type[AuthenticatedHandler], dpop: DPoPMode) -> tuple[str, ...]:
+    """The security schemes an operation of ``handler`` takes under ``dpop``."""
+    if handler.dpop_required or dpop == "required":
+        return (DPOP_SECURITY_SCHEME,)
+    if dpop == "allowed":
+        return (SECURITY_SCHEME, DPOP_SECURITY_SCHEME)
+    return (SECURITY_SCHEME,)
 
 
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
@@ -225,7 +285,7 @@ def _operation_id(method: str, template: str) -> str:
     return f"{method.lower()}_{words or 'root'}"
 
 
-def _operation(route: Route, method: str) -> dict[str, Any]:
+def _operation(route: Route, method: str, dpop: DPoPMode = "off") -> dict[str, Any]:
     handler = route.handler
     function = getattr(handler, method.lower())
     described: Operation | None = getattr(function, "openapi", None)
@@ -254,12 +314,15 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
         scopes: tuple[str, ...] = getattr(function, "required_scopes", ()) or getattr(
             handler, "openapi_scopes", ()
         )
+        names = _token_schemes(handler, dpop)
         if scopes and getattr(function, "any_scope", False):
-            document["security"] = [{SECURITY_SCHEME: [scope]} for scope in scopes]
+            document["security"] = [{name: [scope]} for scope in scopes for name in names]
         elif scopes or handler.auth_required:
-            document["security"] = [{SECURITY_SCHEME: list(scopes)}]
+            document["security"] = [{name: list(scopes)} for name in names]
         else:
-            document["security"] = [{}, {SECURITY_SCHEME: []}]
+            document["security"] = [{}, *({name: []} for name in names)]
+        if DPOP_SECURITY_SCHEME in names:
+            document["parameters"].append({"$ref": "#/components/parameters/DPoPProof"})
         errors |= {400, 401, 503} | ({403} if scopes else set())
     responses: dict[str, Any] = {
         str(status): _with_request_id(response)
@@ -273,8 +336,9 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
     return document
 
 
-def build_document(routes: Iterable[Route]) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``routes``.
+def build_document(routes: Iterable[Route], *, dpop: DPoPMode = "off") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes``; ``dpop`` is JOTGUARD_DPOP (off: no DPoP
+    gate is given to the handlers).
 
     :raises ValueError: a handler method lacks ``@operation``, or two routes
         share a path template.
@@ -291,7 +355,7 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
                 for name in names
             ]
         for method in handler_methods(route.handler):
-            item[method.lower()] = _operation(route, method)
+            item[method.lower()] = _operation(route, method, dpop)
         paths[route.template] = item
     return {
         "openapi": "3.1.0",
@@ -304,8 +368,18 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
             "authentication (CORS preflights, when JOTGUARD_CORS_ORIGINS allows the origin).",
         },
         "paths": paths,
-        "components": _components(),
+        "components": _components(_takes_dpop(paths)),
     }
+
+
+def _takes_dpop(paths: Mapping[str, Any]) -> bool:
+    return any(
+        DPOP_SECURITY_SCHEME in requirement
+        for item in paths.values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for requirement in operation.get("security", ())
+    )
 
 
 def _version() -> str:

@@ -36,6 +36,7 @@ from webapp.config.settings import Settings
 from webapp.service.issuance import Issuance
 from webapp.service.metrics import Metrics
 from webapp.service.readiness import Readiness
+from webapp.web.clientip import ClientAddresses
 from webapp.web.cors import CorsPolicy
 from webapp.web.dpop import DPoPGate
 from webapp.web.ratelimit import RequestLimits
@@ -143,7 +144,7 @@ def dpop_replay_cache(settings: Settings, policy: DPoPPolicy) -> ReplayCache:
     # Here, not at the top: without Redis configured, no Redis driver is imported.
     from backends.dpop.replay_redis import RedisReplayCache
 
-    return RedisReplayCache.from_url(url)
+    return RedisReplayCache.from_url(url, prefix=settings.dpop_key_prefix)
 
 
 def dpop_nonce_secret(settings: Settings, keyring: Keyring) -> bytes:
@@ -167,10 +168,19 @@ def dpop_gate(settings: Settings, keyring: Keyring) -> DPoPGate | None:
     )
     nonces = StatelessNonces(dpop_nonce_secret(settings, keyring)) if settings.dpop_nonce else None
     verifier = DPoPVerifier(policy, replay=dpop_replay_cache(settings, policy), nonces=nonces)
+    proxies = (
+        ClientAddresses(
+            settings.trusted_proxies, settings.ratelimit_ipv6_prefix, settings.client_ip_header
+        )
+        if settings.trusted_proxies
+        else None
+    )
     return DPoPGate(
         verifier,
         mode="required" if settings.dpop == "required" else "allowed",
         public_url=settings.public_url or None,
+        issuer_modes={c.issuer: c.dpop for c in settings.remote_issuers if c.dpop is not None},
+        proxies=proxies,
     )
 
 

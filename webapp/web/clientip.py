@@ -122,6 +122,27 @@ class ClientAddresses:
             hop = address
         return hop
 
+    def forwarded_origin(self, request: HTTPServerRequest) -> tuple[str | None, str | None]:
+        """The scheme and host the client reached the trusted proxy at, as that proxy
+        says: the last ``proto=``/``host=`` of ``Forwarded`` when that is the configured
+        header, else the last ``X-Forwarded-Proto``/``X-Forwarded-Host`` value (the one
+        the nearest hop wrote). (None, None) when the peer is not a trusted proxy.
+        """
+        peer = parse_address(request.remote_ip)
+        if peer is None or not self.is_trusted(peer):
+            return None, None
+        if self.header == "Forwarded":
+            elements = [
+                e for v in request.headers.get_list("Forwarded") for e in _split_unquoted(v, ",")
+            ]
+            if not elements:
+                return None, None
+            params = _parameters(elements[-1])
+            return params.get("proto"), params.get("host")
+        return _last(request.headers.get_list("X-Forwarded-Proto")), _last(
+            request.headers.get_list("X-Forwarded-Host")
+        )
+
     def key(self, request: HTTPServerRequest) -> str:
         """``"203.0.113.7"`` or ``"2001:db8:1:200::/56"``: what per-IP budgets are keyed by."""
         address = self.client(request)
@@ -141,22 +162,32 @@ def _comma_list(values: list[str]) -> list[str]:
     return [entry.strip() for value in values for entry in value.split(",") if entry.strip()]
 
 
+def _last(values: list[str]) -> str | None:
+    entries = _comma_list(values)
+    return entries[-1] if entries else None
+
+
+def _parameters(element: str) -> dict[str, str]:
+    """The ``name=value`` pairs of one RFC 7239 ``Forwarded`` element, names lower-cased."""
+    params = {}
+    for pair in _split_unquoted(element, ";"):
+        name, sep, raw = pair.partition("=")
+        if sep:
+            params[name.strip().lower()] = _unquote(raw.strip())
+    return params
+
+
 def _forwarded_for(values: list[str]) -> list[str]:
     """The ``for=`` node of each element of RFC 7239 ``Forwarded`` values, in order.
 
     An element without ``for=`` gives ``""``: its hop named no address, so nothing left
     of it is believed (like ``unknown`` and obfuscated ``_identifiers``).
     """
-    chain = []
-    for value in values:
-        for element in _split_unquoted(value, ","):
-            node = ""
-            for pair in _split_unquoted(element, ";"):
-                name, sep, raw = pair.partition("=")
-                if sep and name.strip().lower() == "for":
-                    node = _unquote(raw.strip())
-            chain.append(node)
-    return chain
+    return [
+        _parameters(element).get("for", "")
+        for value in values
+        for element in _split_unquoted(value, ",")
+    ]
 
 
 def _split_unquoted(text: str, separator: str) -> list[str]:

@@ -3,7 +3,8 @@
 Credentials travel in the ``Authorization`` header, never in cookies, so no
 ``Access-Control-Allow-Credentials`` is sent and a preflight needs no
 authentication. Browsers hide response headers from scripts unless they are
-exposed: ``WWW-Authenticate`` is, so a browser client can read why it was refused.
+exposed: ``WWW-Authenticate`` is, so a browser client can read why it was refused,
+and ``DPoP-Nonce``, so it can make its next DPoP proof.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-ALLOWED_REQUEST_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
+# DPoP: the proof of an ``Authorization: DPoP`` request (RFC 9449 §4.1).
+ALLOWED_REQUEST_HEADERS = ("Authorization", "Content-Type", "DPoP", "X-Request-ID")
 EXPOSED_HEADERS = (
     "WWW-Authenticate",
+    "DPoP-Nonce",  # the nonce a DPoP client must put in its next proof (RFC 9449 §8-9)
     "Retry-After",
     "RateLimit",
     "RateLimit-Policy",

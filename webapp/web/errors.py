@@ -18,6 +18,7 @@ from http import HTTPStatus
 
 from tornado.web import HTTPError
 
+from backends.dpop.errors import DPoPError, DPoPRequired, UseDPoPNonce, dpop_challenge
 from backends.errors import (
     AuthError,
     BackendUnavailable,
@@ -29,6 +30,7 @@ from backends.errors import (
     MalformedRequest,
     NotFound,
     RateLimited,
+    quoted,
 )
 from backends.issuance.errors import InvalidClient, OAuthError
 
@@ -46,8 +48,30 @@ class UnsupportedMediaType(JotguardError):
 class Challenge(Enum):
     """The ``WWW-Authenticate`` scheme an answer carries."""
 
-    BEARER = "Bearer"  # RFC 6750 §3
+    # A resource server's: in the scheme the token came under, Bearer (RFC 6750 §3) or
+    # DPoP (RFC 9449 §7.1); with no token, every scheme the route takes (TokenSchemes).
+    RESOURCE = "resource"
+    DPOP = "DPoP"  # RFC 9449 §7.1: the proof was refused, or the token needs one
     BASIC = "Basic"  # RFC 7617; the one client authentication scheme of RFC 6749 §2.3.1
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSchemes:
+    """What a route's ``RESOURCE`` and ``DPOP`` challenges say: the schemes it takes tokens
+    under, and the one this request used. The default is Bearer alone.
+
+    :param bearer: Bearer tokens are taken (not when the route requires DPoP).
+    :param dpop_algs: DPoP is taken, with proofs of these algorithms (``algs``);
+        empty: DPoP is not taken.
+    :param presented_dpop: the request sent ``Authorization: DPoP``.
+    """
+
+    bearer: bool = True
+    dpop_algs: tuple[str, ...] = ()
+    presented_dpop: bool = False
+
+
+BEARER_ONLY = TokenSchemes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +83,15 @@ class ErrorRow:
 
 # Looked up along the exception's MRO: the nearest class with a row answers for it.
 ERRORS: Mapping[type[JotguardError], ErrorRow] = {
-    # The bearer credentials are bad (RFC 6750 §3.1). InvalidToken and the DPoP
-    # refusals fall under AuthError; MissingCredentials too, with a bare challenge.
-    AuthError: ErrorRow(401, Challenge.BEARER),
-    MalformedRequest: ErrorRow(400, Challenge.BEARER),
-    InsufficientScope: ErrorRow(403, Challenge.BEARER),
+    # The token is bad (RFC 6750 §3.1, RFC 9449 §7.1). InvalidToken falls under
+    # AuthError; MissingCredentials too, with a bare challenge.
+    AuthError: ErrorRow(401, Challenge.RESOURCE),
+    MalformedRequest: ErrorRow(400, Challenge.RESOURCE),
+    InsufficientScope: ErrorRow(403, Challenge.RESOURCE),
+    # The DPoP proof is bad, or a genuine token came without the proof it needs (RFC
+    # 9449 §7.1-7.2); UseDPoPNonce adds the DPoP-Nonce to use (§9).
+    DPoPError: ErrorRow(401, Challenge.DPOP),
+    DPoPRequired: ErrorRow(401, Challenge.DPOP),
     # jotguard cannot decide now: never a 401, which clients take for "token dead".
     BackendUnavailable: ErrorRow(503, retry_after=True),
     # Over a rate limit: the quota's RateLimit fields ride on the exception.
@@ -141,14 +169,17 @@ def is_answer(exc: BaseException | None) -> bool:
     return isinstance(exc, HTTPError)
 
 
-def error_answer(exc: BaseException | None, status: int = 500) -> ErrorAnswer:
-    """The answer to ``exc``; ``status`` is what Tornado's ``send_error`` was given."""
+def error_answer(
+    exc: BaseException | None, status: int = 500, schemes: TokenSchemes = BEARER_ONLY
+) -> ErrorAnswer:
+    """The answer to ``exc``; ``status`` is what Tornado's ``send_error`` was given,
+    ``schemes`` what the route's challenges offer."""
     if isinstance(exc, ApiError):
         return ErrorAnswer(exc.status_code, exc.error, exc.description, dict(exc.headers))
     if isinstance(exc, JotguardError):
         row = row_for(type(exc))
         if row is not None:
-            return _table_answer(exc, row)
+            return _table_answer(exc, row, schemes)
     elif status < 500:
         reason = exc.reason if isinstance(exc, HTTPError) else None
         return ErrorAnswer(
@@ -159,10 +190,14 @@ def error_answer(exc: BaseException | None, status: int = 500) -> ErrorAnswer:
     return ErrorAnswer(500, "server_error", "Internal server error")
 
 
-def _table_answer(exc: JotguardError, row: ErrorRow) -> ErrorAnswer:
+def _table_answer(exc: JotguardError, row: ErrorRow, schemes: TokenSchemes) -> ErrorAnswer:
     headers: dict[str, str] = {}
-    if row.challenge is Challenge.BEARER and isinstance(exc, AuthError):
-        headers["WWW-Authenticate"] = bearer_challenge(exc)
+    if isinstance(exc, AuthError) and row.challenge in (Challenge.RESOURCE, Challenge.DPOP):
+        headers["WWW-Authenticate"] = token_challenge(
+            exc, schemes, dpop=row.challenge is Challenge.DPOP
+        )
+        if isinstance(exc, UseDPoPNonce):
+            headers["DPoP-Nonce"] = exc.nonce
     elif row.challenge is Challenge.BASIC:
         headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
     if row.retry_after and isinstance(exc, BackendUnavailable | RateLimited):
@@ -173,8 +208,23 @@ def _table_answer(exc: JotguardError, row: ErrorRow) -> ErrorAnswer:
     return ErrorAnswer(row.status, exc.error or "unauthorized", exc.description, headers)
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+def token_challenge(
+    exc: AuthError, schemes: TokenSchemes = BEARER_ONLY, *, dpop: bool = False
+) -> str:
+    """The ``WWW-Authenticate`` value for ``exc`` on a route taking ``schemes``.
+
+    A refusal is told in the scheme the token came under: DPoP when the request used it,
+    when the route takes DPoP alone, or when ``dpop`` says the refusal is DPoP's own.
+    A bare challenge (no credentials came) offers every scheme the route takes.
+    """
+    algs = schemes.dpop_algs
+    if algs and (dpop or schemes.presented_dpop or not schemes.bearer):
+        return dpop_challenge(algs, exc)
+    if dpop:
+        return dpop_challenge((), exc)  # raised outside a DPoP route: no algs to name
+    if exc.error is None and algs:
+        return f"{bearer_challenge(exc)}, {dpop_challenge(algs)}"
+    return bearer_challenge(exc)
 
 
 def bearer_challenge(exc: AuthError) -> str:
@@ -182,7 +232,7 @@ def bearer_challenge(exc: AuthError) -> str:
     params = [f'realm="{REALM}"']
     if exc.error is not None:
         params.append(f'error="{exc.error}"')
-        params.append(f'error_description="{_quote(exc.description)}"')
+        params.append(f'error_description="{quoted(exc.description)}"')
     if isinstance(exc, InsufficientScope):
-        params.append(f'scope="{_quote(" ".join(exc.required))}"')
+        params.append(f'scope="{quoted(" ".join(exc.required))}"')
     return "Bearer " + ", ".join(params)

@@ -19,8 +19,6 @@ theirs ``type: ignore[override]`` for the same reason.)
 from __future__ import annotations
 
 import functools
-import re
-import string
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
@@ -30,6 +28,7 @@ from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
 
 from backends.auth import Authenticator
+from backends.dpop import VerifiedProof
 from backends.errors import (
     AuthError,
     BackendUnavailable,
@@ -39,51 +38,18 @@ from backends.errors import (
 )
 from backends.principal import Principal
 from webapp.web.cors import CorsPolicy
-from webapp.web.errors import UnsupportedMediaType, error_answer, is_answer
+from webapp.web.credentials import presented_token
+from webapp.web.dpop import DPoPGate, bearer_refusal, route_schemes
+from webapp.web.errors import (
+    BEARER_ONLY,
+    TokenSchemes,
+    UnsupportedMediaType,
+    error_answer,
+    is_answer,
+)
 from webapp.web.methods import handler_methods
 from webapp.web.ratelimit import CredentialCheck, PolicyRef, RequestLimits, is_failed_guess
 from webapp.web.requestid import request_id
-
-# RFC 6750 §2.1 b64token.
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_B64TOKEN_CHARS = (string.ascii_letters + string.digits + "-._~+/").encode()
-
-
-def is_b64token(value: str) -> bool:
-    """``_B64TOKEN.fullmatch(value)``, at a quarter of the cost on a 1 KiB token (the
-    regex steps through every character on each protected request)."""
-    stem = value.rstrip("=")
-    return bool(stem) and stem.isascii() and not stem.encode().translate(None, _B64TOKEN_CHARS)
-
-
-# RFC 9110 §11.1 auth-scheme (a token).
-_AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def bearer_token(request: HTTPServerRequest) -> str | None:
-    """The bearer token of ``request``, or None when it offers no bearer credentials.
-
-    :raises MalformedRequest: two Authorization headers, an empty token or extra parts.
-    """
-    values = request.headers.get_list("Authorization")
-    if not values:
-        return None
-    if len(values) > 1:
-        raise MalformedRequest("Send exactly one Authorization header")
-    # RFC 6750 §2.1: "Bearer" 1*SP b64token. Only SP separates: str.split() would also
-    # take CR, TAB, NBSP and other Unicode spaces for a separator.
-    scheme, _, credentials = values[0].strip(" \t").partition(" ")
-    if scheme != "Bearer":  # the usual spelling passes these checks: it skips them
-        if not scheme:
-            raise MalformedRequest("The Authorization header is empty")
-        if not _AUTH_SCHEME.fullmatch(scheme):
-            raise MalformedRequest("The Authorization header must be '<scheme> <credentials>'")
-        if scheme.lower() != "bearer":
-            return None  # another scheme (Basic, ...) offers no bearer credentials
-    token = credentials.lstrip(" ")
-    if not is_b64token(token):
-        raise MalformedRequest("The Authorization header must be 'Bearer <token>'")
-    return token
 
 
 def require_json_media_type(request: HTTPServerRequest) -> None:
@@ -257,8 +223,13 @@ class JsonHandler(RequestHandler):
             exc_info=(typ, value, tb),  # type: ignore[arg-type]
         )
 
+    def token_schemes(self) -> TokenSchemes:
+        """The token schemes this route's challenges offer: Bearer, unless it takes DPoP."""
+        return BEARER_ONLY
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        answer = error_answer(kwargs.get("exc_info", (None, None, None))[1], status_code)
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        answer = error_answer(exc, status_code, self.token_schemes())
         if answer.status != status_code:
             self.set_status(answer.status)  # send_error said 500: not an HTTPError
         # send_error cleared the headers: an error answer still reports the quota.
@@ -280,15 +251,25 @@ class JsonHandler(RequestHandler):
 
 
 class AuthenticatedHandler(JsonHandler):
-    """Requires a valid bearer token on every method except ``OPTIONS``.
+    """Requires a valid access token on every method except ``OPTIONS``.
 
     Set ``auth_required = False`` to let anonymous requests through while still
     refusing a bad token. The ``authenticator`` is the one collaborator it needs.
+
+    Given a ``dpop`` gate (:class:`~webapp.web.dpop.DPoPGate`), tokens are taken as
+    ``Authorization: DPoP`` with a proof too (RFC 9449), and required so where the gate
+    says or ``dpop_required = True``; a token bound to a key (``cnf.jkt``) is refused
+    without its proof, and without a gate altogether.
     """
 
     auth_required: bool = True
+    dpop_required: bool = False
     current_user: Principal | None
     authenticator: Authenticator
+    dpop: DPoPGate | None = None
+    dpop_proof: VerifiedProof | None = None
+    """The request's checked DPoP proof, when its token came as ``Authorization: DPoP``."""
+    _presented_dpop = False
 
     def _initialize(  # type: ignore[override]
         self,
@@ -296,54 +277,85 @@ class AuthenticatedHandler(JsonHandler):
         authenticator: Authenticator,
         rate_limits: RequestLimits | None = None,
         cors: CorsPolicy | None = None,
+        dpop: DPoPGate | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.dpop = dpop
         super()._initialize(rate_limits=rate_limits, cors=cors)
 
     initialize: Callable[..., None] = _initialize
+
+    def token_schemes(self) -> TokenSchemes:
+        return route_schemes(
+            self.dpop, dpop_required=self.dpop_required, presented_dpop=self._presented_dpop
+        )
 
     async def prepare(self) -> None:
         if self.request.method == "OPTIONS":
             await self.limit_request(authenticating=False)
             return
         authenticator = self.authenticator
+        gate = self.dpop
         try:
             self.refuse_unsupported_method()
-            token = bearer_token(self.request)
+            presented = presented_token(self.request, dpop=gate is not None)
         except (MalformedRequest, HTTPError) as exc:
             await self.limit_request(authenticating=False)
             if isinstance(exc, HTTPError):
                 raise
             self.refuse(exc)
+        if presented is None:
+            await self.limit_request(authenticating=False)
+            if self.auth_required:
+                self.refuse(MissingCredentials())
+            self.current_user = None
+            return
+        token, dpop = presented
+        self._presented_dpop = dpop
         # A token verified before needs no verification work, so the guards that protect
         # that work (the preauth budget, the failed-auth lockout) are skipped: it is
-        # counted against its user below like any success.
-        known = authenticator.verified_before(token) if token is not None else None
+        # counted against its user below like any success. Its DPoP proof is such work:
+        # charged to the preauth flood guard, never refused by the lockout (which would
+        # let a guesser lock out the good clients behind its address).
+        known = authenticator.verified_before(token)
         if known is None:
             # Before any verification work: a flood of garbage tokens stops here.
-            await self.limit_request(authenticating=token is not None)
+            await self.limit_request(authenticating=True)
+        elif dpop and self.rate_limits is not None:
+            await self.rate_limits.before_proof(self.request, self.rate_limit)
         try:
-            if token is None:
-                if self.auth_required:
-                    raise MissingCredentials()
-                self.current_user = None
-                return
             if known is None:
-                self.current_user = await authenticator.authenticate(token)
+                principal = await authenticator.authenticate(token)
             else:
                 await authenticator.check_revocation(known)
-                self.current_user = known
+                principal = known
+            # The proof only once the token is genuine and not revoked: only proofs bound
+            # to a real token take room in the replay cache.
+            if dpop:
+                assert gate is not None  # presented_token gives DPoP only where it is taken
+                self.dpop_proof = await gate.check_bound(self.request, token, principal)
+            elif (
+                principal.jkt is not None
+                or self.dpop_required
+                or (gate is not None and gate.refuses_bearer(principal.issuer))
+            ):
+                raise bearer_refusal(gate, principal)
+            self.current_user = principal
             self.auth_outcome = "success"
         except (AuthError, BackendUnavailable) as exc:
-            if known is not None:
+            if known is not None and not dpop:
                 # Refused after all (revoked, store down): a flood of it is still a flood.
                 await self.limit_request(authenticating=True)
             if isinstance(exc, AuthError) and is_failed_guess(exc):
                 await self.record_failed_authentication()
             self.refuse(exc)
         if self.rate_limits is not None:
-            headers = await self.rate_limits.for_principal(self.rate_limit, self.current_user)
+            headers = await self.rate_limits.for_principal(self.rate_limit, principal)
             self._set_rate_limit_headers(headers)
+        if self.dpop_proof is not None and gate is not None:
+            nonce = gate.fresh_nonce(self.dpop_proof)
+            if nonce is not None:
+                self.set_header("DPoP-Nonce", nonce)
 
     @property
     def principal(self) -> Principal:

@@ -21,7 +21,8 @@ that do; like every policy it keeps a bounded number of keys
    OAuth client) is refused if its address has spent its failed-authentication
    budget, then charged to the ``preauth`` guard; any other request is charged to
    its route's policy. A token this process has verified before skips this stage:
-   the guards protect verification work, and it needs none.
+   the guards protect verification work, and it needs none. Its DPoP proof needs
+   some: it is charged to ``preauth`` alone (:meth:`RequestLimits.before_proof`).
 2. **After authentication**: the route's policy per verified principal (issuer +
    ``sub``), or, on the OAuth endpoints, per verified client
    (:meth:`RequestLimits.for_verified`, with the key the endpoint chooses).
@@ -49,6 +50,7 @@ from urllib.parse import quote
 
 from tornado.httputil import HTTPServerRequest
 
+from backends.dpop import InvalidDPoPProof
 from backends.errors import AuthError, InvalidToken, RateLimited
 from backends.principal import Principal
 from backends.ratelimit import (
@@ -65,7 +67,9 @@ Slot = tuple[Policy, str]
 
 # A validly signed token that has expired or been revoked is not a guess at a
 # secret: counting it would lock out a NAT full of clients that merely refresh late.
-_NOT_GUESSES = frozenset({"expired", "revoked"})
+# Nor is a genuine token sent under the wrong scheme (DPoP-bound as Bearer, Bearer
+# where DPoP is required, unbound as DPoP): no repetition of it can succeed.
+_NOT_GUESSES = frozenset({"expired", "revoked", "dpop_bound", "dpop_required", "dpop_unbound"})
 
 _MAX_KEY_PART = 128
 _FAIL_CLOSED_RETRY_AFTER = 5
@@ -80,7 +84,13 @@ class Admission:
 
 
 def is_failed_guess(exc: AuthError) -> bool:
-    """Does this refusal count against the caller's failed-authentication budget?"""
+    """Does this refusal count against the caller's failed-authentication budget?
+
+    A bad token does, and so does a bad DPoP proof (forged, replayed, by another key);
+    a proof that lacks only the server's nonce does not: that is how a client learns it.
+    """
+    if isinstance(exc, InvalidDPoPProof):
+        return True
     return isinstance(exc, InvalidToken) and exc.reason not in _NOT_GUESSES
 
 
@@ -207,6 +217,18 @@ class RequestLimits:
         if not decision.allowed:
             raise await self._refusal(policy, ip_key, decision)
         return Admission(_headers(decision.quotas))
+
+    async def before_proof(self, request: HTTPServerRequest, ref: PolicyRef) -> None:
+        """A DPoP proof (RFC 9449) of a token verified before is about to be checked: one
+        charge to the ``preauth`` guard, as any check. The failed-auth lockout is left
+        out, as for the token itself: a guesser must not lock out the clients behind its
+        address whose tokens and keys are good.
+
+        :raises RateLimited, ApiError: as :meth:`before_auth`.
+        """
+        if ref is not None and self.preauth is not None:
+            ip_key = self.address_key(request)
+            await self._require(self.limiter.hit(self.preauth, ip_key), self.preauth, ip_key)
 
     async def _require(self, call: Awaitable[Decision], policy: Policy, key: str) -> None:
         decision = await call
