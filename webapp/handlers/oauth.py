@@ -12,7 +12,6 @@ the resource server compares the key itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from backends.auth import Authenticator
@@ -219,16 +218,9 @@ class IntrospectHandler(TokenEndpointHandler):
         return token_client_id == client.client_id or self.admin_scope in client.scopes
 
 
-def bound_jkt(claims: Mapping[str, Any]) -> str | None:
-    """The ``cnf.jkt`` of verified token claims: the DPoP key it is bound to, if any."""
-    cnf = claims.get("cnf")
-    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
-    return jkt if isinstance(jkt, str) else None
-
-
 def introspection(principal: Principal) -> dict[str, Any]:
     claims = principal.claims
-    jkt = bound_jkt(claims)
+    jkt = principal.jkt
     response: dict[str, Any] = {
         "active": True,
         "token_type": "Bearer" if jkt is None else "DPoP",
