@@ -74,7 +74,8 @@ class LimitsRateLimit(CountedLimiter):
         super().__init__(max_keys=max_keys, clock=clock, monotonic=monotonic)
         self.fail_closed = fail_closed
         self._storage = storage
-        self._client = client
+        self.client = client
+        """The Redis client whose pool a Redis storage counts on; None for another storage."""
         self._clock = clock
         self._timeout = timeout
         self._strategies: dict[str, Strategy] = {}
@@ -219,8 +220,8 @@ class LimitsRateLimit(CountedLimiter):
             return False
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        if self.client is not None:
+            await self.client.aclose()
 
     def _storage_resting(self) -> bool:
         now = self._monotonic()
