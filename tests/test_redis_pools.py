@@ -81,6 +81,8 @@ def test_urls_redis_reads_alike_name_one_pool_and_others_another():
         "redis://127.0.0.1:6379/0?socket_timeout=0.2",
     ]
     assert len({pool_key(url) for url in [same[0], *others]}) == 1 + len(others)
+    assert "pw" not in repr(pool_key(others[4]))
+    assert pool_key(others[4]) != pool_key("redis://user:other@127.0.0.1:6379/0")
 
 
 async def test_two_users_of_one_url_share_a_pool_and_another_db_gets_its_own():
@@ -152,6 +154,8 @@ async def test_a_store_a_limiter_and_a_replay_cache_on_one_url_share_its_pool(pr
     url = f"{redis_url()}?prefix={prefix}"
     store = RedisRevocationStore.from_url(url)
     limiter = LimitsRateLimit.redis(redis_url(), key_prefix=prefix + "rl")
+    # The revocation store's URL, as the service hands it on when the rate limiter is not
+    # on Redis: its ?prefix= is jotguard's, never given to redis-py.
     cache = RedisReplayCache.from_url(url, prefix=prefix + "dpop:")
     (pool,) = open_pools().values()
     assert limiter.client is not None

@@ -25,6 +25,7 @@ setting of their own (:func:`url_timeout`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
 import weakref
 from collections.abc import Awaitable
@@ -102,7 +103,7 @@ _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PoolKey, _Shar
 )
 
 
-def redis_url(url: str) -> str:
+def _redis_py_url(url: str) -> str:
     """``url`` without the query parameters jotguard reads itself."""
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k not in OWN_PARAMETERS]
@@ -110,8 +111,8 @@ def redis_url(url: str) -> str:
 
 
 def _connection_options(url: str) -> dict[str, Any]:
-    """The options redis-py reads from ``url``, with the ports and database it implies."""
-    options: dict[str, Any] = dict(parse_url(redis_url(url)))
+    """The options redis-py reads from ``url``, with the port and database it implies."""
+    options: dict[str, Any] = dict(parse_url(_redis_py_url(url)))
     implied: dict[str, Any] = {"db": 0} if "path" in options else {"port": 6379, "db": 0}
     return {**implied, **options}
 
@@ -119,8 +120,11 @@ def _connection_options(url: str) -> dict[str, Any]:
 def pool_key(url: str) -> PoolKey:
     """Which pool ``url`` names: equal for URLs redis-py reads alike
     (``redis://h`` and ``redis://h:6379/0``), different for another server, database,
-    user or option."""
-    return tuple(sorted((name, repr(value)) for name, value in _connection_options(url).items()))
+    user, password or option. Holds no password, only its digest."""
+    options = _connection_options(url)
+    if "password" in options:
+        options["password"] = hashlib.sha256(options["password"].encode()).hexdigest()
+    return tuple(sorted((name, repr(value)) for name, value in options.items()))
 
 
 def _new_pool(url: str) -> ConnectionPool:
