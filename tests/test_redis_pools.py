@@ -217,7 +217,8 @@ async def test_services_on_one_redis_open_one_pool_and_close_it(settings, prefix
 
 async def test_a_store_operation_past_its_budget_is_unavailable_at_once():
     async with silent_redis() as (url, accepted):
-        store = RedisRevocationStore(redis_client(url), timeout=0.1)
+        store = RedisRevocationStore(redis_client(url))
+        store.timeout = 0.1
         started = time.monotonic()
         try:
             with pytest.raises(BackendUnavailable) as down:

@@ -57,8 +57,10 @@ class LimitsRateLimit(CountedLimiter):
     ``clock`` is the wall clock of keys' lifetimes and reset times: the one the
     storage counts on (``limits`` reads ``time.time``; only a test that moves that clock
     too passes another). ``monotonic`` times the storage's rests and log intervals.
-    ``client`` (the Redis client whose pool the storage uses) is closed with the limiter.
     """
+
+    client: SharedRedis | None = None
+    """The Redis client whose pool a Redis storage counts on, closed with the limiter."""
 
     def __init__(
         self,
@@ -69,17 +71,14 @@ class LimitsRateLimit(CountedLimiter):
         max_keys: int = DEFAULT_MAX_KEYS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        client: SharedRedis | None = None,
     ) -> None:
         super().__init__(max_keys=max_keys, clock=clock, monotonic=monotonic)
-        self.fail_closed = fail_closed
-        self._storage = storage
-        self.client = client
-        """The Redis client whose pool a Redis storage counts on; None for another storage."""
-        self._clock = clock
-        self._timeout = timeout
         self._strategies: dict[str, Strategy] = {}
         self._items: dict[Policy, tuple[RateLimitItem, ...]] = {}
+        self.fail_closed = fail_closed
+        self._storage = storage
+        self._clock = clock
+        self._timeout = timeout
         self._skip_storage_until = -math.inf
         self._failing = False
         self._last_logged = -math.inf
@@ -103,21 +102,18 @@ class LimitsRateLimit(CountedLimiter):
         decision here, not the pool's sockets."""
         # limits takes a pool, not a client: its own client on our pool, which we close.
         client = redis_client(uri)
-        storage = RedisStorage(
+        store = RedisStorage(
             uri,
             wrap_exceptions=True,
             implementation="redispy",
             key_prefix=key_prefix,
             connection_pool=client.connection_pool,  # type: ignore[arg-type]
         )
-        return cls(
-            storage,
-            timeout=timeout,
-            fail_closed=fail_closed,
-            max_keys=max_keys,
-            monotonic=monotonic,
-            client=client,
+        limiter = cls(
+            store, timeout=timeout, fail_closed=fail_closed, max_keys=max_keys, monotonic=monotonic
         )
+        limiter.client = client
+        return limiter
 
     def _strategy(self, policy: Policy) -> Strategy:
         strategy = self._strategies.get(policy.strategy)

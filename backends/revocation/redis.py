@@ -60,20 +60,13 @@ _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 class RedisRevocationStore(StoreBase):
     durable = True  # as durable as the server's persistence: see the README
+    timeout = STORE_BUDGET
+    """Seconds an operation may take before the store counts as unavailable."""
 
-    def __init__(
-        self,
-        client: Redis,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        timeout: float = STORE_BUDGET,
-        **options: Any,
-    ) -> None:
+    def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX, **options: Any) -> None:
         super().__init__(**options)
         self.redis = client
         self.prefix = prefix
-        self.timeout = timeout
-        """Seconds an operation may take before the store counts as unavailable."""
         self._change_script = client.register_script(CHANGE_SCRIPT)
         self._read_script = client.register_script(READ_SCRIPT)
 
@@ -82,8 +75,9 @@ class RedisRevocationStore(StoreBase):
         """``redis://host:port/db``; ``?prefix=`` sets the key prefix, other query
         parameters go to redis-py (a ``socket_timeout`` there is also the budget)."""
         prefix = dict(parse_qsl(urlsplit(url).query)).get("prefix", DEFAULT_PREFIX)
-        timeout = url_timeout(url, STORE_BUDGET)
-        return cls(redis_client(url), prefix=prefix, timeout=timeout, **options)
+        store = cls(redis_client(url), prefix=prefix, **options)
+        store.timeout = url_timeout(url, STORE_BUDGET)
+        return store
 
     def _k(self, name: str) -> str:
         return self.prefix + name
