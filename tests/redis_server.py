@@ -3,12 +3,13 @@ flush, restart or kill (the shared one on 6379 serves every colleague's test run
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from tests.cli import free_port
@@ -103,3 +104,23 @@ def own_redis(directory: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.asynccontextmanager
+async def silent_redis() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A Redis URL whose server accepts connections and never answers (a hung or
+    black-holed Redis), and an event set once a client has connected to it."""
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # never answers; returns when the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}/0", accepted
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -27,6 +27,7 @@ from tests.clock import FakeClock
 from tests.conftest import redis_url
 from tests.dpop_support import TOKEN, URL, key_for
 from tests.redis_keys import own_prefix
+from tests.redis_server import silent_redis
 from webapp.web.errors import error_answer
 
 NOW = 1_700_000_000.0
@@ -143,24 +144,14 @@ async def test_redis_down_is_unavailable_never_an_accept():
 
 
 async def test_a_redis_that_stops_answering_is_unavailable():
-    accepted = asyncio.Event()
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.set()
-        await reader.read()  # never answers; returns when the client hangs up
-        writer.close()
-
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    cache = RedisReplayCache.from_url(f"redis://127.0.0.1:{port}/0?socket_timeout=0.2")
-    try:
-        with pytest.raises(BackendUnavailable):
-            await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
-        assert accepted.is_set()
-    finally:
-        await cache.aclose()
-        server.close()
-        await server.wait_closed()
+    async with silent_redis() as (url, accepted):
+        cache = RedisReplayCache.from_url(f"{url}?socket_timeout=0.2")
+        try:
+            with pytest.raises(BackendUnavailable):
+                await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
+            assert accepted.is_set()
+        finally:
+            await cache.aclose()
 
 
 # -- DPoPVerifier: the proof checks, then the cache -------------------------------------

@@ -13,6 +13,8 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from backends.errors import InvalidToken, MissingCredentials
 from backends.ratelimit import Decision, Policy, open_rate_limit, parse_limits
 from backends.ratelimit.limits import LimitsRateLimit
+from backends.ratelimit.memory import MemoryRateLimit
+from backends.storage.urls import STORE_SCHEMES, check_store_url
 from tests.clock import FakeClock
 from tests.conftest import GENEROUS_LIMITS
 from tests.ratelimit_support import closed_port
@@ -60,6 +62,25 @@ def test_bad_rate_limit_settings_name_the_variable(tmp_path, variable, value):
     message = str(caught.value)
     assert message.startswith(f"{variable}: ")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["", "memory://x", "memory:", "redis://", "redis://:pw@/0", "mongodb://h/db", "sqlite:///r.db"],
+)
+def test_a_rate_limit_storage_outside_its_schemes_is_refused_as_before(url):
+    with pytest.raises(ValueError, match=r"^must be memory:// or a redis://host:port/db URL$"):
+        check_store_url("ratelimit", url)
+
+
+def test_the_rate_limit_schemes_are_a_subset_of_the_one_table_and_each_opens():
+    schemes = STORE_SCHEMES["ratelimit"]
+    assert set(schemes) <= set(STORE_SCHEMES["revocation"])
+    for scheme in schemes:
+        url = "memory://" if scheme == "memory" else f"{scheme}://127.0.0.1:6379/0"
+        assert check_store_url("ratelimit", f" {url} ") == url
+        backend = MemoryRateLimit if scheme == "memory" else LimitsRateLimit
+        assert isinstance(open_rate_limit(url), backend)  # connects lazily: nothing to close
 
 
 POLICY_VARIABLES = list(GENEROUS_LIMITS)

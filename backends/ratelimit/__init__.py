@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol, get_args
 from urllib.parse import urlsplit
 
+from backends.storage.urls import check_store_url
 from backends.telemetry import Sample
 
 StrategyName = Literal["sliding-window-counter", "moving-window", "fixed-window"]
@@ -183,16 +184,12 @@ class RateLimitBackend(Protocol):
 
 
 def check_storage_uri(uri: str) -> str:
-    """``memory://`` or a URL of another scheme :func:`open_rate_limit` knows, stripped.
+    """``memory://`` or a Redis URL, stripped: the rate-limit schemes of the one table of
+    store URLs (:data:`backends.storage.urls.STORE_SCHEMES`).
 
     :raises ValueError: anything else.
     """
-    value = uri.strip()
-    parts = urlsplit(value)
-    scheme = _SCHEMES.get(parts.scheme)
-    if scheme is not None and (parts.hostname if scheme.networked else value == "memory://"):
-        return value
-    raise ValueError("must be memory:// or a redis://host:port/db URL")
+    return check_store_url("ratelimit", uri)
 
 
 def open_rate_limit(
@@ -204,55 +201,20 @@ def open_rate_limit(
     max_keys: int = DEFAULT_MAX_KEYS,
     clock: Callable[[], float] = time.time,
 ) -> RateLimitBackend:
-    """The backend for a storage URL (see :func:`check_storage_uri`).
+    """The backend for a storage URL (see :func:`check_storage_uri`); each backend
+    imports its drivers only when built.
 
     ``key_prefix``, ``timeout`` and ``fail_closed`` concern a storage across the
     network (memory cannot fail). ``clock`` is the wall clock in-process windows are
     counted on (tests pass one they move); Redis counts on ``limits``' own, ``time.time``.
     """
     value = check_storage_uri(uri)
-    build = _SCHEMES[urlsplit(value).scheme].build
-    return build(value, _Options(key_prefix, timeout, fail_closed, max_keys, clock))
+    if urlsplit(value).scheme == "memory":
+        from backends.ratelimit.memory import MemoryRateLimit
 
-
-class _Options(NamedTuple):
-    """open_rate_limit's options, for whichever builder takes them."""
-
-    key_prefix: str
-    timeout: float
-    fail_closed: bool
-    max_keys: int
-    clock: Callable[[], float]
-
-
-def _memory(uri: str, options: _Options) -> RateLimitBackend:
-    from backends.ratelimit.memory import MemoryRateLimit
-
-    return MemoryRateLimit(max_keys=options.max_keys, clock=options.clock)
-
-
-def _redis(uri: str, options: _Options) -> RateLimitBackend:
+        return MemoryRateLimit(max_keys=max_keys, clock=clock)
     from backends.ratelimit.limits import LimitsRateLimit
 
     return LimitsRateLimit.redis(
-        uri,
-        key_prefix=options.key_prefix,
-        timeout=options.timeout,
-        fail_closed=options.fail_closed,
-        max_keys=options.max_keys,
+        value, key_prefix=key_prefix, timeout=timeout, fail_closed=fail_closed, max_keys=max_keys
     )
-
-
-class _Scheme(NamedTuple):
-    build: Callable[[str, _Options], RateLimitBackend]
-    networked: bool
-    """A URL of it names a host; otherwise it is just ``scheme://``."""
-
-
-# The one table of storage schemes: settings validate against it, open_rate_limit builds
-# from it, and each builder imports its drivers only when called.
-_SCHEMES = {
-    "memory": _Scheme(_memory, networked=False),
-    "redis": _Scheme(_redis, networked=True),
-    "rediss": _Scheme(_redis, networked=True),
-}

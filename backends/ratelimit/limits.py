@@ -13,7 +13,8 @@ without it: it lets requests through (fail-open, the default: rate limiting prot
 capacity, not identity) or refuses them (fail-closed). Either way the decision is
 counted, a warning is logged at most once per :data:`LOG_INTERVAL_SECONDS`, and the
 storage is left alone for :data:`STORAGE_RETRY_SECONDS` so a dead Redis costs requests
-nothing meanwhile.
+nothing meanwhile. A storage that answers slower than ``timeout`` (per decision, per
+usage report) has failed too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import math
 import time
 from collections.abc import Callable
 
-import redis.asyncio
 from limits import RateLimitItem
 from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import (
@@ -37,6 +37,7 @@ from limits.util import granularity_from_string
 
 from backends.ratelimit import DEFAULT_MAX_KEYS, Decision, Policy, Quota, StrategyName
 from backends.ratelimit.counted import LOG_INTERVAL_SECONDS, CountedLimiter, log
+from backends.storage.redis import SharedRedis, deadline, redis_client
 
 STORAGE_RETRY_SECONDS = 1.0
 
@@ -56,8 +57,10 @@ class LimitsRateLimit(CountedLimiter):
     ``clock`` is the wall clock of keys' lifetimes and reset times: the one the
     storage counts on (``limits`` reads ``time.time``; only a test that moves that clock
     too passes another). ``monotonic`` times the storage's rests and log intervals.
-    ``pool`` is closed with the limiter.
     """
+
+    client: SharedRedis | None = None
+    """The Redis client whose pool a Redis storage counts on, closed with the limiter."""
 
     def __init__(
         self,
@@ -68,16 +71,14 @@ class LimitsRateLimit(CountedLimiter):
         max_keys: int = DEFAULT_MAX_KEYS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        pool: redis.asyncio.ConnectionPool | None = None,
     ) -> None:
         super().__init__(max_keys=max_keys, clock=clock, monotonic=monotonic)
-        self.fail_closed = fail_closed
-        self._storage = storage
-        self._pool = pool
-        self._clock = clock
-        self._timeout = timeout
         self._strategies: dict[str, Strategy] = {}
         self._items: dict[Policy, tuple[RateLimitItem, ...]] = {}
+        self.fail_closed = fail_closed
+        self._storage = storage
+        self._clock = clock
+        self._timeout = timeout
         self._skip_storage_until = -math.inf
         self._failing = False
         self._last_logged = -math.inf
@@ -96,28 +97,23 @@ class LimitsRateLimit(CountedLimiter):
         max_keys: int = DEFAULT_MAX_KEYS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> LimitsRateLimit:
-        """Counters in the Redis at ``uri``, under ``key_prefix``."""
-        # Our own pool: short timeouts and no retries with backoff (redis-py's
-        # default client retries three times with up to seconds of sleep), so a
-        # dead Redis costs a request milliseconds; and we can close it.
-        pool = redis.asyncio.ConnectionPool.from_url(
-            uri, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        storage = RedisStorage(
+        """Counters in the Redis at ``uri``, under ``key_prefix``, on the pool every user
+        of ``uri`` shares (:mod:`backends.storage.redis`): ``timeout`` bounds each
+        decision here, not the pool's sockets."""
+        # limits takes a pool, not a client: its own client on our pool, which we close.
+        client = redis_client(uri)
+        store = RedisStorage(
             uri,
             wrap_exceptions=True,
             implementation="redispy",
             key_prefix=key_prefix,
-            connection_pool=pool,  # type: ignore[arg-type]
+            connection_pool=client.connection_pool,  # type: ignore[arg-type]
         )
-        return cls(
-            storage,
-            timeout=timeout,
-            fail_closed=fail_closed,
-            max_keys=max_keys,
-            monotonic=monotonic,
-            pool=pool,
+        limiter = cls(
+            store, timeout=timeout, fail_closed=fail_closed, max_keys=max_keys, monotonic=monotonic
         )
+        limiter.client = client
+        return limiter
 
     def _strategy(self, policy: Policy) -> Strategy:
         strategy = self._strategies.get(policy.strategy)
@@ -153,7 +149,8 @@ class LimitsRateLimit(CountedLimiter):
         if self._storage_resting():
             return self._without_storage(policy)
         try:
-            exceeded = await self._ask(policy, key, cost, charge)
+            async with deadline(self._timeout):
+                exceeded = await self._ask(policy, key, cost, charge)
         except _STORAGE_ERRORS as exc:
             return self._without_storage(policy, exc)
         self._storage_answered()
@@ -187,8 +184,9 @@ class LimitsRateLimit(CountedLimiter):
         items = self._limits_items(policy)
         reads = [strategy.get_window_stats(item, policy.name, key) for item in items]
         try:
-            # One limit (the usual case) needs no tasks; several are read concurrently.
-            windows = [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
+            async with deadline(self._timeout):
+                # One limit (the usual case) needs no tasks; several are read concurrently.
+                windows = [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
         except _STORAGE_ERRORS as exc:
             self._storage_failed(exc)
             return None
@@ -212,13 +210,14 @@ class LimitsRateLimit(CountedLimiter):
     async def check(self) -> bool:
         """True if the storage answers (for readiness probes)."""
         try:
-            return bool(await self._storage.check())
+            async with deadline(self._timeout):
+                return bool(await self._storage.check())
         except _STORAGE_ERRORS:
             return False
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+        if self.client is not None:
+            await self.client.aclose()
 
     def _storage_resting(self) -> bool:
         now = self._monotonic()

@@ -10,8 +10,9 @@ one still to come. A revocation merges over the live entry inside the script, as
 holds the two to the same results): writers never retry, not on the counter and not on
 one entry revoked by many at once. An un-revocation or a written-back state is written
 only if the entry is still as read (a retry only when another writer changed that very
-entry meanwhile). Socket timeouts are short so an outage is a fast 503, not a hung
-request.
+entry meanwhile). Every operation has a budget (a second by default) so an outage is a
+fast 503, not a hung request; the client and its pool come from
+:mod:`backends.storage.redis`, shared with the other users of the same Redis.
 """
 
 from __future__ import annotations
@@ -20,13 +21,10 @@ import re
 import secrets
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from backends.errors import BackendUnavailable
 from backends.revocation.base import (
@@ -50,11 +48,11 @@ from backends.revocation.redis_layout import (
 )
 from backends.revocation.writeback import RESTORED_BY as RESTORER
 from backends.revocation.writeback import restoration
+from backends.storage.redis import STORE_BUDGET, answered, redis_client, url_timeout
 
 T = TypeVar("T")
 
 DEFAULT_PREFIX = "jotguard:revocations:"
-DEFAULT_TIMEOUT = 1.0
 # Un-revocations and write-backs retry when another writer changed their entry meanwhile.
 WRITE_ATTEMPTS = 50
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -62,6 +60,8 @@ _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 class RedisRevocationStore(StoreBase):
     durable = True  # as durable as the server's persistence: see the README
+    timeout = STORE_BUDGET
+    """Seconds an operation may take before the store counts as unavailable."""
 
     def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX, **options: Any) -> None:
         super().__init__(**options)
@@ -73,19 +73,11 @@ class RedisRevocationStore(StoreBase):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisRevocationStore:
         """``redis://host:port/db``; ``?prefix=`` sets the key prefix, other query
-        parameters go to redis-py (e.g. ``socket_timeout``)."""
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        prefix = query.pop("prefix", DEFAULT_PREFIX)
-        query.setdefault("socket_timeout", str(DEFAULT_TIMEOUT))
-        query.setdefault("socket_connect_timeout", str(DEFAULT_TIMEOUT))
-        client = Redis.from_url(
-            urlunsplit(parts._replace(query=urlencode(query))),
-            # One quick retry covers a pooled connection the server dropped; more would
-            # turn an outage into a slow request.
-            retry=Retry(NoBackoff(), 1),
-        )
-        return cls(client, prefix=prefix, **options)
+        parameters go to redis-py (a ``socket_timeout`` there is also the budget)."""
+        prefix = dict(parse_qsl(urlsplit(url).query)).get("prefix", DEFAULT_PREFIX)
+        store = cls(redis_client(url), prefix=prefix, **options)
+        store.timeout = url_timeout(url, STORE_BUDGET)
+        return store
 
     def _k(self, name: str) -> str:
         return self.prefix + name
@@ -99,12 +91,7 @@ class RedisRevocationStore(StoreBase):
         return self._k("entry:" + member)
 
     async def _call(self, operation: Awaitable[T]) -> T:
-        try:
-            return await operation
-        except (RedisError, OSError) as exc:
-            raise BackendUnavailable(
-                f"The revocation store cannot answer ({type(exc).__name__})"
-            ) from exc
+        return await answered(operation, self.timeout, "revocation store")
 
     # -- writes -------------------------------------------------------------------------
 

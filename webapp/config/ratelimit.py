@@ -31,7 +31,7 @@ class RateLimitFields:
         "JOTGUARD_RATELIMIT_TIMEOUT",
         0.5,
         parsers.seconds_between(0.01, 10),
-        "Redis connect and read timeout for rate limiting, seconds.",
+        "The longest a rate-limit decision waits for Redis (connecting included), seconds.",
     )
     ratelimit_fail_closed: bool = setting(
         "JOTGUARD_RATELIMIT_FAIL_CLOSED",
