@@ -132,7 +132,7 @@ def dpop_replay_url(settings: Settings) -> str | None:
     """The Redis that remembers spent proofs for every instance: the rate-limit storage's,
     else the revocation store's; None (one process's memory) when neither is Redis."""
     for url in (settings.ratelimit_storage, settings.revocation_store_url):
-        if url.startswith(("redis://", "rediss://", "unix://")):
+        if url.startswith(("redis://", "rediss://")):
             return url
     return None
 
