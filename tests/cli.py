@@ -1,18 +1,26 @@
-"""Run the real ``jotguard`` command in a subprocess, as an operator would."""
+"""Run the real ``jotguard`` command as an operator would: ``jotguard()`` calls its
+``main`` in this process, as its own process would run it; ``jotguard_process()`` and
+``Server`` start ``python -m webapp`` (a process costs a quarter of a second, mostly
+imports: keep those for what only a process shows, its start-up, signals and workers)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -28,13 +36,14 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def jotguard(
+def jotguard_process(
     *args: str,
     env: dict[str, str],
     input: str | None = None,
     timeout: float = 60,
     cwd: Path | None = None,
-):
+) -> subprocess.CompletedProcess[str]:
+    """``python -m webapp ARGS`` in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "webapp", *args],
         env=env,
@@ -44,6 +53,92 @@ def jotguard(
         text=True,
         timeout=timeout,
         check=False,
+    )
+
+
+class WouldServe(Exception):
+    """An in-process ``serve`` got past its settings: it needs jotguard_process."""
+
+
+def _would_serve(*args: Any) -> int:
+    raise WouldServe("in-process `jotguard serve` got as far as listening: use jotguard_process")
+
+
+@contextlib.contextmanager
+def _as_a_process(env: dict[str, str], cwd: Path | None, stdin: str) -> Iterator[io.StringIO]:
+    """This process as ``main`` would find its own: ``env`` as its whole environment, ``cwd``,
+    ``stdin``, and its log lines on its stderr (the StringIO yielded); all restored after."""
+    import webapp.cli.main as cli
+    import webapp.service.server as server
+    import webapp.service.workers as workers
+
+    stderr = io.StringIO()
+    saved_environ, saved_cwd = dict(os.environ), os.getcwd()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_switches = (logging._srcfile, logging.logThreads, logging.logProcesses)
+    saved_multiprocessing = logging.logMultiprocessing
+    configure = cli.configure_logging
+    saved_serving = (server.run_service, workers.serve_workers)
+    root.handlers = []  # configure_logging's basicConfig(force=True) closes what it finds
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        cli.configure_logging = lambda level, fmt: configure(level, fmt, stderr)  # type: ignore[assignment]
+        server.run_service, workers.serve_workers = _would_serve, _would_serve  # type: ignore[assignment]
+        with (
+            contextlib.redirect_stdout(io.StringIO()) as stdout,
+            contextlib.redirect_stderr(stderr),
+        ):
+            sys.stdin, saved_stdin = io.StringIO(stdin), sys.stdin
+            try:
+                yield stdout
+            finally:
+                sys.stdin = saved_stdin
+    finally:
+        server.run_service, workers.serve_workers = saved_serving
+        cli.configure_logging = configure
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        for handler in root.handlers:
+            handler.close()
+        root.handlers, root.level = saved_handlers, saved_level
+        logging._srcfile, logging.logThreads, logging.logProcesses = saved_switches
+        logging.logMultiprocessing = saved_multiprocessing
+
+
+def jotguard(
+    *args: str,
+    env: dict[str, str],
+    input: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``jotguard ARGS`` through ``webapp.cli.main.main`` in this process, with what its own
+    process would have: ``env`` only, ``cwd``, ``input`` on stdin; its stdout and its stderr
+    (log lines included) come back as ``subprocess.run`` gives them. An exception escaping
+    ``main`` is a traceback on stderr and exit status 1, as the interpreter makes it. A
+    ``serve`` must stop before it listens (bad settings, flags): else WouldServe."""
+    from webapp.cli.main import main
+
+    with _as_a_process(env, cwd, input or "") as stdout:
+        stderr = sys.stderr
+        try:
+            code: object = main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        except WouldServe:
+            raise
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        if code is not None and not isinstance(code, int):
+            print(code, file=stderr)  # as SystemExit("message") does
+            code = 1
+    return subprocess.CompletedProcess(
+        ["jotguard", *args], code or 0, stdout.getvalue(), stderr.getvalue()
     )
 
 
