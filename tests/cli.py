@@ -215,7 +215,7 @@ class Server:
                     return
             except OSError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         self.process.kill()
         raise RuntimeError("serve did not become healthy")
 
