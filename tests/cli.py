@@ -161,6 +161,22 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes, Message]:
         return exc.code, exc.read(), exc.headers
 
 
+def accepting(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def in_flight(url: str) -> float:
+    """A server's jotguard_http_requests_in_flight, less the /metrics request asking."""
+    text = http_get(url + "/metrics")[1].decode()
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("jotguard_http_requests_in_flight")]
+    return float(line.split()[-1]) - 1
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:
     """Poll ``condition`` every ``step`` until it holds or ``timeout`` passes; whether it held."""
     deadline = time.monotonic() + timeout

@@ -5,18 +5,20 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 
 import pytest
 
 from tests.cli import (
     Server,
+    accepting,
     cli_env,
     free_port,
     http_get,
+    in_flight,
     initialised,
     jotguard,
     jotguard_process,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow
@@ -199,10 +201,10 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
     # A request whose body is still arriving when SIGTERM lands: routed, not finished.
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(b"POST /test HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
-    time.sleep(0.3)
+    assert wait_until(lambda: in_flight(server.url) == 1)
     stopper = threading.Thread(target=server.stop)
     stopper.start()
-    time.sleep(0.5)
+    assert wait_until(lambda: not accepting(port))  # SIGTERM taken: no new connections
     sock.sendall(b"hello")
     reply = sock.recv(4096)
     sock.close()

@@ -7,14 +7,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli import Server, cli_env, free_port, wait_until
+from tests.cli import Server, accepting, cli_env, free_port, wait_until
 from webapp.service import workers
 from webapp.service.server import SHUTDOWN_GRACE_SECONDS
 from webapp.service.workers import MAX_EARLY_DEATHS, Supervisor
@@ -34,14 +33,6 @@ def gone(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     return state in {"Z", "X"}
-
-
-def accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
