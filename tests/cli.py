@@ -29,9 +29,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# argon2id at its cheapest, as for every test (tests/conftest.py): tests check behaviour,
+# bench/ checks cost. A serve makes its dummy hash at start-up: with the shipped 64 MiB and
+# 3 passes that is a core busy for about 0.3 s, and a SIGTERM meanwhile waits for it.
+CHEAP_ARGON2 = {"JOTGUARD_ARGON2_TIME_COST": "1", "JOTGUARD_ARGON2_MEMORY_KIB": "64"}
+
+
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOTGUARD_", "AUTH0_"))}
     env.update(JOTGUARD_DATA_DIR=str(data_dir), JOTGUARD_ENV_FILE=str(data_dir / "absent.env"))
+    env.update(CHEAP_ARGON2)
     env.update(extra)
     return env
 

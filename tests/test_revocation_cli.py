@@ -36,6 +36,7 @@ def env(data_dir, monkeypatch):
         "JOTGUARD_ISSUER": ISS,
         "JOTGUARD_ENV_FILE": str(data_dir / "absent.env"),
         "JOTGUARD_LOG_LEVEL": "WARNING",
+        **cli.CHEAP_ARGON2,
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
