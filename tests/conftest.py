@@ -22,6 +22,7 @@ from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 from backends.keys.keyring import Keyring
+from tests.cli import CHEAP_ARGON2
 from tests.clock import mid_minute_clock
 from tests.dpop_http import DPoPClient
 from tests.dpop_support import key_for
@@ -79,9 +80,7 @@ def settings_environ(data_dir: Path, settings_overrides: dict[str, str]) -> dict
         # Tests that are not about rate limits send bursts of bad tokens and token
         # requests; the rate-limit tests set their own, tight limits.
         **GENEROUS_LIMITS,
-        # argon2id at its cheapest: tests check behaviour, bench/ checks cost.
-        "JOTGUARD_ARGON2_TIME_COST": "1",
-        "JOTGUARD_ARGON2_MEMORY_KIB": "64",
+        **CHEAP_ARGON2,
         **settings_overrides,
     }
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.cli import CHEAP_ARGON2
+
 START_TIMEOUT = 30.0
 _ADDRESS = re.compile(r"(?P<what>listening on|metrics on) (?P<url>http://127\.0\.0\.1:\d+/)")
 
@@ -34,7 +36,8 @@ def _pump(stream: object, into: queue.Queue[str | None]) -> None:
 
 @contextlib.contextmanager
 def live_jotguard(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[LiveServer]:
-    """Start ``jotguard serve`` (port 0, ES256 keys: fast to make) and stop it on exit.
+    """Start ``jotguard serve`` (port 0, ES256 keys: fast to make, argon2id at its cheapest)
+    and stop it on exit.
 
     Every stderr line the server wrote is in ``server.lines`` once the block ends.
     """
@@ -45,6 +48,7 @@ def live_jotguard(data_dir: Path, env: Mapping[str, str] | None = None) -> Itera
         "JOTGUARD_HOST": "127.0.0.1",
         "JOTGUARD_PORT": "0",
         "JOTGUARD_SIGNING_ALG": "ES256",
+        **CHEAP_ARGON2,
         **(env or {}),
     }
     process = subprocess.Popen(

@@ -57,7 +57,8 @@ def few_connections(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
     server = Recorder()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield server
     server.shutdown()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import cli_env, http_get, initialised, jotguard
+from tests.cli import CHEAP_ARGON2, cli_env, http_get, initialised, jotguard
 from tests.conftest import GENEROUS_LIMITS
 from tests.live import live_jotguard
 from webapp.cli import main as cli
@@ -21,8 +21,6 @@ from webapp.service.datadir import ISSUER_FILE
 from webapp.service.logs import configure_logging
 
 pytestmark = pytest.mark.slow
-
-CHEAP_ARGON2 = {"JOTGUARD_ARGON2_TIME_COST": "1", "JOTGUARD_ARGON2_MEMORY_KIB": "64"}
 
 
 def claims_of(token: str) -> dict:

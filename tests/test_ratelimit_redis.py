@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.conftest import TEST_ISSUER, redis_url
 from tests.ratelimit_support import TokenEndpoint, running_instance
-from tests.redis_keys import own_prefix
+from tests.redis_keys import delete_prefix, own_prefix
 from webapp.config.settings import Settings
 
 pytestmark = pytest.mark.redis
@@ -104,8 +104,7 @@ async def test_distinct_key_prefixes_keep_budgets_apart(redis_settings, client, 
         assert (await client.fetch(first + "/test", raise_error=False)).code == 429
         assert (await client.fetch(second + "/test", raise_error=False)).code == 200
     cleanup = redis.asyncio.Redis.from_url(redis_url())
-    async for key in cleanup.scan_iter(match=f"{other.ratelimit_key_prefix}:*"):
-        await cleanup.delete(key)
+    await delete_prefix(cleanup, f"{other.ratelimit_key_prefix}:")
     await cleanup.aclose()
 
 

@@ -23,6 +23,7 @@ from backends.auth.local import LocalIssuer
 from backends.keys.keyring import Keyring
 from backends.principal import Principal
 from backends.revocation.factory import open_store
+from tests import cli
 from webapp.cli.main import main
 
 ISS = "http://jotguard.test/"
@@ -35,6 +36,7 @@ def env(data_dir, monkeypatch):
         "JOTGUARD_ISSUER": ISS,
         "JOTGUARD_ENV_FILE": str(data_dir / "absent.env"),
         "JOTGUARD_LOG_LEVEL": "WARNING",
+        **cli.CHEAP_ARGON2,
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -116,14 +118,7 @@ def test_cli_needs_exactly_one_target(env):
 
 
 def jotguard(*argv, env):
-    return subprocess.run(
-        [sys.executable, "-m", "webapp", *argv],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return cli.jotguard(*argv, env={**os.environ, **env})
 
 
 class Server:

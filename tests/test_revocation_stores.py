@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timezone
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from backends.revocation.redis_layout import key_member
 from backends.revocation.sqlite import SQLiteRevocationStore
 from backends.storage.urls import redact
 from tests.conftest import redis_url, require_service
-from tests.redis_keys import reachable
+from tests.redis_keys import delete_prefix, reachable
 from tests.revocation_stores import Clock, open_test_store
 
 ISS = "http://jotguard.test/"
@@ -304,6 +305,22 @@ _texts = st.text(max_size=40)
 _times = st.floats(min_value=time.time() + 3600, max_value=time.time() + 3e8, allow_nan=False)
 
 
+@pytest.fixture(scope="module")
+def merge_prefix() -> Iterator[str]:
+    """The merge test's keys, under one prefix deleted once: a SCAN per example would walk
+    the whole shared DB (other runs' keys too) 150 times."""
+    prefix = f"jotguard-test:{uuid.uuid4().hex}:"
+    yield prefix
+    if reachable(redis_url()):
+
+        async def delete() -> None:
+            client = Redis.from_url(redis_url())
+            await delete_prefix(client, prefix)
+            await client.aclose()
+
+        asyncio.run(delete())
+
+
 @pytest.mark.redis
 @settings(max_examples=150, deadline=None)
 @given(
@@ -323,7 +340,7 @@ _times = st.floats(min_value=time.time() + 3600, max_value=time.time() + 3e8, al
     now=_times,
 )
 def test_the_redis_merge_script_decides_as_policy_merge(
-    existing, cutoff, expires_at, value, issuer, now
+    merge_prefix, existing, cutoff, expires_at, value, issuer, now
 ):
     """The revoke script merges in Lua; it must keep what policy.merge keeps, to the bit
     (floats through %.17g, strings through cjson)."""
@@ -339,7 +356,7 @@ def test_the_redis_merge_script_decides_as_policy_merge(
 
     async def check() -> None:
         client = Redis.from_url(redis_url())
-        store = RedisRevocationStore(client, prefix=f"jotguard-test:{uuid.uuid4().hex}:")
+        store = RedisRevocationStore(client, prefix=f"{merge_prefix}{uuid.uuid4().hex}:")
         try:
             live = None
             if old is not None:
@@ -352,8 +369,6 @@ def test_the_redis_merge_script_decides_as_policy_merge(
             stored = await store.changes(0)
             assert [c.entry for c in stored.changes] == [merged]
         finally:
-            async for key in client.scan_iter(match=store.prefix + "*"):
-                await client.delete(key)
             await client.aclose()
 
     asyncio.run(check())

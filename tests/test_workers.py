@@ -149,7 +149,7 @@ def shared_store(request, data_dir):
     prefix = f"jotguard-test:{uuid.uuid4().hex}:"
     yield f"{redis_url()}?prefix={prefix}"
     client = Redis.from_url(redis_url())
-    for key in client.scan_iter(match=prefix + "*"):
+    for key in client.scan_iter(match=prefix + "*", count=500):
         client.delete(key)
     client.close()
 

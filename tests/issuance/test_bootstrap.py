@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from tests.cli import CHEAP_ARGON2
 from tests.issuance.conftest import basic
 
 pytestmark = pytest.mark.slow
@@ -60,8 +61,7 @@ async def start(data_dir) -> Server:
         **os.environ,
         "JOTGUARD_DATA_DIR": str(data_dir),
         "JOTGUARD_ENV_FILE": str(data_dir / "absent.env"),
-        "JOTGUARD_ARGON2_TIME_COST": "1",
-        "JOTGUARD_ARGON2_MEMORY_KIB": "64",
+        **CHEAP_ARGON2,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

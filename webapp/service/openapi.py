@@ -10,6 +10,7 @@ undocumented.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -382,6 +383,7 @@ def _takes_dpop(paths: Mapping[str, Any]) -> bool:
     )
 
 
+@functools.cache  # the installed version stays put; reading it parses METADATA (1 ms)
 def _version() -> str:
     try:
         return metadata.version("jotguard")
