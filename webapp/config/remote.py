@@ -14,7 +14,7 @@ from typing import Any
 from backends.auth.remote import RemoteIssuer
 from backends.keys.jwks import SUPPORTED_ALGORITHMS, JWKSPolicy
 from backends.outbound import secure_url
-from backends.token_exchange import ClientCredentials
+from backends.outbound.token_exchange import ClientCredentials
 from webapp.config import parsers
 from webapp.config.fields import setting
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from backends.errors import NotFound
 from backends.issuance.exchange import LocalTokenExchange
-from backends.token_exchange import ClientCredentialsExchange
+from backends.outbound.token_exchange import ClientCredentialsExchange
 from webapp.handlers.basic import NotFoundHandler
 from webapp.handlers.get_token_local import local_get_token
 from webapp.service.openapi import ERROR_SCHEMA, json_response, operation

@@ -25,12 +25,12 @@ from backends.auth.remote import RemoteIssuerBackend
 from backends.auth.token_cache import VerifiedTokenCache
 from backends.dpop import DPoPPolicy, DPoPVerifier, MemoryReplayCache, ReplayCache, StatelessNonces
 from backends.keys.keyring import Keyring
+from backends.outbound.token_exchange import ClientCredentialsExchange
 from backends.ratelimit import Policy, StrategyName, open_rate_limit
 from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
 from backends.revocation.mirror import RevocationMirror
 from backends.revocation.notify import notifier_for
-from backends.token_exchange import ClientCredentialsExchange
 from webapp.config.parsers import RATELIMIT_OFF
 from webapp.config.settings import Settings
 from webapp.service.issuance import Issuance
