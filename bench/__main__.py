@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench import memory
-from bench.dpop_targets import dpop_client, proof_lifetime_for
+from bench.dpop_targets import DEFAULT_PROOF_LIFETIME, dpop_client, proof_lifetime_for
 from bench.lag import LAG_CASES, measure_lag
 from bench.load import CONNECTIONS, LoadGenerator, cpu_count
 from bench.peer_targets import PEER_TYPES
@@ -219,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     ctx.token = issue_token(ctx, ttl=ttl)
     ctx.revoked_token = issue_token(ctx, ttl=ttl, sub="bench-revoked")
     ctx.dpop = dpop_client(ctx, ttl, proof_lifetime_for(args.seconds))
+    if ctx.dpop.proof_lifetime != DEFAULT_PROOF_LIFETIME:
+        print(
+            f"DPoP targets accept proofs for {ctx.dpop.proof_lifetime} s"
+            f" (JOTGUARD_DPOP_PROOF_LIFETIME; default {DEFAULT_PROOF_LIFETIME} s):"
+            f" a batch signed before a {args.seconds:g} s run must outlast it"
+        )
     try:
         print("starting targets ...")
         try:
