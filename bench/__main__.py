@@ -192,14 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     load = LoadGenerator(load_cpu, force_python=args.python_load)
     targets = build_targets(args)
     issuer = f"http://127.0.0.1:{targets[0].port}/"
-    ctx = Context(
-        work=args.work_dir,
-        run=run_dir,
-        data_dir=run_dir / "data",
-        issuer=issuer,
-        jwks_uri=issuer + ".well-known/jwks.json",
-        redis_url=args.redis_url,
-        server_cpu=server_cpu,
+    ctx = Context.for_run(
+        run_dir, issuer, work=args.work_dir, redis_url=args.redis_url, server_cpu=server_cpu
     )
     print(
         f"jotguard bench: {load.name}, {CONNECTIONS} connections, {args.seconds:g} s per run,"

@@ -59,6 +59,22 @@ class Context:
     revocation_sets: dict[int, RevokedSet] = field(default_factory=dict)
     redis_prefixes: list[str] = field(default_factory=list)  # removed after the run
 
+    @classmethod
+    def for_run(
+        cls, run: Path, issuer: str, *, work: Path, redis_url: str, server_cpu: int | None = None
+    ) -> Context:
+        """A run's context: jotguard's data directory in ``run``, the issuer's JWKS at its
+        well-known path (``issuer`` ends with a slash, as jotguard's do)."""
+        return cls(
+            work=work,
+            run=run,
+            data_dir=run / "data",
+            issuer=issuer,
+            jwks_uri=issuer + ".well-known/jwks.json",
+            redis_url=redis_url,
+            server_cpu=server_cpu,
+        )
+
     def revoked(self, count: int) -> RevokedSet:
         """The run's ``count`` revocations, made once and shared by every target."""
         if count not in self.revocation_sets:

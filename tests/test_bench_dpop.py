@@ -43,14 +43,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Context, LocalKeyBack
     """A run's context with a keyring, its Bearer tokens and its DPoP client, made once:
     key generation is the slow part, and nothing here changes them."""
     tmp = tmp_path_factory.mktemp("bench-dpop")
-    ctx = Context(
-        work=tmp / "work",
-        run=tmp,
-        data_dir=tmp / "data",
-        issuer="http://127.0.0.1:4321/",
-        jwks_uri="http://127.0.0.1:4321/.well-known/jwks.json",
-        redis_url="redis://127.0.0.1:6379/15",
-        server_cpu=None,
+    ctx = Context.for_run(
+        tmp, "http://127.0.0.1:4321/", work=tmp / "work", redis_url="redis://unused"
     )
     ctx.data_dir.mkdir()
     settings = Settings.load(environ=cli_env(ctx))
