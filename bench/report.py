@@ -69,6 +69,13 @@ DPOP_PAIRS = [
         ">= 0.8x",
     ),
     Pair(
+        "dpop",
+        "express-dpop",
+        "/test-auth",
+        "DPoP on defaults (access log, rate limit) over bare Express + express-oauth2-jwt-bearer",
+        ">= 1.5x",
+    ),
+    Pair(
         "dpop+10k+noextras",
         "express-dpop",
         "/test-auth",

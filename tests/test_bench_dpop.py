@@ -296,7 +296,7 @@ def test_the_report_prints_dpop_over_bearer_and_over_express_dpop() -> None:
 
     rows = pair_rows([dpop, bearer, express], DPOP_PAIRS)
 
-    assert len(rows) == 2  # "dpop" and "jotguard sqlite" did not run: no row
+    assert len(rows) == 2  # "dpop" and "jotguard sqlite" did not run: no rows of theirs
     assert "jotguard dpop+10k+noextras / jotguard sqlite+10k+noextras/test-auth" in rows[0]
     assert "0.85x (IQR 0.82-0.88, 3 rounds)   target >= 0.8x" in rows[0]
     assert "jotguard dpop+10k+noextras / express-dpop/test-auth" in rows[1]
