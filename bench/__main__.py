@@ -21,10 +21,19 @@ import time
 from pathlib import Path
 
 from bench import memory
+from bench.dpop_targets import DEFAULT_PROOF_LIFETIME, dpop_client, proof_lifetime_for
 from bench.lag import LAG_CASES, measure_lag
 from bench.load import CONNECTIONS, LoadGenerator, cpu_count
 from bench.peer_targets import PEER_TYPES
-from bench.report import ROUTES, Measured, W, report_headline, report_ratios, report_targets
+from bench.report import (
+    ROUTES,
+    Measured,
+    W,
+    report_dpop,
+    report_headline,
+    report_ratios,
+    report_targets,
+)
 from bench.stats import MIN_ROUNDS, banner, unreliable_reasons
 from bench.targets import (
     JOTGUARD,
@@ -32,11 +41,11 @@ from bench.targets import (
     Context,
     Target,
     Unavailable,
-    clean_env,
     cleanup_redis,
+    cli_env,
     new_port,
 )
-from bench.variants import VARIANTS, Jotguard, issue_token
+from bench.variants import VARIANTS, issue_token, jotguard_target
 
 # Per-request header lists (a DPoP target's) are prepared for this many times the
 # requests the warm-up rate predicts: a run that outgrows them is void, not slower.
@@ -101,7 +110,7 @@ def build_targets(args: argparse.Namespace) -> list[Target]:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}")
     if not wanted:
         raise SystemExit("at least one jotguard variant: the first is the peers' issuer")
-    targets: list[Target] = [Jotguard(known[name], new_port()) for name in wanted]
+    targets: list[Target] = [jotguard_target(known[name], new_port()) for name in wanted]
     for name in (p for p in args.peers.split(",") if p):
         if name not in PEER_TYPES:
             raise SystemExit(f"unknown peer {name!r} (of: {', '.join(PEER_TYPES)})")
@@ -166,11 +175,7 @@ def measure(
 def prepare_data_dir(ctx: Context) -> None:
     """Create jotguard's data directory explicitly where the build has ``jotguard init``
     (the CLI then refuses to run on a directory that does not exist)."""
-    env = clean_env(
-        JOTGUARD_DATA_DIR=str(ctx.data_dir),
-        JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
-        JOTGUARD_ISSUER=ctx.issuer,
-    )
+    env = cli_env(ctx)
     probe = [*JOTGUARD, "init", "--help"]
     if subprocess.run(probe, env=env, cwd=REPO, capture_output=True, check=False).returncode:
         return
@@ -187,14 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     load = LoadGenerator(load_cpu, force_python=args.python_load)
     targets = build_targets(args)
     issuer = f"http://127.0.0.1:{targets[0].port}/"
-    ctx = Context(
-        work=args.work_dir,
-        run=run_dir,
-        data_dir=run_dir / "data",
-        issuer=issuer,
-        jwks_uri=issuer + ".well-known/jwks.json",
-        redis_url=args.redis_url,
-        server_cpu=server_cpu,
+    ctx = Context.for_run(
+        run_dir, issuer, work=args.work_dir, redis_url=args.redis_url, server_cpu=server_cpu
     )
     print(
         f"jotguard bench: {load.name}, {CONNECTIONS} connections, {args.seconds:g} s per run,"
@@ -213,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     ttl = int(min(86400, max(3600, budget * 2)))
     ctx.token = issue_token(ctx, ttl=ttl)
     ctx.revoked_token = issue_token(ctx, ttl=ttl, sub="bench-revoked")
+    ctx.dpop = dpop_client(ctx, ttl, proof_lifetime_for(args.seconds))
+    if ctx.dpop.proof_lifetime != DEFAULT_PROOF_LIFETIME:
+        print(
+            f"DPoP targets accept proofs for {ctx.dpop.proof_lifetime} s"
+            f" (JOTGUARD_DPOP_PROOF_LIFETIME; default {DEFAULT_PROOF_LIFETIME} s):"
+            f" a batch signed before a {args.seconds:g} s run must outlast it"
+        )
     try:
         print("starting targets ...")
         try:
@@ -223,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 target.stop()
         report_targets(results, ctx)
         report_headline(results)
+        report_dpop(results)
         report_ratios(results)
         if args.lag_trials > 0:
             print()

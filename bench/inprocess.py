@@ -5,8 +5,9 @@ exactly as from a connection, but into a connection that only collects the answe
 Under wrk the machine drifts by ±20% between rounds; here the minimum of 11 runs
 moves by about 10% from one invocation to the next, and every case is measured in
 the same runs, interleaved, so the figure to compare is the gap between jotguard's
-routes and Tornado's hello world. Prints microseconds per request (minimum and
-median of the runs).
+routes and Tornado's hello world, and between a Bearer and a DPoP request (a bound
+token and a fresh ES256 proof each, signed before the run's clock starts). Prints
+microseconds per request (minimum and median of the runs).
 
     .venv/bin/python -m bench.inprocess [--runs 11] [--requests 3000]
 """
@@ -19,7 +20,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
@@ -28,6 +29,8 @@ import tornado.web
 from tornado import httputil
 from tornado.concurrent import Future
 
+from backends.dpop import generate_key, jwk_thumbprint
+from bench.dpop_targets import DEFAULT_PROOF_LIFETIME, DPoPClient
 from bench.targets import UNREACHABLE_LIMITS
 
 ISSUER = "http://127.0.0.1:8899/"
@@ -63,13 +66,14 @@ def _done() -> Future[None]:
     return future
 
 
-def serve_one(app: tornado.web.Application, path: str, token: str | None) -> Collector:
+Credentials = Sequence[Mapping[str, str]]  # request headers: one for all, or one each
+
+
+def serve_one(app: tornado.web.Application, path: str, extra: Mapping[str, str]) -> Collector:
     """Hand one GET to ``app`` as its HTTP server would; the answer may still be pending."""
     connection = Collector()
     start = httputil.RequestStartLine("GET", path, "HTTP/1.1")
-    headers = httputil.HTTPHeaders({"Host": "127.0.0.1:8899", "User-Agent": "bench"})
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
+    headers = httputil.HTTPHeaders({"Host": "127.0.0.1:8899", "User-Agent": "bench", **extra})
     request = httputil.HTTPServerRequest(
         start_line=start,
         headers=headers,
@@ -82,12 +86,16 @@ def serve_one(app: tornado.web.Application, path: str, token: str | None) -> Col
 
 
 async def per_request(
-    app: tornado.web.Application, path: str, token: str | None, requests: int
+    app: tornado.web.Application, path: str, credentials: Credentials, requests: int
 ) -> float:
-    """Microseconds per request, one request per loop turn (as a busy server runs them)."""
+    """Microseconds per request, one request per loop turn (as a busy server runs them);
+    ``credentials`` holds one set of headers for every request, or one per request."""
+    headers = list(credentials) * (requests if len(credentials) == 1 else 1)
+    if len(headers) < requests:
+        raise ValueError(f"{requests} requests, headers for {len(headers)}")
     started = time.perf_counter()
-    for _ in range(requests):
-        serve_one(app, path, token)
+    for n in range(requests):
+        serve_one(app, path, headers[n])
         await asyncio.sleep(0)
     return (time.perf_counter() - started) / requests * 1e6
 
@@ -117,23 +125,38 @@ async def measure(runs: int, requests: int, data_dir: Path, log: TextIO) -> None
     services = await Services.start(settings)
     try:
         token = services.issuer.sign(services.issuer.claims_for("bench-user")).token
+        # DPoP (RFC 9449): a token bound to one key, a fresh proof per request, signed
+        # before each run (bench.dpop_targets does the same for the load runs).
+        key = generate_key("ES256")
+        bound = {"cnf": {"jkt": jwk_thumbprint(key)}}
+        dpop_token = services.issuer.sign(services.issuer.claims_for("bench-user", extra=bound))
+        client = DPoPClient(key, dpop_token.token, "", DEFAULT_PROOF_LIFETIME)
         jotguard = make_app(services)
         hello = tornado.web.Application([(r"/test", Hello)], log_function=lambda _: None)
-        cases: list[tuple[str, tornado.web.Application, str, str | None]] = [
-            ("tornado hello world /test", hello, "/test", None),
-            ("jotguard /test", jotguard, "/test", None),
-            ("jotguard /test-auth", jotguard, "/test-auth", token),
+        bearer = [{"Authorization": f"Bearer {token}"}]
+        cases: list[tuple[str, tornado.web.Application, str, Callable[[int], Credentials]]] = [
+            ("tornado hello world /test", hello, "/test", lambda n: [{}]),
+            ("jotguard /test", jotguard, "/test", lambda n: [{}]),
+            ("jotguard /test-auth", jotguard, "/test-auth", lambda n: bearer),
+            (
+                "jotguard /test-auth DPoP",
+                jotguard,
+                "/test-auth",
+                lambda n: client.per_request("http://127.0.0.1:8899/test-auth", n).entries,
+            ),
         ]
         for _, app, path, credentials in cases:
-            answer = serve_one(app, path, credentials)
+            answer = serve_one(app, path, credentials(1)[0])
             await asyncio.sleep(0.01)
             if answer.status != 200:
                 raise SystemExit(f"GET {path} answered {answer.status}, expected 200")
-            await per_request(app, path, credentials, requests // 10)  # warm up
+            warm = requests // 10
+            await per_request(app, path, credentials(warm), warm)
         timings: dict[str, list[float]] = {name: [] for name, *_ in cases}
         for _ in range(runs):  # interleaved, so drift touches every case alike
             for name, app, path, credentials in cases:
-                timings[name].append(await per_request(app, path, credentials, requests))
+                prepared_headers = credentials(requests)  # signed before the clock starts
+                timings[name].append(await per_request(app, path, prepared_headers, requests))
     finally:
         await services.close()
     print(f"{runs} runs of {requests:,} requests each, microseconds per request:")

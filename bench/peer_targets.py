@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.dpop_targets import LEEWAY, DPoPTarget
 from bench.targets import AUDIENCE, PEERS, Context, Target, Unavailable, clean_env
 
 # What the +extras peers count against: out of the benchmark's reach, as jotguard's
@@ -74,6 +75,7 @@ class ExpressPeer(Peer):
     express-rate-limit and express-jwt's ``isRevoked`` (``bench/peers/express/server.js``)."""
 
     base = "express"
+    script = "server.js"
 
     def prepare(self, ctx: Context) -> None:
         node, npm = shutil.which("node"), shutil.which("npm")
@@ -81,7 +83,7 @@ class ExpressPeer(Peer):
             raise Unavailable("node and npm are not installed")
         home = ctx.work / "express"
         home.mkdir(parents=True, exist_ok=True)
-        sources = [PEERS / "express" / "package.json", PEERS / "express" / "server.js"]
+        sources = [PEERS / "express" / name for name in ("package.json", "server.js", "dpop.js")]
         for source in sources:
             shutil.copy2(source, home / source.name)
         npm_install = [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"]
@@ -90,7 +92,21 @@ class ExpressPeer(Peer):
     def command(self, ctx: Context) -> tuple[list[str], dict[str, str], Path]:
         home = ctx.work / "express"
         env = self.env(ctx, NODE_ENV="production", ACCESS_LOG="1" if self.access_log else "0")
-        return [shutil.which("node") or "node", "server.js"], env, home
+        return [shutil.which("node") or "node", self.script], env, home
+
+
+class ExpressDPoPPeer(DPoPTarget, ExpressPeer):
+    """Express with Auth0's express-oauth2-jwt-bearer, DPoP required, plus the jti cache
+    the library leaves to the server (``bench/peers/express/dpop.js``); bare otherwise."""
+
+    base = "express-dpop"
+    script = "dpop.js"
+    # The library answers 400 for invalid_request and invalid_dpop_proof (RFC 6750 §3.1).
+    refusals = (400, 401)
+
+    def env(self, ctx: Context, **extra: str) -> dict[str, str]:
+        lifetime = str(self.client(ctx).proof_lifetime)
+        return super().env(ctx, DPOP_PROOF_LIFETIME=lifetime, DPOP_LEEWAY=str(LEEWAY), **extra)
 
 
 class FastAPIPeer(Peer):
@@ -136,6 +152,7 @@ class TornadoPeer(Peer):
 PEER_TYPES: dict[str, Callable[[int], Target]] = {
     "express": ExpressPeer,
     "express+extras": lambda port: ExpressPeer(port, extras=True),
+    "express-dpop": ExpressDPoPPeer,
     "fastapi": FastAPIPeer,
     "fastapi+extras": lambda port: FastAPIPeer(port, extras=True),
     "tornado": TornadoPeer,

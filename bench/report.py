@@ -16,10 +16,10 @@ W = 30  # the target-name column: "jotguard sqlite+10k+noextras" fits
 
 @dataclass(frozen=True)
 class Pair:
-    """A headline comparison: jotguard's protected req/s over a peer's, per round."""
+    """A headline comparison: jotguard's protected req/s over another target's, per round."""
 
     ours: str  # a jotguard variant name
-    theirs: str  # a peer name
+    theirs: str  # a target's name: a peer's, or "jotguard <variant>"
     theirs_route: str  # "/test-auth", or "/test" for the Tornado hello-world ceiling
     label: str
     target: str
@@ -55,6 +55,33 @@ HEADLINE = [
         ">= 1.5x",
     ),
     Pair("sqlite+10k", "tornado", "/test", "defaults over Tornado's hello world", ">= 0.80"),
+]
+
+# Each DPoP variant over its Bearer twin (same settings, same run), and over Express
+# verifying the same kind of proofs (bench/peers/express/dpop.js).
+DPOP_PAIRS = [
+    Pair("dpop", "jotguard sqlite", "/test-auth", "DPoP over Bearer, defaults", ">= 0.8x"),
+    Pair(
+        "dpop+10k+noextras",
+        "jotguard sqlite+10k+noextras",
+        "/test-auth",
+        "DPoP over Bearer, without extras",
+        ">= 0.8x",
+    ),
+    Pair(
+        "dpop",
+        "express-dpop",
+        "/test-auth",
+        "DPoP on defaults (access log, rate limit) over bare Express + express-oauth2-jwt-bearer",
+        ">= 1.5x",
+    ),
+    Pair(
+        "dpop+10k+noextras",
+        "express-dpop",
+        "/test-auth",
+        "DPoP without extras over Express + express-oauth2-jwt-bearer (DPoP) + jti cache",
+        ">= 1.5x",
+    ),
 ]
 
 
@@ -117,10 +144,11 @@ def access_log_use(m: Measured, ctx: Context) -> str:
     return f"log file: {lines:.2f} lines and {size:.0f} bytes per request"
 
 
-def report_headline(results: list[Measured]) -> None:
+def pair_rows(results: list[Measured], pairs: list[Pair]) -> list[str]:
+    """One row per pair whose two targets both ran: the per-round ratios, the target."""
     by_name = {m.target.name: m for m in results}
     rows = []
-    for pair in HEADLINE:
+    for pair in pairs:
         ours, theirs = by_name.get(f"jotguard {pair.ours}"), by_name.get(pair.theirs)
         if ours is None or theirs is None:
             continue
@@ -131,11 +159,26 @@ def report_headline(results: list[Measured]) -> None:
             f"  {pair.label} [jotguard {pair.ours} / {pair.theirs}{pair.theirs_route}]:\n"
             f"      {describe(ratios, unit)}   target {pair.target}{caveats}"
         )
+    return rows
+
+
+def report_pairs(results: list[Measured], pairs: list[Pair], title: str) -> None:
+    rows = pair_rows(results, pairs)
     if rows:
         print()
-        print("LIKE FOR LIKE: jotguard's protected req/s over ... (median of per-round ratios):")
+        print(title)
         for row in rows:
             print(row)
+
+
+def report_headline(results: list[Measured]) -> None:
+    title = "LIKE FOR LIKE: jotguard's protected req/s over ... (median of per-round ratios):"
+    report_pairs(results, HEADLINE, title)
+
+
+def report_dpop(results: list[Measured]) -> None:
+    title = "DPoP (RFC 9449), a fresh proof per request: protected req/s over ..."
+    report_pairs(results, DPOP_PAIRS, title)
 
 
 def report_ratios(results: list[Measured]) -> None:

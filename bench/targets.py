@@ -22,10 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.load import Headers, free_port, pinned
 from bench.seed import RevokedSet, revoked_set
+
+if TYPE_CHECKING:
+    from bench.dpop_targets import DPoPClient
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "peers"
@@ -52,8 +55,25 @@ class Context:
     server_cpu: int | None
     token: str = ""  # the token every target is measured with
     revoked_token: str = ""  # a token whose jti is in every revoked set: must get 401
+    dpop: DPoPClient | None = None  # the DPoP targets' key and bound tokens (RFC 9449)
     revocation_sets: dict[int, RevokedSet] = field(default_factory=dict)
     redis_prefixes: list[str] = field(default_factory=list)  # removed after the run
+
+    @classmethod
+    def for_run(
+        cls, run: Path, issuer: str, *, work: Path, redis_url: str, server_cpu: int | None = None
+    ) -> Context:
+        """A run's context: jotguard's data directory in ``run``, the issuer's JWKS at its
+        well-known path (``issuer`` ends with a slash, as jotguard's do)."""
+        return cls(
+            work=work,
+            run=run,
+            data_dir=run / "data",
+            issuer=issuer,
+            jwks_uri=issuer + ".well-known/jwks.json",
+            redis_url=redis_url,
+            server_cpu=server_cpu,
+        )
 
     def revoked(self, count: int) -> RevokedSet:
         """The run's ``count`` revocations, made once and shared by every target."""
@@ -83,10 +103,17 @@ def _lowered(headers: Message) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
 
-def fetch(url: str, token: str | None = None, timeout: float = 5) -> Answer:
-    request = urllib.request.Request(url)  # noqa: S310 - loopback URL built here
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def tampered(token: str) -> str:
+    """``token`` with its signature's last characters changed: well formed, never valid."""
+    return token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+
+
+def fetch(url: str, headers: Mapping[str, str] | None = None, timeout: float = 5) -> Answer:
+    request = urllib.request.Request(url, headers=dict(headers or {}))  # noqa: S310 - loopback
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             response.read()
@@ -95,8 +122,18 @@ def fetch(url: str, token: str | None = None, timeout: float = 5) -> Answer:
         return Answer(exc.code, _lowered(exc.headers))
 
 
-def get(url: str, token: str | None = None, timeout: float = 5) -> int:
-    return fetch(url, token, timeout).status
+def get(url: str, headers: Mapping[str, str] | None = None, timeout: float = 5) -> int:
+    return fetch(url, headers, timeout).status
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request :meth:`Target.check` sends before the run: answered 200, or refused."""
+
+    what: str  # what the request carries, for the message when it is answered wrongly
+    path: str
+    headers: Mapping[str, str]
+    accepted: bool
 
 
 class Unavailable(Exception):
@@ -115,6 +152,7 @@ class Target:
     access_log: bool = False  # one line per request into its log file (stdout/stderr)
     rate_limited: bool = False  # counts every request (per user, per IP when anonymous)
     revoked: int = 0  # revocations its per-request check holds (the run's shared set)
+    refusals: tuple[int, ...] = (401,)  # the statuses it refuses a request with
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -147,13 +185,16 @@ class Target:
         """The headers of ``requests`` requests to ``route`` (an estimate: warm-up rate x
         run length, with a margin).
 
-        The extension point for a DPoP target: it returns a :class:`~bench.load.PerRequest`
-        of at least ``requests`` entries, each with the bound token and a fresh proof
-        signed here, before the run, so the load generator only reads them. The
-        unprotected route gets no token, as the tutorial calls it: the ratio then
-        includes the cost of receiving the header, which is the user's real cost.
+        A DPoP target (:class:`bench.dpop_targets.DPoPTarget`) returns a
+        :class:`~bench.load.PerRequest` of at least ``requests`` entries, each with the
+        bound token and a fresh proof signed here, before the run, so the load generator
+        only reads them. The unprotected route gets no token, as the tutorial calls it.
         """
-        return {"Authorization": f"Bearer {ctx.token}"} if route == "/test-auth" else {}
+        return self.protected_headers(ctx) if route == "/test-auth" else {}
+
+    def protected_headers(self, ctx: Context) -> dict[str, str]:
+        """What one request to the protected route carries to be answered 200."""
+        return bearer(ctx.token)
 
     def start(self, ctx: Context) -> None:
         command, env, cwd = self.command(ctx)
@@ -181,27 +222,32 @@ class Target:
         """The routes answer as they must, so no run measures a cheap error path, and the
         target does the per-request work it declares."""
         lines_before = self.log_lines(ctx)
-        tampered = ctx.token[:-4] + ("AAAA" if not ctx.token.endswith("AAAA") else "BBBB")
-        expected = [
-            ("/test", None, 200),
-            ("/test-auth", ctx.token, 200),
-            ("/test-auth", None, 401),
-            ("/test-auth", tampered, 401),
-        ]
-        if self.revoked:
-            expected.append(("/test-auth", ctx.revoked_token, 401))
-        for path, token, status in expected:
-            got = get(self.url + path, token)
-            if got != status:
-                raise Unavailable(f"GET {path} answered {got}, expected {status}")
-        limited = "ratelimit" in self.answer_headers(ctx)
+        probes = self.probes(ctx)
+        for probe in probes:
+            got = get(self.url + probe.path, probe.headers)
+            if (got == 200) if probe.accepted else (got in self.refusals):
+                continue
+            expected = "200" if probe.accepted else " or ".join(map(str, self.refusals))
+            what = f"GET {probe.path} ({probe.what})"
+            raise Unavailable(f"{what} answered {got}, expected {expected}")
+        limited = "ratelimit" in fetch(self.url + "/test-auth", self.protected_headers(ctx)).headers
         if limited != self.rate_limited:
             self.rate_limit_mismatch(limited)
         if self.access_log:
-            self.wait_for_log_lines(ctx, lines_before + len(expected))
+            self.wait_for_log_lines(ctx, lines_before + len(probes))
 
-    def answer_headers(self, ctx: Context) -> Mapping[str, str]:
-        return fetch(self.url + "/test-auth", ctx.token).headers
+    def probes(self, ctx: Context) -> list[Probe]:
+        """What :meth:`check` sends, in order: a refusal for every check it declares."""
+        probes = [
+            Probe("no token", "/test", {}, accepted=True),
+            Probe("the token", "/test-auth", bearer(ctx.token), accepted=True),
+            Probe("no token", "/test-auth", {}, accepted=False),
+            Probe("a tampered token", "/test-auth", bearer(tampered(ctx.token)), accepted=False),
+        ]
+        if self.revoked:
+            revoked = bearer(ctx.revoked_token)
+            probes.append(Probe("a revoked token", "/test-auth", revoked, accepted=False))
+        return probes
 
     def rate_limit_mismatch(self, limited: bool) -> None:
         said = "sends RateLimit headers" if limited else "sends no RateLimit header"
@@ -229,6 +275,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOTGUARD_", "AUTH0_"))}
     env.update(extra)
     return env
+
+
+def cli_env(ctx: Context) -> dict[str, str]:
+    """The environment jotguard's CLI (and its settings, read in-process) get in this run:
+    the run's data directory and issuer, no ``.env`` file."""
+    return clean_env(
+        JOTGUARD_DATA_DIR=str(ctx.data_dir),
+        JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
+        JOTGUARD_ISSUER=ctx.issuer,
+    )
 
 
 def cleanup_redis(ctx: Context) -> None:

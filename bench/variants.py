@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backends.errors import BackendUnavailable
+from bench.dpop_targets import DEFAULT_PROOF_LIFETIME, DPoPTarget
 from bench.targets import (
     AUDIENCE,
     JOTGUARD,
@@ -19,6 +20,7 @@ from bench.targets import (
     Target,
     Unavailable,
     clean_env,
+    cli_env,
 )
 
 
@@ -31,6 +33,7 @@ class Variant:
     revoked: int = 0
     env: Callable[[Context], dict[str, str]] = field(default=lambda ctx: {})
     note: str = ""
+    dpop: bool = False  # measured with a DPoP-bound token and a proof per request
 
 
 def _remote_issuer(ctx: Context) -> dict[str, str]:
@@ -57,6 +60,12 @@ VARIANTS: list[Variant] = [
     # What the access log (one INFO line per request, on by default) costs.
     Variant("sqlite+nolog", "sqlite", env=lambda ctx: {"JOTGUARD_LOG_LEVEL": "WARNING"}),
     Variant("sqlite+10k+noextras", "sqlite", revoked=10_000, env=lambda ctx: dict(NO_EXTRAS)),
+    # RFC 9449: each the twin of a Bearer variant above (its settings, same run), with a
+    # DPoP-bound token and a fresh proof on every request (bench.dpop_targets).
+    Variant("dpop", "sqlite", dpop=True, note="sqlite's settings, DPoP"),
+    Variant(
+        "dpop+10k+noextras", "sqlite", revoked=10_000, env=lambda ctx: dict(NO_EXTRAS), dpop=True
+    ),
 ]
 
 
@@ -130,15 +139,27 @@ class Jotguard(Target):
         super().rate_limit_mismatch(limited)
 
 
+class JotguardDPoP(DPoPTarget, Jotguard):
+    """A DPoP variant: its public URL is the one its proofs' ``htu`` names."""
+
+    def settings(self, ctx: Context) -> dict[str, str]:
+        env = super().settings(ctx)
+        env["JOTGUARD_PUBLIC_URL"] = self.url
+        lifetime = self.client(ctx).proof_lifetime
+        if lifetime != DEFAULT_PROOF_LIFETIME:
+            env["JOTGUARD_DPOP_PROOF_LIFETIME"] = str(lifetime)
+        return env
+
+
+def jotguard_target(variant: Variant, port: int) -> Jotguard:
+    return (JotguardDPoP if variant.dpop else Jotguard)(variant, port)
+
+
 def issue_token(
     ctx: Context, ttl: int, *, sub: str = "bench-user", scope: str = "read:bench"
 ) -> str:
     """A token from jotguard's own CLI (by default the one every target is measured with)."""
-    env = clean_env(
-        JOTGUARD_DATA_DIR=str(ctx.data_dir),
-        JOTGUARD_ENV_FILE=str(ctx.data_dir / "absent.env"),
-        JOTGUARD_ISSUER=ctx.issuer,
-    )
+    env = cli_env(ctx)
     if not ctx.data_dir.exists():  # the CLI acts only on a data directory made for it
         subprocess.run([*JOTGUARD, "init"], env=env, cwd=REPO, capture_output=True, check=True)
     issue = ["token", "issue", "--sub", sub, "--scope", scope, "--ttl", str(ttl)]

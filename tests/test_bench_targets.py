@@ -32,14 +32,11 @@ def token_with(claims: dict[str, object]) -> str:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
-    context = Context(
+    context = Context.for_run(
+        tmp_path,
+        "http://127.0.0.1:1/",
         work=tmp_path / "work",
-        run=tmp_path,
-        data_dir=tmp_path / "data",
-        issuer="http://127.0.0.1:1/",
-        jwks_uri="http://127.0.0.1:1/.well-known/jwks.json",
         redis_url="redis://127.0.0.1:6379/15",
-        server_cpu=None,
     )
     context.revoked_token = token_with({"jti": "probe-jti", "sub": "bench-revoked"})
     return context
