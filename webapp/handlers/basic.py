@@ -3,11 +3,10 @@ path, a body over the size limit."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tornado.web import HTTPError, stream_request_body
 
 from webapp.service.openapi import json_response, operation, text_response
+from webapp.web.collaborators import collaborator
 from webapp.web.errors import RequestTooLarge
 from webapp.web.handler import AuthenticatedHandler, JsonHandler
 
@@ -72,9 +71,7 @@ class BodyTooLargeHandler(JsonHandler):
     """413 for a request whose Content-Length is over ``max_body_bytes``, sent once the
     headers are read: Tornado discards the body while it goes out, then closes."""
 
-    def initialize(self, *, max_body_bytes: int, **web: Any) -> None:
-        self.max_body_bytes = max_body_bytes
-        super().initialize(**web)
+    max_body_bytes: int = collaborator()
 
     async def prepare(self) -> None:
         await self.limit_request(authenticating=False)

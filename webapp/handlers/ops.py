@@ -7,6 +7,7 @@ from typing import Any
 from webapp.service.metrics import Metrics
 from webapp.service.openapi import json_response, operation
 from webapp.service.readiness import OK, Readiness
+from webapp.web.collaborators import collaborator
 from webapp.web.handler import JsonHandler
 
 READY_RETRY_AFTER = 5
@@ -28,9 +29,7 @@ class ReadinessHandler(JsonHandler):
     quiet_access_log = True
     rate_limit = None  # probes are never limited
 
-    def initialize(self, *, readiness: Readiness, **web: Any) -> None:
-        self.readiness = readiness
-        super().initialize(**web)
+    readiness: Readiness = collaborator()
 
     @operation(
         "Readiness: every dependency a request may need answers",
@@ -92,9 +91,7 @@ class MetricsHandler(JsonHandler):
     quiet_access_log = True
     rate_limit = None  # scrapes are never limited
 
-    def initialize(self, *, metrics: Metrics, **web: Any) -> None:
-        self.metrics = metrics
-        super().initialize(**web)
+    metrics: Metrics = collaborator()
 
     @operation(
         "Prometheus metrics",
@@ -118,9 +115,7 @@ class MetricsHandler(JsonHandler):
 
 
 class OpenAPIHandler(JsonHandler):
-    def initialize(self, *, document: dict[str, Any], **web: Any) -> None:
-        self.document = document
-        super().initialize(**web)
+    document: dict[str, Any] = collaborator()
 
     @operation(
         "This document",
