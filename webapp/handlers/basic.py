@@ -1,5 +1,5 @@
-"""The tutorial's two routes, liveness, and the answers no route gives: an unknown
-path, a body over the size limit."""
+"""The tutorial's two routes, liveness (and the base of the other probes), and the
+answers no route gives: an unknown path, a body over the size limit."""
 
 from __future__ import annotations
 
@@ -35,11 +35,16 @@ class ProtectedHandler(AuthenticatedHandler):
         self.write("This is a protected route.")
 
 
-class HealthHandler(JsonHandler):
-    """Liveness: the process answers. No I/O, so it never flaps with a dependency."""
+class ProbeHandler(JsonHandler):
+    """A route machines poll every few seconds (liveness, readiness, metrics): never rate
+    limited, and its successes logged at DEBUG only."""
 
     quiet_access_log = True
-    rate_limit = None  # probes are never limited
+    rate_limit = None
+
+
+class HealthHandler(ProbeHandler):
+    """Liveness: the process answers. No I/O, so it never flaps with a dependency."""
 
     @operation(
         "Liveness: the process answers (no I/O)",

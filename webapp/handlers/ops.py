@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.handlers.basic import ProbeHandler
 from webapp.service.metrics import Metrics
 from webapp.service.openapi import json_response, operation
 from webapp.service.readiness import OK, Readiness
@@ -25,10 +26,7 @@ _NOTES_SCHEMA = {
 }
 
 
-class ReadinessHandler(JsonHandler):
-    quiet_access_log = True
-    rate_limit = None  # probes are never limited
-
+class ReadinessHandler(ProbeHandler):
     readiness: Readiness = collaborator()
 
     @operation(
@@ -87,10 +85,7 @@ class ReadinessHandler(JsonHandler):
         self.write(body)
 
 
-class MetricsHandler(JsonHandler):
-    quiet_access_log = True
-    rate_limit = None  # scrapes are never limited
-
+class MetricsHandler(ProbeHandler):
     metrics: Metrics = collaborator()
 
     @operation(
