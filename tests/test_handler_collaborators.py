@@ -9,6 +9,7 @@ from backends.auth import Authenticator
 from webapp.handlers.basic import HealthHandler, NotFoundHandler
 from webapp.handlers.ops import OpenAPIHandler
 from webapp.service.app import JotguardApplication
+from webapp.service.openapi import operation, text_response
 from webapp.web.collaborators import Collaborators, check_route, collaborator
 from webapp.web.handler import AuthenticatedHandler, JsonHandler
 
@@ -121,6 +122,7 @@ class OwnInitialize(AuthenticatedHandler):
         self.greeting = greeting
         super().initialize(**rest)
 
+    @operation("Greets", responses={200: text_response("Hi.")})
     def get(self) -> None:
         self.write({"greeting": self.greeting, "subject": self.principal.subject})
 
@@ -138,3 +140,8 @@ async def test_a_handler_s_own_initialize_still_takes_its_keywords(fetch, servic
     response = await fetch("/own", token=token)
     assert response.code == 200
     assert response.body == b'{"greeting": "hi", "subject": "alice"}'
+
+
+def test_jotguard_s_application_leaves_an_own_initialize_s_keywords_to_it():
+    route = (r"/own", OwnInitialize, {"greeting": "hi", "authenticator": Authenticator([])})
+    assert [r.template for r in JotguardApplication([route]).routes] == ["/own"]

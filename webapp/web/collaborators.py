@@ -100,7 +100,10 @@ class Collaborators:
             )
 
     def set_collaborators(self, given: Mapping[str, object]) -> None:
-        """Set the collaborators a route gives (:meth:`check_collaborators` first)."""
+        """Set the collaborators a route gives (:meth:`check_collaborators` first).
+
+        What initialize does: a class with work that needs its collaborators extends this.
+        """
         cls = type(self)
         # Set comparisons on the keys: no allocation on the path every request takes.
         if not (given.keys() <= cls.collaborators and cls.required_collaborators <= given.keys()):
@@ -116,7 +119,10 @@ class Collaborators:
 
 
 def check_route(handler: type, kwargs: Mapping[str, object]) -> None:
-    """:raises TypeError: ``kwargs`` is not what ``handler`` (when it declares its
-    collaborators) takes: call it where the routes are built."""
-    if issubclass(handler, Collaborators):
+    """Call it where the routes are built.
+
+    :raises TypeError: ``kwargs`` is not what ``handler`` declares. A handler with an
+        initialize of its own takes what that says: Tornado checks it on the request.
+    """
+    if issubclass(handler, Collaborators) and handler.initialize is Collaborators.initialize:
         handler.check_collaborators(kwargs)

@@ -18,7 +18,7 @@ keyword nobody declared or a required one left out with a ``TypeError``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
@@ -88,14 +88,12 @@ class JsonHandler(Collaborators, RequestHandler):
     rate_limits: RequestLimits | None = collaborator(None)
     cors: CorsPolicy | None = collaborator(None)
 
-    def _initialize(self, **given: object) -> None:
-        self.set_collaborators(given)
+    def set_collaborators(self, given: Mapping[str, object]) -> None:
+        super().set_collaborators(given)
         if self.cors is not None:
             # The first clear() ran without the policy: cleared again, the CORS headers
             # take the place they have had in every response (before a subclass's own).
             self.clear()
-
-    initialize: Callable[..., None] = _initialize
 
     def prepare(self) -> Awaitable[None] | None:
         return self.limit_request(authenticating=False)
