@@ -8,6 +8,7 @@ import re
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
+from backends.auth import Authenticator
 from tests.dpop_http import DPoPClient, bound_token
 from tests.dpop_support import key_for
 from tests.helpers import ScopedHandler, app_with
@@ -81,6 +82,11 @@ async def test_security_follows_the_handler_and_its_scope_decorators(fetch):
     assert len(paths["/test"]["get"]["parameters"]) == 1
 
 
+# What a protected route takes, for applications built only for their document: an
+# authenticator that trusts no issuer.
+PROTECTED = {"authenticator": Authenticator([])}
+
+
 class DPoPOnly(AuthenticatedHandler):
     dpop_required = True
 
@@ -107,7 +113,12 @@ class Optional(AuthenticatedHandler):
 )
 def test_the_dpop_mode_decides_the_schemes(mode, expected):
     app = JotguardApplication(
-        [(r"/a", ScopedHandler), (r"/b", DPoPOnly), (r"/c", Optional)], dpop=mode
+        [
+            (r"/a", ScopedHandler, PROTECTED),
+            (r"/b", DPoPOnly, PROTECTED),
+            (r"/c", Optional, PROTECTED),
+        ],
+        dpop=mode,
     )
     document = app.openapi
     OpenAPIV31SpecValidator(document).validate()
@@ -128,7 +139,7 @@ def test_the_dpop_mode_decides_the_schemes(mode, expected):
 
 
 def test_without_dpop_the_document_names_none():
-    document = JotguardApplication([(r"/a", ScopedHandler)]).openapi
+    document = JotguardApplication([(r"/a", ScopedHandler, PROTECTED)]).openapi
     assert set(document["components"]["securitySchemes"]) == {"bearerAuth"}
     assert "DPoPProof" not in document["components"]["parameters"]
     unauthorized = document["components"]["responses"]["Unauthorized"]
@@ -250,7 +261,7 @@ def test_request_bodies_and_extra_errors_are_documented(services):
     class Limited(Revoke):
         rate_limit = "token"
 
-    app = JotguardApplication([(r"/revoke", Revoke), (r"/limited", Limited)])
+    app = JotguardApplication([(r"/revoke", Revoke, PROTECTED), (r"/limited", Limited, PROTECTED)])
     document = app.openapi
     OpenAPIV31SpecValidator(document).validate()
     post = document["paths"]["/revoke"]["post"]
@@ -267,7 +278,7 @@ def test_an_undocumented_handler_method_stops_the_application(services):
             pass
 
     with pytest.raises(ValueError, match=r"Undocumented\.delete serves DELETE /things"):
-        JotguardApplication([(r"/things", Undocumented)])
+        JotguardApplication([(r"/things", Undocumented, PROTECTED)])
 
 
 def test_an_error_status_without_a_shared_response_is_refused(services):

@@ -8,6 +8,7 @@
 - ``cli``: the ``jotguard`` command.
 """
 
+from webapp.web.collaborators import collaborator
 from webapp.web.handler import (
     AuthenticatedHandler,
     JsonHandler,
@@ -15,4 +16,10 @@ from webapp.web.handler import (
     requires_scopes,
 )
 
-__all__ = ["AuthenticatedHandler", "JsonHandler", "requires_any_scope", "requires_scopes"]
+__all__ = [
+    "AuthenticatedHandler",
+    "JsonHandler",
+    "collaborator",
+    "requires_any_scope",
+    "requires_scopes",
+]

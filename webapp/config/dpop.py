@@ -12,13 +12,6 @@ from webapp.config.fields import setting
 DPOP_MODES = ("off", "allowed", "required")
 
 
-def dpop_mode(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in DPOP_MODES:
-        raise ValueError(f"must be one of {', '.join(DPOP_MODES)}")
-    return value
-
-
 def dpop_algorithms(raw: str) -> tuple[str, ...]:
     algorithms = tuple(a.strip() for a in raw.split(",") if a.strip())
     try:
@@ -42,7 +35,7 @@ class DPoPFields:
     dpop: str = setting(
         "JOTGUARD_DPOP",
         "allowed",
-        dpop_mode,
+        parsers.one_of(DPOP_MODES),
         "DPoP on protected routes and the token endpoint: allowed (Bearer as before; bound"
         " tokens need proofs), required (Bearer tokens refused) or off.",
     )

@@ -7,34 +7,48 @@ Each raises ``ValueError`` with a reason such as "must be a whole number from 0 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from backends.keys import ALGORITHM_KEY_TYPES
 from backends.ratelimit import parse_limits
 from backends.storage.urls import check_store_url
 
+Number = TypeVar("Number", int, float)
 
-def int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+
+def _between(
+    convert: Callable[[str], Number], low: Number, high: Number, wanted: str
+) -> Callable[[str], Number]:
+    """A parser of numbers from ``low`` to ``high``; ``wanted`` says what else is refused."""
+
+    def parse(raw: str) -> Number:
         try:
-            value = int(raw.strip())
+            value = convert(raw.strip())
         except ValueError:
-            raise ValueError(f"must be a whole number from {low} to {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
+            raise ValueError(wanted) from None
+        if not low <= value <= high:  # NaN too: it compares false
+            raise ValueError(wanted)
         return value
 
     return parse
 
 
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    return _between(int, low, high, f"must be a whole number from {low} to {high}")
+
+
 def seconds_between(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}")
+    return _between(float, low, high, f"must be a number of seconds from {low:g} to {high:g}")
+
+
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser of one of the lower-case ``choices``, given in any case."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
         return value
 
     return parse
@@ -172,13 +186,7 @@ def rate_limits(raw: str) -> str:
 
 
 CLIENT_IP_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
-
-
-def client_ip_header(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in CLIENT_IP_HEADERS:
-        raise ValueError(f"must be one of {', '.join(CLIENT_IP_HEADERS)}")
-    return value
+client_ip_header = one_of(CLIENT_IP_HEADERS)
 
 
 def key_prefix(raw: str) -> str:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from backends.ratelimit import check_storage_uri
 from webapp.config import parsers
 from webapp.config.fields import setting
 from webapp.web.clientip import Network, parse_networks
+
+
+def policy(env: str, default: str, help: str) -> Any:
+    """A policy's limits: in the ``limits`` notation, or ``off``."""
+    return setting(env, default, parsers.rate_limits, help)
 
 
 @dataclass(frozen=True)
@@ -48,61 +54,52 @@ class RateLimitFields:
     )
     # Policies: each accepts `off` (no counting, no headers for it); turning the route
     # policies off leaves the brute-force guards (preauth, failed-auth, password) on.
-    ratelimit_default: str = setting(
+    ratelimit_default: str = policy(
         "JOTGUARD_RATELIMIT_DEFAULT",
         "600/minute",
-        parsers.rate_limits,
         "Every limited route without its own limit: per user, or per IP when anonymous.",
     )
-    ratelimit_token: str = setting(
+    ratelimit_token: str = policy(
         "JOTGUARD_RATELIMIT_TOKEN",
         "10/minute;100/hour",
-        parsers.rate_limits,
         "Tokens issued, moving window: /oauth/token per verified client and IP (password"
         " and refresh grants per client and user), /get-token per IP.",
     )
-    ratelimit_introspect: str = setting(
+    ratelimit_introspect: str = policy(
         "JOTGUARD_RATELIMIT_INTROSPECT",
         "6000/minute",
-        parsers.rate_limits,
         "/oauth/introspect and /oauth/revoke, per verified client.",
     )
-    ratelimit_admin: str = setting(
+    ratelimit_admin: str = policy(
         "JOTGUARD_RATELIMIT_ADMIN",
         "60/minute",
-        parsers.rate_limits,
         "The admin API (/admin/*), per user.",
     )
-    ratelimit_api: str = setting(
+    ratelimit_api: str = policy(
         "JOTGUARD_RATELIMIT_API",
         "300/minute",
-        parsers.rate_limits,
         "The demo API (/api/*), per user.",
     )
-    ratelimit_preauth: str = setting(
+    ratelimit_preauth: str = policy(
         "JOTGUARD_RATELIMIT_PREAUTH",
         "3000/minute",
-        parsers.rate_limits,
         "Per IP: requests with credentials to check, counted before any check.",
     )
-    ratelimit_failed_auth: str = setting(
+    ratelimit_failed_auth: str = policy(
         "JOTGUARD_RATELIMIT_FAILED_AUTH",
         "10/minute;100/hour",
-        parsers.rate_limits,
         "Per IP: failed token and client checks (checks in flight hold a slot); once spent,"
         " the IP gets 429 before any check.",
     )
-    ratelimit_password: str = setting(
+    ratelimit_password: str = policy(
         "JOTGUARD_RATELIMIT_PASSWORD",
         "5/minute;20/hour",
-        parsers.rate_limits,
         "Per client and username, from any IP: failed passwords (checks in flight hold a"
         " slot); once spent, that account's logins through that client get 429 unchecked.",
     )
-    ratelimit_password_ip: str = setting(
+    ratelimit_password_ip: str = policy(
         "JOTGUARD_RATELIMIT_PASSWORD_IP",
         "30/minute;300/hour",
-        parsers.rate_limits,
         "Per IP, a coarse flood guard: failed passwords for any account through any client.",
     )
     trusted_proxies: tuple[Network, ...] = setting(

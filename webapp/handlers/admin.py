@@ -25,6 +25,7 @@ from webapp.service.revoking import (
     entry_json,
 )
 from webapp.service.revoking import parse_request as parse_revocation
+from webapp.web.collaborators import collaborator
 from webapp.web.handler import AuthenticatedHandler, require_json_media_type
 
 DEFAULT_PAGE = 50
@@ -94,12 +95,8 @@ class AdminHandler(AuthenticatedHandler):
     openapi_scopes = ("admin",)  # the default JOTGUARD_ADMIN_SCOPE
     rate_limit = "admin"
 
-    def initialize(
-        self, *, admin_scope: str, admin_issuers: Collection[str], **protected: Any
-    ) -> None:
-        self.admin_scope = admin_scope
-        self.admin_issuers = admin_issuers
-        super().initialize(**protected)
+    admin_scope: str = collaborator()
+    admin_issuers: Collection[str] = collaborator()
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -141,15 +138,11 @@ class AdminHandler(AuthenticatedHandler):
 class RevocationHandlerBase(AdminHandler):
     """An admin route over the revocation store."""
 
-    def initialize(self, *, revocations: RevocationStore, **admin: Any) -> None:  # type: ignore[override]
-        self.revocations = revocations
-        super().initialize(**admin)
+    revocations: RevocationStore = collaborator()
 
 
 class RevocationsHandler(RevocationHandlerBase):
-    def initialize(self, *, revoker: Revoker, **admin: Any) -> None:  # type: ignore[override]
-        self.revoker = revoker
-        super().initialize(**admin)
+    revoker: Revoker = collaborator()
 
     @operation(
         "Revoke a token (jti or whole token), a subject, a client or a local user",

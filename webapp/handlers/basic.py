@@ -1,13 +1,12 @@
-"""The tutorial's two routes, liveness, and the answers no route gives: an unknown
-path, a body over the size limit."""
+"""The tutorial's two routes, liveness (and the base of the other probes), and the
+answers no route gives: an unknown path, a body over the size limit."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from tornado.web import HTTPError, stream_request_body
 
 from webapp.service.openapi import json_response, operation, text_response
+from webapp.web.collaborators import collaborator
 from webapp.web.errors import RequestTooLarge
 from webapp.web.handler import AuthenticatedHandler, JsonHandler
 
@@ -36,11 +35,16 @@ class ProtectedHandler(AuthenticatedHandler):
         self.write("This is a protected route.")
 
 
-class HealthHandler(JsonHandler):
-    """Liveness: the process answers. No I/O, so it never flaps with a dependency."""
+class ProbeHandler(JsonHandler):
+    """A route machines poll every few seconds (liveness, readiness, metrics): never rate
+    limited, and its successes logged at DEBUG only."""
 
     quiet_access_log = True
-    rate_limit = None  # probes are never limited
+    rate_limit = None
+
+
+class HealthHandler(ProbeHandler):
+    """Liveness: the process answers. No I/O, so it never flaps with a dependency."""
 
     @operation(
         "Liveness: the process answers (no I/O)",
@@ -72,9 +76,7 @@ class BodyTooLargeHandler(JsonHandler):
     """413 for a request whose Content-Length is over ``max_body_bytes``, sent once the
     headers are read: Tornado discards the body while it goes out, then closes."""
 
-    def initialize(self, *, max_body_bytes: int, **web: Any) -> None:
-        self.max_body_bytes = max_body_bytes
-        super().initialize(**web)
+    max_body_bytes: int = collaborator()
 
     async def prepare(self) -> None:
         await self.limit_request(authenticating=False)

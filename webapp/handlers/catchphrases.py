@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from backends.catchphrases.base import (
     MAX_PAGE,
@@ -19,6 +18,7 @@ from backends.catchphrases.base import (
 )
 from backends.errors import InvalidInput, NotFound
 from webapp.service.openapi import json_body, json_response, operation
+from webapp.web.collaborators import collaborator
 from webapp.web.errors import RequestTooLarge
 from webapp.web.handler import AuthenticatedHandler, require_json_media_type, requires_scopes
 
@@ -72,9 +72,7 @@ _NOT_FOUND = "No catchphrase has this id"
 class CatchphraseBase(AuthenticatedHandler):
     rate_limit = "api"
 
-    def initialize(self, *, catchphrases: CatchphraseStore, **protected: Any) -> None:
-        self.store = catchphrases
-        super().initialize(**protected)
+    catchphrases: CatchphraseStore = collaborator()
 
     def _json_fields(self) -> CatchphraseFields:
         require_json_media_type(self.request)
@@ -100,7 +98,7 @@ class CatchphrasesHandler(CatchphraseBase):
             raise InvalidInput(f"limit must be a whole number from 1 to {MAX_PAGE}")
         limit = int(raw_limit)
         after = self.get_query_argument("after", None)
-        items = await self.store.list(limit=limit + 1, after=after)
+        items = await self.catchphrases.list(limit=limit + 1, after=after)
         page = items[:limit]
         self.write(
             {
@@ -120,7 +118,7 @@ class CatchphrasesHandler(CatchphraseBase):
     async def post(self) -> None:
         fields = self._json_fields()
         item = make_catchphrase(fields, self.principal.subject, time.time())
-        await self.store.add(item)
+        await self.catchphrases.add(item)
         self.set_status(201)
         self.set_header("Location", f"/api/catchphrases/{item.id}")
         self.write(item.as_json())
@@ -135,7 +133,7 @@ class CatchphraseHandler(CatchphraseBase):
     )
     @requires_scopes(READ)
     async def get(self, item_id: str) -> None:
-        item = await self.store.get(item_id)
+        item = await self.catchphrases.get(item_id)
         if item is None:
             raise NotFound(_NOT_FOUND)
         self.write(item.as_json())
@@ -150,7 +148,7 @@ class CatchphraseHandler(CatchphraseBase):
     @requires_scopes(WRITE)
     async def put(self, item_id: str) -> None:
         fields = self._json_fields()
-        item = await self.store.replace(item_id, fields, now=time.time())
+        item = await self.catchphrases.replace(item_id, fields, now=time.time())
         if item is None:
             raise NotFound(_NOT_FOUND)
         self.write(item.as_json())
@@ -163,6 +161,6 @@ class CatchphraseHandler(CatchphraseBase):
     )
     @requires_scopes(DELETE)
     async def delete(self, item_id: str) -> None:
-        if not await self.store.delete(item_id):
+        if not await self.catchphrases.delete(item_id):
             raise NotFound(_NOT_FOUND)
         self.set_status(204)

@@ -9,7 +9,6 @@ both at once; unconfigured, the route does not exist (404).
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
 
 from backends.errors import NotFound
 from backends.issuance.exchange import LocalTokenExchange
@@ -17,6 +16,7 @@ from backends.outbound.token_exchange import ClientCredentialsExchange
 from webapp.handlers.basic import NotFoundHandler
 from webapp.handlers.get_token_local import local_get_token
 from webapp.service.openapi import ERROR_SCHEMA, json_response, operation
+from webapp.web.collaborators import collaborator
 from webapp.web.handler import JsonHandler
 from webapp.web.ratelimit import PolicyRef
 
@@ -48,16 +48,8 @@ class GetTokenHandler(JsonHandler):
 
     rate_limit: PolicyRef = "token"
 
-    def initialize(
-        self,
-        *,
-        token_exchange: ClientCredentialsExchange | None,
-        get_token_local: LocalTokenExchange | None,
-        **web: Any,
-    ) -> None:
-        self.token_exchange = token_exchange
-        self.get_token_local = get_token_local
-        super().initialize(**web)
+    token_exchange: ClientCredentialsExchange | None = collaborator()
+    get_token_local: LocalTokenExchange | None = collaborator()
 
     def prepare(self) -> Awaitable[None] | None:
         if self.token_exchange is None and self.get_token_local is None:

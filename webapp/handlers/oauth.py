@@ -27,6 +27,7 @@ from webapp.handlers.oauth_endpoint import (
     parse_form,
 )
 from webapp.service.openapi import form_body, json_response, operation
+from webapp.web.collaborators import collaborator
 from webapp.web.ratelimit import client_key
 
 _TOKEN_FORM = form_body(
@@ -72,12 +73,8 @@ class TokenEndpointHandler(OAuthEndpointHandler):
 
     rate_limit = "introspect"
 
-    def initialize(  # type: ignore[override]
-        self, *, authenticator: Authenticator, revocations: RevocationStore, **oauth: Any
-    ) -> None:
-        self.authenticator = authenticator
-        self.revocations = revocations
-        super().initialize(**oauth)
+    authenticator: Authenticator = collaborator()
+    revocations: RevocationStore = collaborator()
 
     async def post(self) -> None:
         form = parse_form(self.request)
@@ -150,9 +147,7 @@ class IntrospectHandler(TokenEndpointHandler):
     """RFC 7662: ``{"active": false}`` for revoked, expired, foreign or garbled tokens,
     and for tokens of another client unless the caller holds the admin scope."""
 
-    def initialize(self, *, admin_scope: str, **endpoint: Any) -> None:  # type: ignore[override]
-        self.admin_scope = admin_scope
-        super().initialize(**endpoint)
+    admin_scope: str = collaborator()
 
     @operation(
         "RFC 7662: is this token active, and what does it carry",

@@ -19,6 +19,7 @@ from backends.issuance.errors import InvalidClient, InvalidRequest
 from backends.issuance.grants import TokenService
 from backends.issuance.queueing import mark_request_started
 from webapp.service.openapi import ERROR_SCHEMA, json_response
+from webapp.web.collaborators import collaborator
 from webapp.web.handler import JsonHandler
 
 log = logging.getLogger("jotguard.oauth")
@@ -137,9 +138,7 @@ class OAuthEndpointHandler(JsonHandler):
 
     rate_limit = "token"
 
-    def initialize(self, *, tokens: TokenService, **web: Any) -> None:
-        self.tokens = tokens
-        super().initialize(**web)
+    tokens: TokenService = collaborator()
 
     def set_default_headers(self) -> None:
         super().set_default_headers()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.handlers.basic import ProbeHandler
 from webapp.service.metrics import Metrics
 from webapp.service.openapi import json_response, operation
 from webapp.service.readiness import OK, Readiness
+from webapp.web.collaborators import collaborator
 from webapp.web.handler import JsonHandler
 
 READY_RETRY_AFTER = 5
@@ -24,13 +26,8 @@ _NOTES_SCHEMA = {
 }
 
 
-class ReadinessHandler(JsonHandler):
-    quiet_access_log = True
-    rate_limit = None  # probes are never limited
-
-    def initialize(self, *, readiness: Readiness, **web: Any) -> None:
-        self.readiness = readiness
-        super().initialize(**web)
+class ReadinessHandler(ProbeHandler):
+    readiness: Readiness = collaborator()
 
     @operation(
         "Readiness: every dependency a request may need answers",
@@ -88,13 +85,8 @@ class ReadinessHandler(JsonHandler):
         self.write(body)
 
 
-class MetricsHandler(JsonHandler):
-    quiet_access_log = True
-    rate_limit = None  # scrapes are never limited
-
-    def initialize(self, *, metrics: Metrics, **web: Any) -> None:
-        self.metrics = metrics
-        super().initialize(**web)
+class MetricsHandler(ProbeHandler):
+    metrics: Metrics = collaborator()
 
     @operation(
         "Prometheus metrics",
@@ -118,9 +110,7 @@ class MetricsHandler(JsonHandler):
 
 
 class OpenAPIHandler(JsonHandler):
-    def initialize(self, *, document: dict[str, Any], **web: Any) -> None:
-        self.document = document
-        super().initialize(**web)
+    document: dict[str, Any] = collaborator()
 
     @operation(
         "This document",

@@ -19,6 +19,7 @@ from webapp.service import lifecycle
 from webapp.service.issuance import Issuance
 from webapp.service.openapi import json_body, json_response, operation
 from webapp.service.revoking import entry_json
+from webapp.web.collaborators import collaborator
 from webapp.web.handler import require_json_media_type
 
 T = TypeVar("T")
@@ -114,9 +115,7 @@ def client_json(client: Client) -> dict[str, Any]:
 class RegistryHandler(AdminHandler):
     """An admin route over the local issuer's users and clients."""
 
-    def initialize(self, *, issuance: Issuance, **admin: Any) -> None:  # type: ignore[override]
-        self.issuance = issuance
-        super().initialize(**admin)
+    issuance: Issuance = collaborator()
 
     async def call(self, action: Awaitable[T]) -> T:
         """``action``'s result; 404 for an unknown account."""

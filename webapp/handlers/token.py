@@ -19,8 +19,6 @@ request was charged to the ``preauth`` guard like every token request.
 
 from __future__ import annotations
 
-from typing import Any
-
 from backends.dpop import DPoPError, UseDPoPNonce, VerifiedProof
 from backends.issuance.base import GRANT_TYPES, Client, parse_scopes
 from backends.issuance.errors import InvalidRequest, InvalidScope, UnsupportedGrantType
@@ -34,6 +32,7 @@ from webapp.handlers.oauth_endpoint import (
 )
 from webapp.service.metrics import Metrics
 from webapp.service.openapi import form_body, json_response, operation
+from webapp.web.collaborators import collaborator
 from webapp.web.dpop import DPoPGate
 from webapp.web.errors import ApiError
 from webapp.web.ratelimit import client_key
@@ -101,12 +100,8 @@ def proof_refusal(exc: DPoPError) -> ApiError:
 
 
 class TokenHandler(OAuthEndpointHandler):
-    def initialize(  # type: ignore[override]
-        self, *, metrics: Metrics, dpop: DPoPGate | None = None, **oauth: Any
-    ) -> None:
-        self.metrics = metrics
-        self.dpop = dpop
-        super().initialize(**oauth)
+    metrics: Metrics = collaborator()
+    dpop: DPoPGate | None = collaborator(None)
 
     @operation(
         "RFC 6749 token endpoint: client_credentials, password, refresh_token",

@@ -12,6 +12,7 @@ from backends.keys.keyring import Keyring
 from webapp.handlers.catchphrases import DEMO_SCOPES
 from webapp.handlers.oauth_endpoint import CLIENT_AUTH_METHODS
 from webapp.service.openapi import json_response, operation
+from webapp.web.collaborators import collaborator
 from webapp.web.handler import JsonHandler
 
 _JWKS_SCHEMA = {
@@ -56,9 +57,7 @@ class WellKnownHandler(JsonHandler):
 
 
 class JWKSHandler(WellKnownHandler):
-    def initialize(self, *, keyring: Keyring, **web: Any) -> None:
-        self.keyring = keyring
-        super().initialize(**web)
+    keyring: Keyring = collaborator()
 
     @operation(
         "The local issuer's public keys: next (signs soon), current and retired (accepted)",
@@ -114,9 +113,7 @@ def discovery_document(
 
 
 class DiscoveryHandler(WellKnownHandler):
-    def initialize(self, *, document: dict[str, Any], **web: Any) -> None:
-        self.document = document  # fixed once the keyring's algorithm is
-        super().initialize(**web)
+    document: dict[str, Any] = collaborator()  # fixed once the keyring's algorithm is
 
     @operation(
         "The local issuer's metadata (OpenID Connect discovery / RFC 8414)",

@@ -37,6 +37,7 @@ from webapp.service.openapi import DPoPMode, build_document
 from webapp.service.revoking import Revoker
 from webapp.service.routing import app_routes, route_of, templates_by_handler
 from webapp.service.services import Services
+from webapp.web.collaborators import check_route
 
 Route = tuple[str, type[RequestHandler], dict[str, Any]]
 
@@ -91,6 +92,10 @@ class JotguardApplication(Application):
     given ``web`` (the keywords of every JSON route), as the default handler is.
     ``dpop`` (JOTGUARD_DPOP) says which token schemes the document gives protected
     routes: it must be what their ``dpop`` gate does.
+
+    Every route's keywords are checked against its handler's collaborators here
+    (:func:`~webapp.web.collaborators.check_route`): a route that gives one too many or
+    one too few fails at start-up with a ``TypeError``, not on its first request.
     """
 
     _idle: asyncio.Event | None = None
@@ -110,9 +115,16 @@ class JotguardApplication(Application):
         self._in_flight: set[HTTPServerRequest] = set()
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        self._web = web or {}
+        self._too_large = {**(web or {}), "max_body_bytes": max_body_bytes}
         super().__init__(handlers, **settings)
         self.routes = app_routes(self)
+        if max_body_bytes is not None:
+            check_route(BodyTooLargeHandler, self._too_large)
+        if self.settings.get("default_handler_class") is not None:
+            check_route(
+                self.settings["default_handler_class"],
+                self.settings.get("default_handler_args") or {},
+            )
         self._templates = templates_by_handler(self.routes)
         self.openapi = build_document(self.routes, dpop=dpop)
         if metrics is not None:
@@ -150,9 +162,7 @@ class JotguardApplication(Application):
                 # Else Tornado's own check refuses the length and closes under the client
                 # before the 413 is read; raised, it discards the body while the 413 goes out.
                 request.connection.set_max_body_size(declared)
-            delegate = super().get_handler_delegate(
-                request, BodyTooLargeHandler, {**self._web, "max_body_bytes": limit}
-            )
+            delegate = super().get_handler_delegate(request, BodyTooLargeHandler, self._too_large)
         else:
             delegate = super().get_handler_delegate(request, target_class, *args, **kwargs)
         return _CountedUntilLost(self, request, delegate)

@@ -15,6 +15,8 @@ from tornado.routing import PathMatches
 from tornado.util import re_unescape
 from tornado.web import Application, RequestHandler
 
+from webapp.web.collaborators import check_route
+
 UNMATCHED = "unmatched"
 
 _GROUP = re.compile(r"\((?:\?P<(?P<name>\w+)>)?[^()]*\)")
@@ -63,13 +65,18 @@ def _literal(fragment: str, pattern: str) -> str:
 
 
 def app_routes(app: Application) -> list[Route]:
-    """The application's routes, in matching order."""
+    """The application's routes, in matching order.
+
+    :raises ValueError: a route is not a path routed to a handler class.
+    :raises TypeError: a route's keywords are not the collaborators its handler takes.
+    """
     routes = []
     for rule in app.wildcard_router.rules:
         if not isinstance(rule.matcher, PathMatches) or not (
             isinstance(rule.target, type) and issubclass(rule.target, RequestHandler)
         ):
             raise ValueError(f"route {rule!r} is not a path routed to a RequestHandler")
+        check_route(rule.target, rule.target_kwargs)
         routes.append(Route(route_template(rule.matcher.regex.pattern), rule.target, rule.matcher))
     return routes
 

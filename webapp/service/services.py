@@ -9,7 +9,6 @@ or token exchange, no mirror in front of the in-process memory store).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -31,6 +30,7 @@ from backends.revocation.base import RevocationStore
 from backends.revocation.factory import open_store
 from backends.revocation.mirror import RevocationMirror
 from backends.revocation.notify import notifier_for
+from backends.tasks import cancel_all
 from webapp.config.parsers import RATELIMIT_OFF
 from webapp.config.settings import Settings
 from webapp.service.issuance import Issuance
@@ -345,11 +345,7 @@ class Services:
         return kids
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         for backend in self.remote_backends:
             await backend.aclose()

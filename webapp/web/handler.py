@@ -10,16 +10,15 @@ third element of a route tuple (``(r"/hello", HelloHandler, {"authenticator": a}
 ``AuthenticatedHandler`` needs an ``authenticator`` and nothing else; both handlers
 take an optional ``rate_limits`` (:class:`~webapp.web.ratelimit.RequestLimits`) and
 ``cors`` (:class:`~webapp.web.cors.CorsPolicy`). A subclass with collaborators of its
-own takes them as keywords too and passes the rest to ``super().initialize()``.
-(``initialize`` is typed ``Callable[..., None]`` here, as Tornado types it, so a direct
-subclass may add required keywords; deeper overrides in jotguard's own handlers mark
-theirs ``type: ignore[override]`` for the same reason.)
+own declares them, ``store: Store = collaborator()`` (see
+:mod:`webapp.web.collaborators`): the one ``initialize`` sets them, and refuses a
+keyword nobody declared or a required one left out with a ``TypeError``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
@@ -37,6 +36,7 @@ from backends.errors import (
     MissingCredentials,
 )
 from backends.principal import Principal
+from webapp.web.collaborators import Collaborators, collaborator
 from webapp.web.cors import CorsPolicy
 from webapp.web.credentials import presented_token
 from webapp.web.dpop import DPoPGate, bearer_refusal, route_schemes
@@ -59,7 +59,7 @@ def require_json_media_type(request: HTTPServerRequest) -> None:
         raise UnsupportedMediaType("Send the body as application/json")
 
 
-class JsonHandler(RequestHandler):
+class JsonHandler(Collaborators, RequestHandler):
     """Errors as JSON ``{"error", "error_description"}``, with the headers they carry.
 
     A method raises a :class:`~backends.errors.JotguardError` (answered as the table in
@@ -83,23 +83,17 @@ class JsonHandler(RequestHandler):
 
     rate_limit: PolicyRef = "default"
     _rate_limit_headers: dict[str, str] = {}  # replaced per request, never mutated
-    # Class-level defaults: Tornado's __init__ calls clear() (and so
+    # Defaults at class level too: Tornado's __init__ calls clear() (and so
     # set_default_headers) before initialize() has set them.
-    rate_limits: RequestLimits | None = None
-    cors: CorsPolicy | None = None
+    rate_limits: RequestLimits | None = collaborator(None)
+    cors: CorsPolicy | None = collaborator(None)
 
-    def _initialize(
-        self, *, rate_limits: RequestLimits | None = None, cors: CorsPolicy | None = None
-    ) -> None:
-        self.rate_limits = rate_limits
-        if cors is not None:
-            self.cors = cors
+    def set_collaborators(self, given: Mapping[str, object]) -> None:
+        super().set_collaborators(given)
+        if self.cors is not None:
             # The first clear() ran without the policy: cleared again, the CORS headers
             # take the place they have had in every response (before a subclass's own).
             self.clear()
-
-    # Typed as Tornado types it, so subclasses may take collaborators of their own.
-    initialize: Callable[..., None] = _initialize
 
     def prepare(self) -> Awaitable[None] | None:
         return self.limit_request(authenticating=False)
@@ -265,25 +259,11 @@ class AuthenticatedHandler(JsonHandler):
     auth_required: bool = True
     dpop_required: bool = False
     current_user: Principal | None
-    authenticator: Authenticator
-    dpop: DPoPGate | None = None
+    authenticator: Authenticator = collaborator()
+    dpop: DPoPGate | None = collaborator(None)
     dpop_proof: VerifiedProof | None = None
     """The request's checked DPoP proof, when its token came as ``Authorization: DPoP``."""
     _presented_dpop = False
-
-    def _initialize(  # type: ignore[override]
-        self,
-        *,
-        authenticator: Authenticator,
-        rate_limits: RequestLimits | None = None,
-        cors: CorsPolicy | None = None,
-        dpop: DPoPGate | None = None,
-    ) -> None:
-        self.authenticator = authenticator
-        self.dpop = dpop
-        super()._initialize(rate_limits=rate_limits, cors=cors)
-
-    initialize: Callable[..., None] = _initialize
 
     def token_schemes(self) -> TokenSchemes:
         return route_schemes(
