@@ -7,6 +7,12 @@ primary key, and spending it is one ``INSERT ... ON CONFLICT`` in a write transa
 which SQLite's file lock makes atomic across processes: of two workers given the same
 proof, exactly one inserts it.
 
+A file of its own (``dpop-replay.sqlite3`` in the data directory), not a table in the
+revocation store's: it is written on every DPoP request, and SQLite has one writer per
+file, so revocations would queue behind proofs; the revocation store need not be SQLite
+(workers on MongoDB need this file too); and it holds nothing older than a proof's few
+minutes, where the revocation file is kept and backed up.
+
 Bounded like the memory cache: a count of the rows is kept beside them (by triggers, in
 the same transaction), and at ``max_entries`` live rows a new proof is refused with
 :class:`BackendUnavailable` (503 + Retry-After) rather than forgetting one still
@@ -22,7 +28,8 @@ Durability: ``synchronous=NORMAL`` (in WAL mode, a commit survives the process c
 only an operating-system crash or power cut may lose the last ones). The cache decides
 nothing that outlives a proof's few minutes, and the memory cache it replaces forgets
 everything at every restart; an fsync per proof would put the disk's latency in every
-DPoP request.
+DPoP request (measured on the runner's thread: 32 µs a proof with NORMAL, 188 µs with
+FULL, on a virtual machine's disk).
 """
 
 from __future__ import annotations
@@ -115,7 +122,9 @@ class SQLiteReplayCache:
             return True
 
         try:
-            # Past the budget the request is answered; a call not yet started is dropped.
+            # Past the budget the request is answered; a call not yet started is dropped,
+            # one already running may still record its proof (a retry brings a new proof,
+            # as every request does).
             return await asyncio.wait_for(self._runner.write(spend), self.timeout)
         except asyncio.TimeoutError:
             raise BackendUnavailable("The DPoP replay cache cannot answer (timed out)") from None

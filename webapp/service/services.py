@@ -143,8 +143,9 @@ def dpop_replay_cache(settings: Settings, policy: DPoPPolicy) -> ReplayCache:
     """Where spent proofs are remembered: in Redis when the service uses one (shared by
     every instance and worker); else, with ``--workers``, in an SQLite file in the data
     directory that every worker shares (opened on the first proof: only a server spends
-    proofs, so no other command creates it); else in this process's memory, which costs
-    a tenth of the file (``bench/dpop_replay.py``) and is all one process needs."""
+    proofs, so no other command creates it); else in this process's memory: a tenth or less
+    of the file's cost (``bench/dpop_replay.py``), and enough where one process serves
+    (separate instances without Redis each remember their own: see the README)."""
     url = dpop_replay_url(settings)
     if url is not None:
         # Here, not at the top: without Redis configured, no Redis driver is imported.
