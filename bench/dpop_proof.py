@@ -9,7 +9,9 @@ token cache):
   has seen (a client signs many proofs with one key);
 - ES256 with a new key for every proof (the key import is not cached: the cost
   an attacker with many keys imposes);
-- ``DPoPVerifier.verify`` (ES256): the proof plus the in-memory replay cache;
+- ``DPoPVerifier.verify`` (ES256): the proof plus the in-memory replay cache, and
+  plus the SQLite one (``--workers`` without Redis; ``bench.dpop_replay`` compares
+  the caches alone);
 - the bearer token through ``Authenticator.verify`` with its token cache: what a
   repeated bearer token costs a protected request today.
 
@@ -34,6 +36,7 @@ from backends.auth.compact import parse_compact
 from backends.auth.local import LocalIssuer, LocalKeyBackend
 from backends.auth.token_cache import VerifiedTokenCache
 from backends.dpop import DPoPPolicy, DPoPVerifier, generate_key, make_proof, verify_proof
+from backends.dpop.replay_sqlite import FILE_NAME, SQLiteReplayCache
 from backends.keys.keyring import Keyring
 
 ISS = "http://bench.test/"
@@ -78,9 +81,8 @@ async def main(count: int, repeats: int) -> None:
         # Every repeat needs proofs the replay cache has not seen.
         proofs = {alg: proofs_for(alg, count, token) for alg in ALGORITHMS}
         cold = proofs_for("ES256", count, token, new_keys=True)
-        spendable = [proofs_for("ES256", count, token) for _ in range(repeats)]
         verifier = DPoPVerifier(policy)
-        round_of = {"n": -1}
+        shared = DPoPVerifier(policy, replay=SQLiteReplayCache(Path(tmp) / FILE_NAME))
 
         async def bearer(_: int) -> None:
             await backend.authenticate(parse_compact(token))
@@ -93,11 +95,17 @@ async def main(count: int, repeats: int) -> None:
 
             return step
 
-        async def spend(index: int) -> None:
-            if index == 0:
-                round_of["n"] += 1
-            proof = spendable[round_of["n"]][index]
-            await verifier.verify([proof], method="GET", url=URL, access_token=token)
+        def spend_step(cache: DPoPVerifier) -> Step:
+            spendable = [proofs_for("ES256", count, token) for _ in range(repeats)]
+            round_of = {"n": -1}
+
+            async def spend(index: int) -> None:
+                if index == 0:
+                    round_of["n"] += 1
+                proof = spendable[round_of["n"]][index]
+                await cache.verify([proof], method="GET", url=URL, access_token=token)
+
+            return spend
 
         async def bearer_cached(_: int) -> None:
             await cached.verify(token)
@@ -105,10 +113,13 @@ async def main(count: int, repeats: int) -> None:
         steps: dict[str, Step] = {"bearer RS256 (JWTVerifier)": bearer}
         steps.update({f"proof {alg}": proof_step(proofs[alg]) for alg in ALGORITHMS})
         steps["proof ES256, new key each"] = proof_step(cold)
-        steps["proof ES256 + replay cache"] = spend
+        steps["proof ES256 + replay cache"] = spend_step(verifier)
+        steps["proof ES256 + SQLite replay cache"] = spend_step(shared)
         steps["bearer RS256, token cache hit"] = bearer_cached
         await bearer_cached(0)
+        await shared.replay.first_use("warm", "up", expires_at=now + 60, now=now)  # the file
         best = await measure(steps, count, repeats)
+        await shared.replay.aclose()
 
     baseline = best["bearer RS256 (JWTVerifier)"]
     load = os.getloadavg()

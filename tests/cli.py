@@ -156,9 +156,12 @@ def initialised(env: dict[str, str], *args: str) -> dict[str, str]:
     return env
 
 
-def http_get(url: str, token: str | None = None) -> tuple[int, bytes, Message]:
-    """(status, body, headers); the headers look up names case-insensitively."""
-    request = urllib.request.Request(url)  # noqa: S310 - loopback URL built by the test
+def http_get(
+    url: str, token: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, Message]:
+    """(status, body, headers); the headers look up names case-insensitively. ``token`` is
+    sent as a Bearer token; ``headers`` as they are (a DPoP request's)."""
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback URL
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:

@@ -1,9 +1,8 @@
-"""Each proof is accepted once: the replay caches (memory, Redis) and DPoPVerifier."""
+"""Each proof is accepted once: what only the memory and Redis caches do, and DPoPVerifier.
+(What every replay cache does is in test_dpop_replay_contract.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -23,25 +22,17 @@ from backends.dpop import (
 )
 from backends.dpop.replay_redis import RedisReplayCache
 from backends.errors import BackendUnavailable
+from tests.cli import free_port
 from tests.clock import FakeClock
 from tests.conftest import redis_url
 from tests.dpop_support import TOKEN, URL, key_for
 from tests.redis_keys import own_prefix
-from tests.redis_server import silent_redis
-from webapp.web.errors import error_answer
 
 NOW = 1_700_000_000.0
 JKT = "j" * 43
 
 
 # -- in memory --------------------------------------------------------------------------
-
-
-async def test_memory_cache_accepts_a_proof_once():
-    cache = MemoryReplayCache(120)
-    assert await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
-    assert not await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW + 1)
-    assert await cache.first_use("k" * 43, "a", expires_at=NOW + 90, now=NOW + 1)  # another key
 
 
 async def test_memory_cache_remembers_for_at_least_its_window_and_then_forgets():
@@ -51,26 +42,6 @@ async def test_memory_cache_remembers_for_at_least_its_window_and_then_forgets()
     assert not await cache.first_use(JKT, "a", expires_at=start + 120, now=start + 120)
     # Two generations on (121 s after the worst-case insert) it is gone.
     assert await cache.first_use(JKT, "a", expires_at=start + 241, now=start + 121)
-
-
-async def test_memory_cache_does_not_forget_when_the_clock_steps_back():
-    cache = MemoryReplayCache(120)
-    assert await cache.first_use(JKT, "a", expires_at=NOW + 60, now=NOW)
-    assert not await cache.first_use(JKT, "a", expires_at=NOW - 3600, now=NOW - 3600)
-
-
-async def test_memory_cache_refuses_when_full_instead_of_forgetting():
-    cache = MemoryReplayCache(120, max_entries=3)
-    for jti in "abc":
-        assert await cache.first_use(JKT, jti, expires_at=NOW + 60, now=NOW)
-    with pytest.raises(BackendUnavailable) as full:
-        await cache.first_use(JKT, "d", expires_at=NOW + 60, now=NOW)
-    assert error_answer(full.value).status == 503
-    assert 1 <= full.value.retry_after <= 120
-    assert len(cache) == 3
-    assert not await cache.first_use(JKT, "a", expires_at=NOW + 60, now=NOW)  # still known
-    later = NOW + 2 * 120
-    assert await cache.first_use(JKT, "d", expires_at=later + 60, now=later)
 
 
 async def test_memory_cache_refuses_entries_that_outlive_its_window():
@@ -97,15 +68,6 @@ async def two_instances(redis_prefix: str) -> AsyncIterator[tuple[RedisReplayCac
 
 
 @pytest.mark.redis
-async def test_a_proof_replayed_to_another_instance_is_refused(two_instances):
-    first, second = two_instances
-    assert await first.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
-    assert not await second.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
-    assert not await first.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
-    assert await second.first_use(JKT, "b", expires_at=NOW + 90, now=NOW)
-
-
-@pytest.mark.redis
 async def test_redis_entries_expire_with_the_proof(two_instances, redis_prefix):
     cache = two_instances[0]
     assert await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
@@ -113,45 +75,6 @@ async def test_redis_entries_expire_with_the_proof(two_instances, redis_prefix):
     assert len(keys) == 1
     assert len(keys[0]) == len(redis_prefix) + 22  # fixed size, whatever the jti
     assert 89 <= await cache.redis.ttl(keys[0]) <= 91
-
-
-@pytest.mark.redis
-async def test_concurrent_uses_of_one_proof_let_exactly_one_through(two_instances):
-    first, second = two_instances
-    results = await asyncio.gather(
-        *(cache.first_use(JKT, "race", expires_at=NOW + 90, now=NOW) for cache in two_instances * 5)
-    )
-    assert sorted(results) == [False] * 9 + [True]
-    assert first is not second
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-async def test_redis_down_is_unavailable_never_an_accept():
-    cache = RedisReplayCache.from_url(f"redis://127.0.0.1:{_closed_port()}/0")
-    try:
-        with pytest.raises(BackendUnavailable) as down:
-            await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
-        assert error_answer(down.value).status == 503
-        assert down.value.retry_after > 0
-    finally:
-        await cache.aclose()
-
-
-async def test_a_redis_that_stops_answering_is_unavailable():
-    async with silent_redis() as (url, accepted):
-        cache = RedisReplayCache.from_url(f"{url}?socket_timeout=0.2")
-        try:
-            with pytest.raises(BackendUnavailable):
-                await cache.first_use(JKT, "a", expires_at=NOW + 90, now=NOW)
-            assert accepted.is_set()
-        finally:
-            await cache.aclose()
 
 
 # -- DPoPVerifier: the proof checks, then the cache -------------------------------------
@@ -212,7 +135,7 @@ async def test_two_instances_sharing_redis_accept_a_proof_once(two_instances):
 
 async def test_a_verifier_whose_redis_is_down_fails_closed():
     clock = FakeClock(NOW)
-    cache = RedisReplayCache.from_url(f"redis://127.0.0.1:{_closed_port()}/0")
+    cache = RedisReplayCache.from_url(f"redis://127.0.0.1:{free_port()}/0")
     verifier = DPoPVerifier(replay=cache, clock=clock)
     try:
         with pytest.raises(BackendUnavailable):

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from backends.dpop import MemoryReplayCache
+from backends.dpop import DPoPPolicy, MemoryReplayCache
+from backends.dpop.replay_redis import RedisReplayCache
+from backends.dpop.replay_sqlite import FILE_NAME, SQLiteReplayCache
+from tests.cli import cli_env, jotguard
 from tests.settings_support import refusal
 from webapp.config.settings import Settings
-from webapp.service.services import dpop_gate, dpop_nonce_secret, dpop_replay_url, local_keyring
+from webapp.service.services import (
+    dpop_gate,
+    dpop_nonce_secret,
+    dpop_replay_cache,
+    dpop_replay_url,
+    local_keyring,
+)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +70,35 @@ def test_the_replay_cache_is_in_the_redis_the_service_already_uses() -> None:
         )
         == "redis://127.0.0.1:6379/4"
     )
+
+
+async def test_workers_without_redis_share_one_replay_file_in_the_data_directory(
+    data_dir: Path,
+) -> None:
+    async def cache_for(**environ: str) -> type:
+        base = {"JOTGUARD_ENV_FILE": "/nonexistent", "JOTGUARD_DATA_DIR": str(data_dir)}
+        cache = dpop_replay_cache(Settings.load(environ={**base, **environ}), DPoPPolicy())
+        if isinstance(cache, SQLiteReplayCache):
+            assert cache.path == data_dir / FILE_NAME
+        await cache.aclose()
+        return type(cache)
+
+    assert await cache_for() is MemoryReplayCache  # one process: the cheapest
+    assert await cache_for(JOTGUARD_WORKERS="2") is SQLiteReplayCache
+    redis = {"JOTGUARD_RATELIMIT_STORAGE": "redis://127.0.0.1:6379/4"}
+    assert await cache_for(JOTGUARD_WORKERS="2", **redis) is RedisReplayCache
+    mongo = {"JOTGUARD_REVOCATION_STORE": "mongodb://127.0.0.1:27017/jotguard"}
+    assert await cache_for(JOTGUARD_WORKERS="2", **mongo) is SQLiteReplayCache
+    assert not (data_dir / FILE_NAME).exists()
+
+
+def test_a_command_beside_the_workers_creates_no_replay_file(data_dir: Path) -> None:
+    # `jotguard revoke` builds the services, DPoP gate included, and spends no proof.
+    env = cli_env(data_dir, JOTGUARD_ISSUER="http://jotguard.test/", JOTGUARD_WORKERS="2")
+    done = jotguard("revoke", "--sub", "alice", env=env)
+    assert done.returncode == 0, done.stderr
+    assert (data_dir / "revocations.sqlite3").exists()
+    assert not (data_dir / FILE_NAME).exists()
 
 
 def test_instances_on_one_keyring_derive_one_nonce_secret(settings: Settings) -> None:

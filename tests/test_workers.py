@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from backends.dpop import generate_key, make_proof, public_jwk
 from tests.cli import (
     Server,
     cli_env,
@@ -114,6 +115,37 @@ def test_a_stop_while_a_replacement_worker_starts_is_not_lost(env):
     assert code == 0, err
     assert time.monotonic() - started < SHUTDOWN_GRACE_SECONDS
     assert "did not stop" not in err
+
+
+def test_a_proof_spent_at_one_worker_is_refused_at_every_worker(env, data_dir, tmp_path):
+    # No Redis: the workers share the replay cache in the data directory's SQLite file.
+    key = generate_key("ES256")
+    (tmp_path / "key.jwk").write_text(json.dumps(public_jwk(key)))
+    issued = jotguard(
+        "token", "issue", "--sub", "alice", "--dpop-jwk", str(tmp_path / "key.jwk"), env=env
+    )
+    assert issued.returncode == 0, issued.stderr
+    bound = issued.stdout.strip()
+    server = Server({**env, "JOTGUARD_LOG_FORMAT": "json"}, free_port(), "--workers", "2")
+    try:
+        proof = make_proof(key, "GET", server.url + "/test-auth", access_token=bound)
+        # Each request opens a new connection, so either worker may answer it.
+        dpop = {"Authorization": f"DPoP {bound}", "DPoP": proof}
+        statuses = [http_get(server.url + "/test-auth", headers=dpop)[0] for _ in range(20)]
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
+    assert statuses == [200] + [401] * 19
+    answers = [
+        (line["worker"], line["status"], line.get("auth"))
+        for line in map(json.loads, filter(lambda text: text.startswith("{"), err.splitlines()))
+        if line.get("route") == "/test-auth"
+    ]
+    ((first, _, _),) = [answer for answer in answers if answer[1] == 200]
+    replays = [(worker, auth) for worker, status, auth in answers if status != 200]
+    assert {auth for _, auth in replays} == {"dpop_replay"}
+    assert 1 - first in {worker for worker, _ in replays}, "no replay reached the other worker"
+    assert (data_dir / "dpop-replay.sqlite3").exists()
 
 
 def test_workers_refuse_the_memory_store(env, data_dir):

@@ -2,9 +2,10 @@
 
 - :func:`verify_proof` checks one proof against a request (pure, no I/O);
   :class:`DPoPVerifier` adds the server nonce and the replay cache.
-- :class:`MemoryReplayCache` (one process) and
-  ``backends.dpop.replay_redis.RedisReplayCache`` (shared; imported from there, so
-  importing this package loads no store driver) remember spent proofs;
+- :class:`MemoryReplayCache` (one process),
+  ``backends.dpop.replay_sqlite.SQLiteReplayCache`` (the processes of one machine) and
+  ``backends.dpop.replay_redis.RedisReplayCache`` (every instance; imported from there,
+  so importing this package loads no store driver) remember spent proofs;
   :class:`StatelessNonces` issues and checks server nonces.
 - :func:`make_proof`, :func:`generate_key` and :func:`jwk_thumbprint` are for
   clients and tests.

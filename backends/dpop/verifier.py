@@ -16,8 +16,9 @@ from backends.errors import AuthError
 class DPoPVerifier:
     """Checks proofs with one policy, one replay cache and (optionally) server nonces.
 
-    :param replay: shared across instances in Redis (``RedisReplayCache``); by
-        default one process's memory, sized for the policy's replay window.
+    :param replay: shared across instances in Redis (``RedisReplayCache``), across
+        one machine's processes in SQLite (``SQLiteReplayCache``); by default one
+        process's memory, sized for the policy's replay window.
     :param nonces: when given, every proof must carry a recent nonce of theirs.
     :param clock: epoch seconds; injectable so tests move time instead of sleeping.
     """

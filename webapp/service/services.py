@@ -23,6 +23,8 @@ from backends.auth.local import LocalIssuer, LocalKeyBackend
 from backends.auth.remote import RemoteIssuerBackend
 from backends.auth.token_cache import VerifiedTokenCache
 from backends.dpop import DPoPPolicy, DPoPVerifier, MemoryReplayCache, ReplayCache, StatelessNonces
+from backends.dpop.replay_sqlite import FILE_NAME as REPLAY_FILE
+from backends.dpop.replay_sqlite import SQLiteReplayCache
 from backends.keys.keyring import Keyring
 from backends.outbound.token_exchange import ClientCredentialsExchange
 from backends.ratelimit import Policy, StrategyName, open_rate_limit
@@ -130,7 +132,7 @@ def authenticator(
 
 def dpop_replay_url(settings: Settings) -> str | None:
     """The Redis that remembers spent proofs for every instance: the rate-limit storage's,
-    else the revocation store's; None (one process's memory) when neither is Redis."""
+    else the revocation store's; None when neither is Redis."""
     for url in (settings.ratelimit_storage, settings.revocation_store_url):
         if url.startswith(("redis://", "rediss://")):
             return url
@@ -138,13 +140,21 @@ def dpop_replay_url(settings: Settings) -> str | None:
 
 
 def dpop_replay_cache(settings: Settings, policy: DPoPPolicy) -> ReplayCache:
+    """Where spent proofs are remembered: in Redis when the service uses one (shared by
+    every instance and worker); else, with ``--workers``, in an SQLite file in the data
+    directory that every worker shares (opened on the first proof: only a server spends
+    proofs, so no other command creates it); else in this process's memory: a tenth or less
+    of the file's cost (``bench/dpop_replay.py``), and enough where one process serves
+    (separate instances without Redis each remember their own: see the README)."""
     url = dpop_replay_url(settings)
-    if url is None:
-        return MemoryReplayCache(policy.replay_window)
-    # Here, not at the top: without Redis configured, no Redis driver is imported.
-    from backends.dpop.replay_redis import RedisReplayCache
+    if url is not None:
+        # Here, not at the top: without Redis configured, no Redis driver is imported.
+        from backends.dpop.replay_redis import RedisReplayCache
 
-    return RedisReplayCache.from_url(url, prefix=settings.dpop_key_prefix)
+        return RedisReplayCache.from_url(url, prefix=settings.dpop_key_prefix)
+    if settings.workers > 1:
+        return SQLiteReplayCache(settings.data_dir / REPLAY_FILE)
+    return MemoryReplayCache(policy.replay_window)
 
 
 def dpop_nonce_secret(settings: Settings, keyring: Keyring) -> bytes:
