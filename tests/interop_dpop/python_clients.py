@@ -1,4 +1,4 @@
-"""Python DPoP libraries of others, run in their own process for tests/test_dpop_interop.py.
+"""Python DPoP libraries of others, run in their own process for tests/interop_dpop/.
 
 ``flow``: a client of a live server, doing its own HTTP (requests): a client_credentials
 token request with a DPoP proof, then GETs of a protected resource with the DPoP token,
