@@ -53,17 +53,22 @@ def install(name: str, command: list[str], cwd: Path) -> None:
     require_service(f"{name} ({reason})", result.returncode == 0)
 
 
-def node(node_dir: Path, script: str, payload: Any) -> Any:
+def run_json(command: list[str], payload: Any, **kwargs: Any) -> Any:
+    """Run one of the scripts of others' programs: ``payload`` in, its JSON answer out."""
     result = subprocess.run(
-        ["node", script],
-        cwd=node_dir,
+        command,
         input=json.dumps(payload),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
+        **kwargs,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def node(node_dir: Path, script: str, payload: Any) -> Any:
+    return run_json(["node", script], payload, cwd=node_dir)
 
 
 @contextlib.contextmanager
@@ -95,17 +100,8 @@ def node_server(node_dir: Path, script: str, config: Path) -> Iterator[dict[str,
 
 
 def python_client(target: Path, command: str, payload: Any) -> Any:
-    env = {**os.environ, "PYTHONPATH": str(target)}
-    result = subprocess.run(
-        [sys.executable, str(HERE / "python_clients.py"), command],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    script = [sys.executable, str(HERE / "python_clients.py"), command]
+    return run_json(script, payload, env={**os.environ, "PYTHONPATH": str(target)})
 
 
 @contextlib.contextmanager
