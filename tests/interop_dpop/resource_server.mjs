@@ -23,14 +23,10 @@ app.get(
   }),
   (req, res) => res.send('This is a protected route.'),
 );
-app.use((err, req, res, next) => {
-  if (err instanceof UnauthorizedError) {
-    res.set(err.headers);
-    res.status(err.status).json({ error: err.code, error_description: err.message });
-    return;
-  }
-  next(err);
-});
+// The library's refusals as it makes them: its status and WWW-Authenticate, in a JSON body.
+app.use((err, req, res, next) => (err instanceof UnauthorizedError
+  ? res.status(err.status).set(err.headers).json({ error: err.code, error_description: err.message })
+  : next(err)));
 const server = app.listen(0, '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${server.address().port}` })}\n`);
 });
