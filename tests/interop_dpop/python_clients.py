@@ -1,8 +1,13 @@
-"""Python DPoP libraries of others, run in their own process for tests/test_dpop_interop.py.
+"""Python DPoP libraries of others, run in their own process for tests/interop_dpop/.
 
-``make``: proofs by requests-oauth2client (ES256, EdDSA, PS256, RS256) and pydpop
-(ES256), with each library's own thumbprint of its key. ``verify``: jotguard's proofs
-checked by each library's verifier. JSON on stdin and stdout; jotguard is not imported.
+``flow``: a client of a live server, doing its own HTTP (requests): a client_credentials
+token request with a DPoP proof, then GETs of a protected resource with the DPoP token,
+each library handling the servers' ``use_dpop_nonce`` answers its own way.
+requests-oauth2client (ES256, EdDSA, PS256, RS256) is the whole client (its
+``OAuth2Client`` and ``DPoPToken``); pydpop (ES256) signs each request through its
+``DPoPAuth``. Every exchange on the wire is recorded, the proof sent with it included.
+``verify``: jotguard's proofs checked by each library's verifier. JSON on stdin and
+stdout; jotguard is not imported.
 """
 
 from __future__ import annotations
@@ -11,34 +16,94 @@ import base64
 import hashlib
 import json
 import sys
+from typing import Any
 
 import pydpop
-from requests_oauth2client.dpop import DPoPKey, validate_dpop_proof
+import requests
+from pydpop.integrations.requests import DPoPAuth
+from requests.adapters import HTTPAdapter
+from requests_oauth2client import OAuth2Client
+from requests_oauth2client.dpop import validate_dpop_proof
 
 
 def _ath(token: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
 
 
-def make(request: dict) -> list[dict]:
-    out = []
-    ath = _ath(request["accessToken"]) if request.get("accessToken") else None
-    for alg in request["algs"]:
-        key = DPoPKey.generate(alg=alg)
-        proof = key.proof(htm=request["htm"], htu=request["htu"], ath=ath)
-        out.append(
-            {"lib": "requests-oauth2client", "alg": alg, "proof": str(proof), "jkt": key.dpop_jkt}
+class Recorder(HTTPAdapter):
+    """Every request the libraries send, their own retries included, and its answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exchanges: list[dict[str, Any]] = []
+
+    def send(self, request: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        response = super().send(request, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        self.exchanges.append(
+            {
+                "method": request.method,
+                "url": request.url,
+                "status": response.status_code,
+                "body": body,
+                "challenge": response.headers.get("WWW-Authenticate"),
+                "dpopNonce": response.headers.get("DPoP-Nonce"),
+                "proof": request.headers.get("DPoP"),
+            }
         )
-    private = pydpop.generate_key()
-    proof = pydpop.generate_proof(
-        private_key=private,
-        htm=request["htm"],
-        htu=request["htu"],
-        access_token=request.get("accessToken"),
+        return response
+
+
+def _requests_oauth2client(request: dict, session: requests.Session) -> dict:
+    client = OAuth2Client(
+        token_endpoint=request["tokenUrl"],
+        client_id=request["clientId"],
+        client_secret=request["clientSecret"],
+        session=session,
+        dpop_alg=request["alg"],
+        testing=True,  # the endpoint checks only: they refuse http://, and loopback is http
     )
-    jkt = pydpop.jwk.jwk_thumbprint(pydpop.jwk.public_jwk(private))
-    out.append({"lib": "pydpop", "alg": "ES256", "proof": proof, "jkt": jkt})
-    return out
+    token = client.client_credentials(dpop=True)
+    for _ in range(request.get("calls", 1)):
+        session.get(request["resourceUrl"], auth=token, timeout=10)
+    return {
+        "tokenType": token.token_type,
+        "token": token.access_token,
+        "jkt": token.dpop_key.dpop_jkt,
+    }
+
+
+def _pydpop(request: dict, session: requests.Session) -> dict:
+    key = pydpop.generate_key()
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": request["clientId"],
+        "client_secret": request["clientSecret"],
+    }
+    body = session.post(request["tokenUrl"], data=form, auth=DPoPAuth(key), timeout=10).json()
+    token = body["access_token"]
+    resource_auth = DPoPAuth(key, access_token=token)  # its own nonce: the resource server's
+    for _ in range(request.get("calls", 1)):
+        session.get(
+            request["resourceUrl"],
+            headers={"Authorization": f"DPoP {token}"},
+            auth=resource_auth,
+            timeout=10,
+        )
+    jkt = pydpop.jwk.jwk_thumbprint(pydpop.jwk.public_jwk(key))
+    return {"tokenType": body["token_type"], "token": token, "jkt": jkt}
+
+
+def flow(request: dict) -> dict:
+    session = requests.Session()
+    recorder = Recorder()
+    session.mount("http://", recorder)
+    run = _requests_oauth2client if request["lib"] == "requests-oauth2client" else _pydpop
+    result = run(request, session)
+    return {**result, "exchanges": recorder.exchanges}
 
 
 def verify(cases: list[dict]) -> list[dict]:
@@ -75,4 +140,4 @@ def verify(cases: list[dict]) -> list[dict]:
 if __name__ == "__main__":
     command = sys.argv[1]
     payload = json.load(sys.stdin)
-    json.dump(make(payload) if command == "make" else verify(payload), sys.stdout)
+    json.dump(flow(payload) if command == "flow" else verify(payload), sys.stdout)
