@@ -34,13 +34,13 @@ _ACCEPTED_TYP = frozenset({"dpop+jwt", "application/dpop+jwt"})
 # as jotguard's token verifier refuses them. ``b64`` would change what was signed.
 _REFUSED_HEADERS = frozenset({"jku", "x5u", "x5c", "crit", "b64", "zip"})
 # A client's proofs repeat their header, htu and token: one entry per client key (a
-# header with an RSA-4096 key is about 1,100 characters), per URL, per live token.
+# header with an RSA-4096 key is about 1,000 characters), per URL, per live token.
 HEADERS_CACHED = 1024
 HEADER_CACHE_MAX_CHARS = 2048
 HTUS_CACHED = 256
 HTU_CACHE_MAX_CHARS = 1024
 TOKEN_HASHES_CACHED = 1024
-TOKEN_HASH_CACHE_MAX_CHARS = 8192
+TOKEN_HASH_CACHE_MAX_CHARS = 4096
 
 
 class NonceChecker(Protocol):
