@@ -2,7 +2,7 @@
 
 ``make_proof`` only makes well-formed proofs; attack cases need proofs that are
 validly signed yet wrong in exactly one way, so the check under test is the only
-one that can refuse them.
+one that can refuse them. :func:`check` and :func:`refused` put them to ``verify_proof``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,24 @@ import json
 import time
 from typing import Any
 
+import pytest
 from joserfc.jws import JWSRegistry
 
-from backends.dpop import generate_key, public_jwk
+from backends.dpop import (
+    DPoPPolicy,
+    InvalidDPoPProof,
+    VerifiedProof,
+    generate_key,
+    public_jwk,
+    verify_proof,
+)
 from backends.dpop.encoding import b64url_encode
 from backends.keys import JoseKey
+from webapp.web.errors import error_answer
 
 URL = "https://api.example/things"
 TOKEN = "an-access-token"
+POLICY = DPoPPolicy()
 
 _KEYS: dict[str, JoseKey] = {}
 
@@ -78,3 +88,23 @@ def proof_with(
     for name in drop_header:
         full_header.pop(name, None)
     return sign_raw(full_header, full_claims, key, alg)
+
+
+def check(proof: str, **kwargs: Any) -> VerifiedProof:
+    """``verify_proof`` of a GET of ``URL`` now under ``POLICY``, unless told otherwise."""
+    kwargs.setdefault("method", "GET")
+    kwargs.setdefault("url", URL)
+    kwargs.setdefault("policy", POLICY)
+    kwargs.setdefault("now", time.time())
+    return verify_proof(proof, **kwargs)
+
+
+def refused(proof: str, reason: str, *, match: str = "", **kwargs: Any) -> InvalidDPoPProof:
+    """:func:`check` refuses ``proof`` for ``reason``, as a 401 ``invalid_dpop_proof``."""
+    with pytest.raises(InvalidDPoPProof) as caught:
+        check(proof, **kwargs)
+    assert caught.value.reason == reason, caught.value.description
+    assert match in caught.value.description
+    assert caught.value.error == "invalid_dpop_proof"
+    assert error_answer(caught.value).status == 401
+    return caught.value

@@ -14,6 +14,8 @@ from typing import Any
 from backends import strict_json
 
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_PADDING = (b"", b"===", b"==", b"=")  # by the length modulo 4
 
 
 def b64url_encode(raw: bytes) -> str:
@@ -25,11 +27,13 @@ def b64url_decode(segment: str) -> bytes:
 
     The round trip refuses padding, characters outside the alphabet (which the
     decoder would skip) and non-zero unused bits alike; an impossible length makes
-    the decoder raise (``binascii.Error`` is a ``ValueError``).
+    the decoder raise (``binascii.Error`` is a ``ValueError``, as is the
+    ``UnicodeEncodeError`` of a character outside ASCII). ``binascii`` throughout:
+    every proof decodes two or three segments.
     """
-    encoded = (segment + "=" * (-len(segment) % 4)).encode("ascii")
-    raw = binascii.a2b_base64(encoded.translate(_TO_STANDARD))
-    if b64url_encode(raw) != segment:
+    encoded = segment.encode("ascii")
+    raw = binascii.a2b_base64(encoded.translate(_TO_STANDARD) + _PADDING[len(encoded) % 4])
+    if binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=") != encoded:
         raise ValueError("not canonical base64url")
     return raw
 

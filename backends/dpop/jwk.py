@@ -4,8 +4,8 @@ The key comes from the proof itself, so it is held to the import policy of
 ``backends.keys.jwks.keyset`` and more: public members only, a type and curve that fit the
 proof's ``alg``, canonical encodings (so one key has one thumbprint), and RSA
 sizes bounded both ways (a huge modulus or exponent is a cheap way to make the
-server work). Imported keys are cached by their members: a client signs many
-proofs with one key.
+server work). Imported keys are cached by their members, with their signature check
+built once (``backends.dpop.signature``): a client signs many proofs with one key.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from joserfc.errors import JoseError
-from joserfc.jwk import import_key
 from joserfc.jwk import thumbprint as rfc7638_thumbprint
 
 from backends.dpop.encoding import b64url_decode
 from backends.dpop.policy import PROOF_ALGORITHMS
-from backends.keys import JoseKey
+from backends.dpop.signature import SignatureCheck, public_key, signature_check
 from backends.keys.jwks.keyset import MIN_RSA_BITS
 
 MAX_RSA_BITS = 4096
@@ -41,9 +39,10 @@ _COORDINATE_BYTES = {"P-256": 32, "P-384": 48, "P-521": 66, "Ed25519": 32, "Ed44
 
 @dataclass(frozen=True, slots=True)
 class ProofKey:
-    """A proof's public key and its thumbprint (``cnf.jkt`` of the tokens bound to it)."""
+    """A proof's public key, as the check of one algorithm's signatures, and its
+    thumbprint (``cnf.jkt`` of the tokens bound to it)."""
 
-    key: JoseKey
+    check: SignatureCheck
     jkt: str
     public_jwk: Mapping[str, str]
 
@@ -92,12 +91,9 @@ def _import(alg: str, members: tuple[tuple[str, str], ...]) -> ProofKey:
     kty, curves = PROOF_ALGORITHMS[alg]
     values = dict(members)
     _check_members(kty, curves, values)
-    try:
-        key = import_key(dict(members))
-    except (JoseError, ValueError, TypeError, KeyError):
-        raise ValueError("could not be imported") from None
+    check = signature_check(alg, public_key(values))
     # Read-only: the cached key is shared by every proof it signs.
-    return ProofKey(key, rfc7638_thumbprint(values), MappingProxyType(values))
+    return ProofKey(check, rfc7638_thumbprint(values), MappingProxyType(values))
 
 
 def _require_public(jwk: Any) -> None:

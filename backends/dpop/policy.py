@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from backends.errors import ConfigError
 
@@ -42,6 +42,10 @@ class DPoPPolicy:
     leeway: int = 30
     max_proof_bytes: int = 8 * 1024
     max_jti_chars: int = 256
+    # Derived from ``algorithms`` once: every proof is checked against them.
+    accepted_algorithms: frozenset[str] = field(init=False, repr=False, compare=False)
+    advertised: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """For ``algs=`` and ``dpop_signing_alg_values_supported``: configured order first."""
 
     def __post_init__(self) -> None:
         if not self.algorithms:
@@ -56,19 +60,13 @@ class DPoPPolicy:
             raise ConfigError("DPoP proof lifetime must be positive and leeway not negative")
         if self.max_proof_bytes < 512 or self.max_jti_chars < 1:
             raise ConfigError("DPoP size limits are too small")
-
-    @property
-    def accepted_algorithms(self) -> frozenset[str]:
         accepted = set(self.algorithms)
         if "EdDSA" in accepted:
             accepted.update(_EDDSA_NAMES)
-        return frozenset(accepted)
-
-    @property
-    def advertised(self) -> tuple[str, ...]:
-        """For ``algs=`` and ``dpop_signing_alg_values_supported``: configured order first."""
-        extra = sorted(self.accepted_algorithms.difference(self.algorithms))
-        return (*self.algorithms, *extra)
+        extra = sorted(accepted.difference(self.algorithms))
+        # Frozen: set the way dataclasses' own __init__ sets the other fields.
+        object.__setattr__(self, "accepted_algorithms", frozenset(accepted))
+        object.__setattr__(self, "advertised", (*self.algorithms, *extra))
 
     @property
     def replay_window(self) -> int:

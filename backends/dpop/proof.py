@@ -5,6 +5,12 @@ The replay check is the caller's next step (``backends.dpop.verifier``): a proof
 remembered only once everything else about it, and the token it came with, passed.
 Cheap checks run first and the signature last, so garbage costs no public-key
 operation.
+
+What a client repeats from proof to proof is checked once and remembered by its exact
+text (``backends.dpop.string_cache``): the header (type, algorithm, the key with its
+signature check and thumbprint), the normal form of ``htu`` and the hash of the token.
+Only what passed is remembered, so a header that differs from an accepted one by a
+single character (a private member, another curve...) is checked in full.
 """
 
 from __future__ import annotations
@@ -16,25 +22,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from joserfc.errors import JoseError
-from joserfc.jws import JWSRegistry
-
 from backends.dpop.encoding import b64url_decode, b64url_encode, json_object
 from backends.dpop.errors import DPoPKeyMismatch, InvalidDPoPProof, UseDPoPNonce
 from backends.dpop.htu import normalize_htu, normalize_request_uri
-from backends.dpop.jwk import proof_key
-from backends.dpop.policy import PROOF_ALGORITHMS, DPoPPolicy
+from backends.dpop.jwk import ProofKey, proof_key
+from backends.dpop.policy import DPoPPolicy
+from backends.dpop.string_cache import string_cache
 
 _ACCEPTED_TYP = frozenset({"dpop+jwt", "application/dpop+jwt"})
 # Headers that would name a key other than ``jwk``, or rules we do not know: refused,
 # as jotguard's token verifier refuses them. ``b64`` would change what was signed.
 _REFUSED_HEADERS = frozenset({"jku", "x5u", "x5c", "crit", "b64", "zip"})
-# As joserfc registers them: an older joserfc may lack RFC 9864's names.
-_SIGNATURE_ALGORITHMS = {
-    name: JWSRegistry.algorithms[name]
-    for name in PROOF_ALGORITHMS
-    if name in JWSRegistry.algorithms
-}
+# A client's proofs repeat their header, htu and token: one entry per client key (a
+# header with an RSA-4096 key is about 1,000 characters), per URL, per live token.
+HEADERS_CACHED = 1024
+HEADER_CACHE_MAX_CHARS = 2048
+HTUS_CACHED = 256
+HTU_CACHE_MAX_CHARS = 1024
+TOKEN_HASHES_CACHED = 1024
+TOKEN_HASH_CACHE_MAX_CHARS = 4096
 
 
 class NonceChecker(Protocol):
@@ -86,18 +92,11 @@ def _refuse(description: str, reason: str) -> InvalidDPoPProof:
     return InvalidDPoPProof(description, reason=reason)
 
 
-def _decode(proof: str, policy: DPoPPolicy) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
-    if len(proof) > policy.max_proof_bytes:
-        raise _refuse("The DPoP proof is too large", "dpop_malformed")
-    parts = proof.split(".")
-    if not proof.isascii() or len(parts) != 3 or not all(parts):
-        raise _refuse("The DPoP proof is not a compact JWS", "dpop_malformed")
+def _json_segment(segment: str) -> dict[str, Any]:
     try:
-        header = json_object(b64url_decode(parts[0]))
-        claims = json_object(b64url_decode(parts[1]))
+        return json_object(b64url_decode(segment))
     except ValueError:
         raise _refuse("The DPoP proof is not base64url JSON", "dpop_malformed") from None
-    return parts, header, claims
 
 
 def _check_header(header: dict[str, Any], policy: DPoPPolicy) -> str:
@@ -105,11 +104,7 @@ def _check_header(header: dict[str, Any], policy: DPoPPolicy) -> str:
     if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
         raise _refuse("The DPoP proof type must be dpop+jwt", "dpop_typ")
     alg = header.get("alg")
-    if (
-        not isinstance(alg, str)
-        or alg not in policy.accepted_algorithms
-        or alg not in _SIGNATURE_ALGORITHMS
-    ):
+    if not isinstance(alg, str) or alg not in policy.accepted_algorithms:
         accepted = " ".join(policy.advertised)
         raise _refuse(f"The DPoP proof algorithm is not accepted ({accepted})", "dpop_alg")
     refused = _REFUSED_HEADERS.intersection(header)
@@ -117,6 +112,17 @@ def _check_header(header: dict[str, Any], policy: DPoPPolicy) -> str:
         name = sorted(refused)[0]
         raise _refuse(f"The DPoP proof header carries a refused parameter: {name}", "dpop_header")
     return alg
+
+
+@string_cache(HEADERS_CACHED, HEADER_CACHE_MAX_CHARS)
+def _checked_header(segment: str, policy: DPoPPolicy) -> tuple[str, ProofKey]:
+    """The algorithm and key of a proof header that passes every check of ``policy``."""
+    header = _json_segment(segment)
+    alg = _check_header(header, policy)
+    try:
+        return alg, proof_key(header.get("jwk"), alg)
+    except ValueError as exc:
+        raise _refuse(f"The DPoP proof key {exc}", "dpop_jwk") from None
 
 
 def _string_claim(claims: dict[str, Any], name: str, limit: int | None = None) -> str:
@@ -137,13 +143,26 @@ def _check_iat(claims: dict[str, Any], policy: DPoPPolicy, now: float) -> float:
     return float(iat)
 
 
+@string_cache(HTUS_CACHED, HTU_CACHE_MAX_CHARS)
+def _normal_htu(htu: str) -> str | None:
+    try:
+        return normalize_htu(htu)
+    except ValueError:
+        return None
+
+
 def _check_htu(htu: str, url: str) -> None:
     try:
-        matches = normalize_htu(htu) == normalize_request_uri(url)
+        matches = _normal_htu(htu) == normalize_request_uri(url)
     except ValueError:
         matches = False
     if not matches:
         raise _refuse("The DPoP proof 'htu' does not match the request URI", "dpop_htu")
+
+
+@string_cache(TOKEN_HASHES_CACHED, TOKEN_HASH_CACHE_MAX_CHARS)
+def _expected_ath(access_token: str) -> bytes:
+    return access_token_hash(access_token).encode()
 
 
 def verify_proof(
@@ -166,13 +185,15 @@ def verify_proof(
     :raises DPoPKeyMismatch: a valid proof, by another key than ``expected_jkt``.
     :raises UseDPoPNonce: otherwise valid, but without a nonce ``nonces`` accepts.
     """
-    parts, header, claims = _decode(proof, policy)
-    alg = _check_header(header, policy)
-    jwk = header.get("jwk")
-    try:
-        key = proof_key(jwk, alg)
-    except ValueError as exc:
-        raise _refuse(f"The DPoP proof key {exc}", "dpop_jwk") from None
+    if len(proof) > policy.max_proof_bytes:
+        raise _refuse("The DPoP proof is too large", "dpop_malformed")
+    parts = proof.split(".")
+    if not proof.isascii() or len(parts) != 3 or not all(parts):
+        raise _refuse("The DPoP proof is not a compact JWS", "dpop_malformed")
+    head, payload, signature = parts
+    # Both parts are read before either is judged: a malformed proof is called malformed.
+    claims = _json_segment(payload)
+    alg, key = _checked_header(head, policy)
     jti = _string_claim(claims, "jti", policy.max_jti_chars)
     htm = _string_claim(claims, "htm")
     htu = _string_claim(claims, "htu")
@@ -185,15 +206,14 @@ def verify_proof(
         raise _refuse("The DPoP proof claim 'nonce' is invalid", "dpop_claims")
     if access_token is not None:
         ath = claims.get("ath")
+        # The strict JSON parser admits no lone surrogate: encode() cannot fail.
         if not isinstance(ath, str) or not hmac.compare_digest(
-            ath.encode(), access_token_hash(access_token).encode()
+            ath.encode(), _expected_ath(access_token)
         ):
             raise _refuse("The DPoP proof 'ath' does not match the access token", "dpop_ath")
-    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
     try:
-        signature = b64url_decode(parts[2])
-        valid = _SIGNATURE_ALGORITHMS[alg].verify(signing_input, signature, key.key)
-    except (ValueError, TypeError, JoseError):
+        valid = key.check(f"{head}.{payload}".encode("ascii"), b64url_decode(signature))
+    except ValueError:  # not canonical base64url
         valid = False
     if not valid:
         raise _refuse("The DPoP proof signature is invalid", "dpop_signature")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -94,19 +94,22 @@ class DPoPGate:
             )
         return f"{scheme}://{host}{request.path}"
 
-    async def check(
+    def check(
         self,
         request: HTTPServerRequest,
         *,
         access_token: str | None = None,
         expected_jkt: str | None = None,
-    ) -> VerifiedProof:
-        """Check and spend the request's ``DPoP`` header (RFC 9449 §4.3).
+    ) -> Awaitable[VerifiedProof]:
+        """Check and spend the request's ``DPoP`` header (RFC 9449 §4.3): await it.
+
+        (The verifier's own coroutine, not one more around it: this runs on every
+        DPoP request. A request URL that cannot be compared raises on the call.)
 
         :raises InvalidDPoPProof, DPoPKeyMismatch, UseDPoPNonce: refused.
         :raises BackendUnavailable: the replay cache cannot answer (fail-closed).
         """
-        return await self.verifier.verify(
+        return self.verifier.verify(
             request.headers.get_list("DPoP"),
             method=request.method or "",
             url=self.request_url(request),
@@ -114,9 +117,9 @@ class DPoPGate:
             expected_jkt=expected_jkt,
         )
 
-    async def check_bound(
+    def check_bound(
         self, request: HTTPServerRequest, token: str, principal: Principal
-    ) -> VerifiedProof:
+    ) -> Awaitable[VerifiedProof]:
         """The proof of a verified token sent as ``Authorization: DPoP``: one by the key
         the token is bound to, for this request and this token.
 
@@ -129,7 +132,7 @@ class DPoPGate:
                 "The token is not bound to a DPoP key: send it as a Bearer token",
                 reason="dpop_unbound",
             )
-        return await self.check(request, access_token=token, expected_jkt=principal.jkt)
+        return self.check(request, access_token=token, expected_jkt=principal.jkt)
 
     def challenge(self, exc: AuthError | None = None) -> str:
         """``WWW-Authenticate: DPoP ...`` with this gate's ``algs``."""
