@@ -23,7 +23,7 @@ from typing import Literal
 from tornado.httputil import HTTPServerRequest
 
 from backends.dpop import DPoPRequired, DPoPVerifier, InvalidDPoPProof, VerifiedProof
-from backends.errors import AuthError, InvalidToken
+from backends.errors import InvalidToken
 from backends.principal import Principal
 from webapp.web.clientip import ClientAddresses
 from webapp.web.errors import BEARER_ONLY, TokenSchemes
@@ -133,10 +133,6 @@ class DPoPGate:
                 reason="dpop_unbound",
             )
         return self.check(request, access_token=token, expected_jkt=principal.jkt)
-
-    def challenge(self, exc: AuthError | None = None) -> str:
-        """``WWW-Authenticate: DPoP ...`` with this gate's ``algs``."""
-        return self.verifier.challenge(exc)
 
     def fresh_nonce(self, proof: VerifiedProof) -> str | None:
         """A ``DPoP-Nonce`` to send with a success, when nonces are on and this one ages."""
